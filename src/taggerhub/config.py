@@ -1,0 +1,170 @@
+"""Settings for every taggerhub process, in one typed place.
+
+Defaults live in the dataclasses below; a TOML file overrides them section by
+section, and ``TAGGERHUB_<SECTION>_<FIELD>`` environment variables override the
+file (``TAGGERHUB_SERVER_PORT=23001``). The loaded :class:`Settings` object is
+passed down explicitly; no module reads the environment on its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "TAGGERHUB_"
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a value of the wrong type."""
+
+
+@dataclass
+class ServerSettings:
+    host: str = "localhost"
+    port: int = 23000
+    backend: str = "simulator"  # "simulator" or "hardware"
+    object_id: str = "TimeTaggerRPC"
+    max_message_bytes: int = 256 * 1024 * 1024
+    max_connections: int = 256
+    idle_timeout_s: float = 0.0  # 0: never drop idle clients
+    handshake_timeout_s: float = 10.0
+    shutdown_timeout_s: float = 4.0
+    log_level: str = "INFO"
+    insecure: bool = False  # allow non-loopback binds without auth and TLS
+
+
+@dataclass
+class SimulatorSettings:
+    config_file: str = ""  # TOML file describing simulated devices and their signals
+    clock: str = "realtime"  # "realtime" or "virtual"
+    seed: int = 0  # 0: fresh entropy each start
+
+
+@dataclass
+class AuthSettings:
+    enabled: bool = False
+    users_file: str = "users.toml"
+    audit_log: str = ""
+    max_connections_per_user: int = 32
+
+
+@dataclass
+class TlsSettings:
+    enabled: bool = False
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    require_client_cert: bool = False
+
+
+@dataclass
+class ExporterSettings:
+    listen: str = "0.0.0.0:9234"
+    server: str = "localhost:23000"
+    channels: list[int] = field(default_factory=list)
+    token: str = ""
+
+
+@dataclass
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    exporter: ExporterSettings = field(default_factory=ExporterSettings)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a TOML or environment value to the field's declared type."""
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item_type,) = typing.get_args(annotation)
+        if isinstance(value, str):
+            value = [v for v in (part.strip() for part in value.split(",")) if v]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, item_type, where) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: union types are not supported in settings")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation in (int, float, str):
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return annotation(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: expected {annotation.__name__}, got {value!r}"
+            ) from None
+    raise ConfigError(f"{where}: unsupported setting type {annotation!r}")
+
+
+def _apply(section: Any, values: Mapping[str, Any], where: str) -> None:
+    hints = typing.get_type_hints(type(section))
+    known = {f.name for f in dataclasses.fields(section)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+        setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Build settings from defaults, then the TOML file, then env, then explicit overrides."""
+    settings = Settings()
+    env = os.environ if env is None else env
+    path = path or env.get(ENV_PREFIX + "CONFIG") or None
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for name, values in data.items():
+            section = getattr(settings, name, None)
+            if section is None or not dataclasses.is_dataclass(section):
+                raise ConfigError(f"{path}: unknown section [{name}]")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: [{name}] must be a table")
+            _apply(section, values, f"{path} [{name}]")
+    for section_field in dataclasses.fields(settings):
+        section = getattr(settings, section_field.name)
+        prefix = f"{ENV_PREFIX}{section_field.name.upper()}_"
+        from_env = {
+            key[len(prefix):].lower(): value for key, value in env.items() if key.startswith(prefix)
+        }
+        _apply(section, from_env, f"environment {prefix}*")
+    for name, values in (overrides or {}).items():
+        _apply(getattr(settings, name), {k: v for k, v in values.items() if v is not None}, f"option [{name}]")
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Reject combinations that cannot work, naming the setting."""
+    if settings.server.backend not in ("simulator", "hardware"):
+        raise ConfigError(f"server.backend must be 'simulator' or 'hardware', got {settings.server.backend!r}")
+    if not 0 <= settings.server.port <= 65535:
+        raise ConfigError(f"server.port must be 0..65535, got {settings.server.port}")
+    if settings.simulator.clock not in ("realtime", "virtual"):
+        raise ConfigError(f"simulator.clock must be 'realtime' or 'virtual', got {settings.simulator.clock!r}")
+    if settings.server.max_message_bytes < 1024:
+        raise ConfigError("server.max_message_bytes must be at least 1024")

@@ -1,0 +1,389 @@
+"""The taggerhub server: a Pyro5 daemon serving the backend to many clients at once.
+
+:class:`Hub` is the one door every remote call passes through (the adapter's
+:class:`~taggerhub.adapter.CallGate`): it finds the caller's session, resolves
+proxies passed as arguments, shares an open device between clients, records
+who uses which object, wraps results, keeps RPC statistics and logs. The
+:class:`HubDaemon` ties sessions to connections; :func:`serve` runs it until
+SIGTERM or SIGINT, then frees the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import Pyro5.api
+import Pyro5.errors
+import Pyro5.server
+from Pyro5 import config as pyro_config
+from Pyro5.callcontext import current_context
+
+from . import __version__, transport
+from .adapter import Adapter, BackendApi
+from .config import Settings
+from .errors import AccessDenied, ObjectGone
+from .sessions import ObjectTable, Session
+from .stats import RpcStats
+
+log = logging.getLogger("taggerhub.server")
+SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack"}
+
+
+class Hub:
+    """Serves one backend module: sessions, shared devices, object lifetimes, statistics."""
+
+    def __init__(self, backend: ModuleType, settings: Settings, backend_name: str = "simulator"):
+        self.settings = settings
+        self.backend = backend
+        self.backend_name = backend_name
+        self.api = BackendApi(backend)
+        self.stats = RpcStats()
+        self.daemon: Pyro5.server.Daemon | None = None
+        self._sessions: dict[int, Session] = {}  # by id() of the connection
+        self._clients: dict[str, Session] = {}  # by client id from the handshake
+        self._sessions_lock = threading.Lock()
+        self._devices: dict[str, Adapter] = {}
+        self._devices_lock = threading.RLock()
+        self.table = ObjectTable(self._register, self._unregister, self._release_backend)
+        self.library_class = self.api.library_adapter_class(extra={
+            "enum_definitions": self.enum_definitions_doc,
+            "hub_status": self.status,
+            "hub_metrics": self.metrics,
+        })
+        self.library = self.library_class(None, self, "library")
+
+    # -- daemon plumbing ------------------------------------------------------------
+    def _register(self, adapter: Adapter) -> str:
+        assert self.daemon is not None
+        uri = self.daemon.register(adapter)
+        return uri.object
+
+    def _unregister(self, adapter: Adapter) -> None:
+        if self.daemon is not None:
+            with contextlib.suppress(Pyro5.errors.DaemonError):  # already gone
+                self.daemon.unregister(adapter)
+
+    def _release_backend(self, adapter: Adapter) -> None:
+        with self._devices_lock:
+            serial = next((s for s, a in self._devices.items() if a is adapter), None)
+            if serial is not None:
+                del self._devices[serial]
+        if serial is not None and adapter._obj is not None:
+            log.info("device freed", extra={"serial": serial})
+            self.backend.freeTimeTagger(adapter._obj)
+
+    # -- sessions -------------------------------------------------------------------
+    def open_session(self, conn: Any, handshake: Any) -> dict[str, Any]:
+        """Accept a connection (auth hooks in here); return the handshake response."""
+        address = _address_of(conn)
+        client_id = str(handshake.get("client", "")) if isinstance(handshake, dict) else ""
+        self.stats.record_connection()
+        with self._sessions_lock:
+            session = self._clients.get(client_id) if client_id else None
+            if session is not None:
+                session.connections += 1
+            else:
+                session = Session(address=address, client_id=client_id)
+                if client_id:
+                    self._clients[client_id] = session
+            self._sessions[id(conn)] = session
+        log.info("client connected", extra={
+            "client": address, "session": session.id, "user": session.user, "connections": session.connections,
+        })
+        return {"server": "taggerhub", "version": __version__, "session": session.id}
+
+    def close_session(self, conn: Any) -> None:
+        with self._sessions_lock:
+            session = self._sessions.pop(id(conn), None)
+            if session is None:
+                return
+            session.connections -= 1
+            if session.connections > 0:
+                return
+            if session.client_id:
+                self._clients.pop(session.client_id, None)
+        session.closed = True
+        freed = self.table.drop_session(session)
+        log.info("client disconnected", extra={
+            "client": session.address, "session": session.id, "calls": session.calls, "objects_freed": freed,
+        })
+
+    def current_session(self) -> Session:
+        conn = current_context.client
+        with self._sessions_lock:
+            session = self._sessions.get(id(conn))
+        if session is None:  # in-process calls (tests, server-side experiments)
+            session = Session(address="local")
+            with self._sessions_lock:
+                self._sessions[id(conn)] = session
+        if not session.serializer:
+            session.serializer = SERIALIZER_NAMES.get(current_context.serializer_id or 0, "?")
+        return session
+
+    def sessions(self) -> list[Session]:
+        with self._sessions_lock:
+            return list({id(s): s for s in self._sessions.values()}.values())
+
+    # -- argument and result mapping ----------------------------------------------
+    def _adapter_for(self, ref: Any, session: Session) -> Adapter:
+        if isinstance(ref, Adapter):
+            adapter = ref
+        elif isinstance(ref, Pyro5.api.Proxy):
+            adapter = self.table.get(ref._pyroUri.object)
+        elif isinstance(ref, Pyro5.api.URI):
+            adapter = self.table.get(ref.object)
+        else:
+            raise TypeError(f"expected a proxy of a server object, got {type(ref).__name__}")
+        self.table.use(adapter, session)
+        if adapter._obj is None:
+            raise ObjectGone(f"{type(adapter).__name__} object has been freed")
+        return adapter
+
+    def _resolve(self, value: Any, session: Session) -> Any:
+        if isinstance(value, Pyro5.api.Proxy | Pyro5.api.URI | Adapter):
+            return self._adapter_for(value, session)._obj
+        if isinstance(value, list | tuple) and any(isinstance(v, Pyro5.api.Proxy | Pyro5.api.URI) for v in value):
+            return type(value)(self._resolve(v, session) for v in value)
+        return value
+
+    def _resolve_all(self, args: tuple, kwargs: dict, session: Session) -> tuple[tuple, dict]:
+        return (
+            tuple(self._resolve(a, session) for a in args),
+            {k: self._resolve(v, session) for k, v in kwargs.items()},
+        )
+
+    def _wrap(self, result: Any, parent: Adapter | None, session: Session) -> Any:
+        if self.api.is_backend_object(result):
+            adapter = self.api.wrap(result, self, parent)
+            return self.table.add(adapter, session, parent=parent)
+        return result
+
+    # -- the gate -------------------------------------------------------------------
+    def _timed(self, method: str, session: Session, action: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = action()
+            outcome = "ok"
+            return result
+        except AccessDenied:
+            outcome = "denied"
+            raise
+        except Exception as exc:
+            log.info("call failed", extra={
+                "client": session.address, "session": session.id, "method": method,
+                "error": f"{type(exc).__name__}: {exc}",
+            })
+            raise
+        finally:
+            session.calls += 1
+            session.last_call = time.monotonic()
+            self.stats.record_call(method, outcome, time.perf_counter() - started)
+
+    def authorize(self, session: Session, target: Adapter | None, method: str) -> None:
+        """Raise AccessDenied if ``session`` may not call ``method`` on ``target`` (hook for auth)."""
+
+    def call(self, target: Adapter, method: str, args: tuple, kwargs: dict) -> Any:
+        session = self.current_session()
+
+        def action() -> Any:
+            self.authorize(session, target, method)
+            obj = self._adapter_for(target, session)._obj
+            call_args, call_kwargs = self._resolve_all(args, kwargs, session)
+            return self._wrap(getattr(obj, method)(*call_args, **call_kwargs), target, session)
+
+        return self._timed(f"{type(target).__name__}.{method}", session, action)
+
+    def construct(self, library: Adapter, class_name: str, args: tuple, kwargs: dict) -> Any:
+        session = self.current_session()
+
+        def action() -> Any:
+            self.authorize(session, None, class_name)
+            cls = self.api.iterator_classes.get(class_name) or (
+                self.api.sync_class if class_name == "SynchronizedMeasurements" else None
+            )
+            if cls is None:
+                raise AttributeError(f"unknown measurement class {class_name!r}")
+            call_args = list(args)
+            tagger_ref = call_args.pop(0) if call_args else kwargs.pop("tagger", None)
+            if not isinstance(tagger_ref, Pyro5.api.Proxy | Pyro5.api.URI):
+                raise TypeError(f"{class_name}() needs the tagger proxy as its first argument, "
+                                f"got {type(tagger_ref).__name__}")
+            tagger = self._adapter_for(tagger_ref, session)
+            if tagger._kind != "tagger":
+                raise TypeError(f"{class_name}() needs a tagger as first argument, got a {type(tagger).__name__}")
+            rest, call_kwargs = self._resolve_all(tuple(call_args), kwargs, session)
+            obj = cls(tagger._obj, *rest, **call_kwargs)
+            adapter = self.api.wrap(obj, self, tagger)
+            return self.table.add(adapter, session, parent=tagger)
+
+        return self._timed(f"TimeTaggerRPC.{class_name}", session, action)
+
+    def library_call(self, library: Adapter, name: str, args: tuple, kwargs: dict) -> Any:
+        session = self.current_session()
+
+        def action() -> Any:
+            self.authorize(session, None, name)
+            if name == "createTimeTagger":
+                return self.create_tagger(session, args, kwargs)
+            if name == "freeTimeTagger":
+                return self.free_tagger(session, *args, **kwargs)
+            if name == "enum_definitions":
+                return self.api.enum_definitions()
+            if name == "hub_status":
+                return self.status()
+            if name == "hub_metrics":
+                return self.metrics()
+            function = self.api.functions.get(name)
+            if function is None:
+                raise AttributeError(f"unknown function {name!r}")
+            call_args, call_kwargs = self._resolve_all(args, kwargs, session)
+            return self._wrap(function(*call_args, **call_kwargs), None, session)
+
+        return self._timed(f"TimeTaggerRPC.{name}", session, action)
+
+    # -- shared devices -------------------------------------------------------------
+    def create_tagger(self, session: Session, args: tuple, kwargs: dict) -> Adapter:
+        """Open the device, or hand out the already open one: one device, many clients."""
+        serial = str(args[0] if args else kwargs.get("serial", "") or "")
+        with self._devices_lock:
+            adapter = self._devices.get(serial) if serial else next(iter(self._devices.values()), None)
+            if adapter is None:
+                obj = self.backend.createTimeTagger(*args, **kwargs)
+                adapter = self.api.wrap(obj, self)
+                self.table.add(adapter, session)
+                self._devices[obj.getSerial()] = adapter
+                log.info("device opened", extra={
+                    "serial": obj.getSerial(), "model": obj.getModel(), "session": session.id,
+                })
+            else:
+                self.table.use(adapter, session)
+            return adapter
+
+    def free_tagger(self, session: Session, tagger_ref: Any) -> bool:
+        """This client is done with the tagger; the device closes when no client uses it."""
+        adapter = self._adapter_for(tagger_ref, session)
+        if adapter._kind != "tagger":
+            raise TypeError(f"freeTimeTagger() needs a tagger, got a {type(adapter).__name__}")
+        self.table.release(adapter, session)
+        return True
+
+    def free_everything(self) -> int:
+        return self.table.free_all()
+
+    # -- status for operators and the exporter -------------------------------------
+    def enum_definitions_doc(self) -> dict:
+        """Return the enums as {name: (enum type, ((member, value), ...))}, as TimeTaggerRPC does."""
+        return self.api.enum_definitions()
+
+    def status(self) -> dict[str, Any]:
+        """Return the server's state: backend, open devices, sessions, objects."""
+        with self._devices_lock:
+            devices = [
+                {"serial": serial, "model": a._obj.getModel() if a._obj is not None else "?"}
+                for serial, a in self._devices.items()
+            ]
+        return {
+            "server": "taggerhub",
+            "version": __version__,
+            "backend": self.backend_name,
+            "backend_version": self.backend.getVersion(),
+            "devices": devices,
+            "sessions": len(self.sessions()),
+            "objects": len(self.table),
+            "uptime_s": time.time() - self.stats.started_at,
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        """Return every figure the exporter publishes, in one call."""
+        by_user: dict[tuple[str, str], int] = {}
+        for s in self.sessions():
+            by_user[(s.user, s.role)] = by_user.get((s.user, s.role), 0) + 1
+        return {
+            "status": self.status(),
+            "rpc": self.stats.snapshot(),
+            "sessions": [[u, r, n] for (u, r), n in sorted(by_user.items())],
+            "objects": self.table.counts_by_type(),
+        }
+
+
+def _address_of(conn: Any) -> str:
+    try:
+        host, port = conn.sock.getpeername()[:2]
+        return f"{host}:{port}"
+    except (OSError, AttributeError, ValueError):
+        return "?"
+
+
+class HubDaemon(Pyro5.server.Daemon):
+    """Pyro5 daemon that opens and closes hub sessions with the connections."""
+
+    def __init__(self, hub: Hub, **kwargs: Any):
+        self.hub = hub
+        super().__init__(**kwargs)
+
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
+        return self.hub.open_session(conn, data)
+
+    def clientDisconnect(self, conn: Any) -> None:
+        self.hub.close_session(conn)
+
+
+def configure_pyro(settings: Settings) -> None:
+    """Process-wide Pyro5 settings for a server."""
+    pyro_config.SERVERTYPE = "thread"
+    pyro_config.THREADPOOL_SIZE = settings.server.max_connections
+    pyro_config.THREADPOOL_SIZE_MIN = min(8, settings.server.max_connections)
+    pyro_config.MAX_MESSAGE_SIZE = settings.server.max_message_bytes
+    pyro_config.SOCK_NODELAY = True
+    pyro_config.POLLTIMEOUT = 0.5
+    pyro_config.DETAILED_TRACEBACK = False
+    pyro_config.COMMTIMEOUT = settings.server.idle_timeout_s or 0.0
+    transport.install(server=True)
+
+
+def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[Hub, HubDaemon]:
+    """Create the hub and its daemon, listening as the settings say."""
+    configure_pyro(settings)
+    hub = Hub(backend, settings, backend_name)
+    daemon = HubDaemon(hub, host=settings.server.host, port=settings.server.port)
+    hub.daemon = daemon
+    daemon.register(hub.library, settings.server.object_id)
+    return hub, daemon
+
+
+def serve(settings: Settings, backend: ModuleType, backend_name: str,
+          ready: Callable[[str], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; free the device and return the exit status."""
+    hub, daemon = build(settings, backend, backend_name)
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("stopping", extra={"signal": signal.Signals(signum).name})
+            threading.Thread(target=daemon.shutdown, name="taggerhub-shutdown", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    uri = daemon.uriFor(settings.server.object_id)
+    log.info("serving", extra={
+        "uri": str(uri), "backend": backend_name, "pid": os.getpid(),
+        "host": settings.server.host, "port": daemon.locationStr,
+    })
+    if ready:
+        ready(str(uri))
+    try:
+        daemon.requestLoop(loopCondition=lambda: not stopping.is_set())
+    finally:
+        freed = hub.free_everything()
+        log.info("stopped", extra={"objects_freed": freed})
+    return 0

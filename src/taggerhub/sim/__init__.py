@@ -1,0 +1,143 @@
+"""A simulated Time Tagger that looks like the vendor's Python module to reflection.
+
+``import taggerhub.sim as TimeTagger`` gives the same public names as
+``Swabian.TimeTagger``: ``createTimeTagger``, ``freeTimeTagger``,
+``scanTimeTagger``, the enums, ``TimeTaggerBase``/``TimeTagger``,
+``IteratorBase`` and the measurement classes. Which devices exist and what
+signals they see is set with :func:`configure` (a lab TOML file or device
+specs); without it, the built-in default lab is used.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from .enums import (
+    CHANNEL_UNUSED,
+    TT_CHANNEL_FALLING_EDGES,
+    TT_CHANNEL_RISING_AND_FALLING_EDGES,
+    TT_CHANNEL_RISING_EDGES,
+    AccessMode,
+    ChannelEdge,
+    CoincidenceTimestamp,
+    FrontendType,
+    GatedChannelInitial,
+    Resolution,
+    TagType,
+    TestSignalSource,
+)
+from .iterators import IteratorBase
+from .lab import DeviceSpec, load_lab
+from .measurements import Correlation, Counter, Countrate
+from .tagger import TimeTagger, TimeTaggerBase
+
+SIMULATOR_VERSION = "2.22.6"  # the vendor library version whose API this simulator mirrors
+
+__all__ = [
+    "CHANNEL_UNUSED",
+    "TT_CHANNEL_FALLING_EDGES",
+    "TT_CHANNEL_RISING_AND_FALLING_EDGES",
+    "TT_CHANNEL_RISING_EDGES",
+    "AccessMode",
+    "ChannelEdge",
+    "CoincidenceTimestamp",
+    "Correlation",
+    "Counter",
+    "Countrate",
+    "FrontendType",
+    "GatedChannelInitial",
+    "IteratorBase",
+    "Resolution",
+    "TagType",
+    "TestSignalSource",
+    "TimeTagger",
+    "TimeTaggerBase",
+    "configure",
+    "createTimeTagger",
+    "freeTimeTagger",
+    "getVersion",
+    "scanTimeTagger",
+]
+
+
+class _Lab:
+    """The process-wide simulated lab: device specs and which of them are open."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.devices: list[DeviceSpec] | None = None
+        self.clock = "realtime"
+        self.seed: int | None = None
+        self.open: dict[str, TimeTagger] = {}
+
+    def specs(self) -> list[DeviceSpec]:
+        if self.devices is None:
+            self.devices = load_lab(None)
+        return self.devices
+
+
+_lab = _Lab()
+
+
+def configure(
+    lab_file: str | Path | None = None,
+    devices: list[DeviceSpec] | None = None,
+    clock: str = "realtime",
+    seed: int | None = None,
+) -> None:
+    """Choose the simulated devices (from a lab file or specs), the clock mode and the random seed."""
+    if clock not in ("realtime", "virtual"):
+        raise ValueError(f"clock must be 'realtime' or 'virtual', got {clock!r}")
+    specs = devices if devices is not None else load_lab(lab_file)
+    with _lab.lock:
+        _lab.devices = specs
+        _lab.clock = clock
+        _lab.seed = seed
+
+
+def getVersion() -> str:
+    """Return the version of the (simulated) Time Tagger library."""
+    return SIMULATOR_VERSION
+
+
+def scanTimeTagger() -> list[str]:
+    """Return the serial numbers of the simulated devices that are not in use."""
+    with _lab.lock:
+        return [d.serial for d in _lab.specs() if d.serial not in _lab.open]
+
+
+def createTimeTagger(serial: str = "", resolution: Resolution = Resolution.Standard) -> TimeTagger:
+    """Open a simulated Time Tagger: the given serial, or the first one not in use."""
+    with _lab.lock:
+        specs = _lab.specs()
+        if serial:
+            matches = [d for d in specs if d.serial == serial]
+            if not matches:
+                raise RuntimeError(f"No Time Tagger with serial {serial!r} attached "
+                                   f"(simulated devices: {', '.join(d.serial for d in specs)})")
+            spec = matches[0]
+        else:
+            free = [d for d in specs if d.serial not in _lab.open]
+            if not free:
+                raise RuntimeError("No Time Tagger attached or already in use.")
+            spec = free[0]
+        if spec.serial in _lab.open:
+            raise RuntimeError(f"Time Tagger {spec.serial} is already in use.")
+        tagger = TimeTagger(spec.serial, spec.model, spec.sources, clock=_lab.clock, seed=_lab.seed,
+                            resolution=resolution)
+        _lab.open[spec.serial] = tagger
+        return tagger
+
+
+def freeTimeTagger(tagger: TimeTaggerBase) -> bool:
+    """Close a tagger and release its measurements; return False if it was not open."""
+    if not isinstance(tagger, TimeTaggerBase):
+        raise TypeError(f"freeTimeTagger expects a TimeTagger object, got {type(tagger).__name__}")
+    with _lab.lock:
+        serial = getattr(tagger, "_serial", None)
+        was_open = _lab.open.get(serial) is tagger
+        if was_open:
+            del _lab.open[serial]
+    tagger._free()
+    return was_open

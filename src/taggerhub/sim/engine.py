@@ -1,0 +1,304 @@
+"""The tag engine: turns signal sources into a time-tag stream, chunk by chunk.
+
+A background thread advances simulated time, either against the wall clock
+(``realtime``) or as fast as the CPU allows while measurements run
+(``virtual``, for tests). For each chunk it asks the sources for their edges,
+passes each channel through the input stage (test signal, trigger level,
+tagger jitter, input delay, dead time, event divider), and hands the result to
+every virtual channel and measurement in creation order. Only channels that
+something has registered are computed, as on the real device.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .models import ModelSpec
+from .signals import PS_PER_S, SignalSource
+
+# Every output tag lags its source edge by this much, so that jitter and
+# negative delays never push a tag into a window already handed out.
+BASE_LATENCY_PS = 1_000_000
+REALTIME_MAX_CHUNK_PS = 20_000_000_000  # 20 ms
+VIRTUAL_CHUNK_PS = 10_000_000_000  # 10 ms
+REALTIME_TICK_S = 0.002
+EMPTY = np.empty(0, dtype=np.int64)
+
+
+@dataclass
+class Chunk:
+    """Tags of one window of simulated time, kept per channel (each sorted)."""
+
+    begin_ps: int
+    end_ps: int
+    tags: dict[int, np.ndarray]
+
+    def get(self, channel: int) -> np.ndarray:
+        return self.tags.get(channel, EMPTY)
+
+    def merged(self, channels: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """All tags of the given channels as (timestamps, channels), time-ordered."""
+        wanted = list(self.tags) if channels is None else [c for c in channels if c in self.tags]
+        if not wanted:
+            return EMPTY, np.empty(0, dtype=np.int32)
+        stamps = np.concatenate([self.tags[c] for c in wanted])
+        chans = np.concatenate([np.full(self.tags[c].size, c, dtype=np.int32) for c in wanted])
+        order = np.argsort(stamps, kind="stable")
+        return stamps[order], chans[order]
+
+
+@dataclass
+class InputState:
+    """Settings and carried-over state of one input (one edge of one channel)."""
+
+    test_signal: bool = False
+    trigger_level_v: float = 0.5
+    delay_ps: int = 0
+    deadtime_ps: int = 0
+    event_divider: int = 1
+    divider_count: int = 0
+    last_kept_ps: int = -(2**62)
+    pending: np.ndarray = field(default_factory=lambda: EMPTY)
+
+
+class InputStage:
+    """Per-channel processing between the sources and the tag stream."""
+
+    def __init__(self, model: ModelSpec, sources: list[SignalSource], rng: np.random.Generator):
+        self.model = model
+        self.sources = sources
+        self.rng = rng
+        self.test_signal_divider = model.test_signal_default_divider
+        self.inputs: dict[int, InputState] = {}
+        for ch in range(1, model.channels + 1):
+            self.inputs[ch] = InputState(deadtime_ps=model.deadtime_min_ps)
+            self.inputs[-ch] = InputState(deadtime_ps=model.deadtime_min_ps)
+        self.overflows = 0
+
+    def test_signal_period_ps(self) -> float:
+        return PS_PER_S * self.test_signal_divider / self.model.test_signal_base_hz
+
+    def _source_edges(self, wanted: set[int], t0: int, t1: int) -> tuple[dict[int, list], dict[int, float]]:
+        """Rising edges from the sources for the physical channels in ``wanted``."""
+        edges: dict[int, list[np.ndarray]] = {}
+        amplitude: dict[int, float] = {}
+        for source in self.sources:
+            chans = source.channels()
+            if not wanted.intersection(chans):
+                continue
+            for ch, times in source.generate(self.rng, t0, t1).items():
+                edges.setdefault(ch, []).append(times)
+                amplitude[ch] = max(amplitude.get(ch, 0.0), source.amplitude_v)
+        return edges, amplitude
+
+    def _test_signal(self, t0: int, t1: int, falling: bool) -> np.ndarray:
+        period = self.test_signal_period_ps()
+        offset = period / 2 if falling else 0.0
+        first = int(np.ceil((t0 - offset) / period))
+        last = int(np.ceil((t1 - offset) / period))
+        return np.rint(np.arange(first, last, dtype=np.float64) * period + offset).astype(np.int64)
+
+    def process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
+        """Produce the output tags in [t0, t1) for the channels in ``wanted``."""
+        physical = {abs(c) for c in wanted}
+        edges, amplitude = self._source_edges(physical, t0, t1)
+        min_delay = min((s.delay_ps for s in self.inputs.values()), default=0)
+        shift_base = BASE_LATENCY_PS - min(0, min_delay)
+        width = {s_ch: 0 for s_ch in physical}
+        for source in self.sources:
+            for ch in source.channels():
+                width[ch] = max(width.get(ch, 0), source.pulse_width_ps)
+        out: dict[int, np.ndarray] = {}
+        for channel in wanted:
+            state = self.inputs.get(channel)
+            if state is None:
+                continue
+            phys = abs(channel)
+            rising_state = self.inputs[phys]
+            if rising_state.test_signal:
+                raw = self._test_signal(t0, t1, falling=channel < 0)
+            else:
+                parts = edges.get(phys, [])
+                raw = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else EMPTY)
+                if len(parts) > 1:
+                    raw = np.sort(raw)
+                if not 0 < rising_state.trigger_level_v < amplitude.get(phys, 0.0):
+                    raw = EMPTY  # threshold above the pulse (or below the baseline): nothing triggers
+                elif channel < 0:
+                    raw = raw + width.get(phys, 0)
+            shifted = raw + (shift_base + state.delay_ps)
+            if self.model.jitter_rms_ps > 0 and shifted.size:
+                shifted = shifted + np.rint(
+                    self.rng.normal(0.0, self.model.jitter_rms_ps, size=shifted.size)
+                ).astype(np.int64)
+                shifted.sort()
+            if state.pending.size:
+                shifted = np.sort(np.concatenate([state.pending, shifted]))
+            cut = int(np.searchsorted(shifted, t1))
+            state.pending = shifted[cut:]
+            emitted = shifted[:cut]
+            emitted = self._apply_deadtime(state, emitted)
+            emitted = self._apply_divider(state, emitted)
+            out[channel] = emitted
+        return self._limit_rate(out, t0, t1)
+
+    @staticmethod
+    def _apply_deadtime(state: InputState, times: np.ndarray) -> np.ndarray:
+        """Drop every tag closer than the dead time to the previous kept tag."""
+        dead = state.deadtime_ps
+        if times.size == 0:
+            return times
+        if dead > 0:
+            times = times[times - state.last_kept_ps >= dead] if times[0] - state.last_kept_ps < dead else times
+            for _ in range(4):
+                if times.size < 2:
+                    break
+                too_close = np.diff(times) < dead
+                if not too_close.any():
+                    break
+                # A tag too close to a predecessor that is surely kept is surely dropped.
+                drop = np.zeros(times.size, dtype=bool)
+                drop[1:] = too_close
+                drop[2:] &= ~too_close[:-1]
+                times = times[~drop]
+            else:
+                times = InputStage._deadtime_chain(times, dead)
+        if times.size:
+            state.last_kept_ps = int(times[-1])
+        return times
+
+    @staticmethod
+    def _deadtime_chain(times: np.ndarray, dead: int) -> np.ndarray:
+        """Exact dead-time filter for long dense runs: jump from kept tag to kept tag."""
+        if times.size < 2:
+            return times
+        following = np.searchsorted(times, times + dead).tolist()
+        kept = []
+        i, n = 0, times.size
+        while i < n:
+            kept.append(i)
+            i = following[i]
+        return times[kept]
+
+    @staticmethod
+    def _apply_divider(state: InputState, times: np.ndarray) -> np.ndarray:
+        n = state.event_divider
+        if n <= 1 or times.size == 0:
+            return times
+        # Keep every n-th tag, counting across chunks.
+        first = (n - 1 - state.divider_count) % n
+        kept = times[first::n]
+        state.divider_count = (state.divider_count + times.size) % n
+        return kept
+
+    def _limit_rate(self, out: dict[int, np.ndarray], t0: int, t1: int) -> dict[int, np.ndarray]:
+        """Model the USB limit: beyond it the device drops the rest of the window."""
+        total = sum(a.size for a in out.values())
+        capacity = self.model.max_rate_hz * (t1 - t0) / PS_PER_S
+        if total <= capacity or total == 0:
+            return out
+        self.overflows += 1
+        cut_at = t0 + int((t1 - t0) * capacity / total)
+        return {ch: a[: int(np.searchsorted(a, cut_at))] for ch, a in out.items()}
+
+
+class Clock:
+    """Simulated time source: wall clock since start, or a virtual clock."""
+
+    def __init__(self, mode: str):
+        if mode not in ("realtime", "virtual"):
+            raise ValueError(f"clock must be 'realtime' or 'virtual', got {mode!r}")
+        self.mode = mode
+        self._origin = time.monotonic()
+
+    def now_ps(self) -> int:
+        return int((time.monotonic() - self._origin) * PS_PER_S)
+
+
+class TagEngine:
+    """Drives an :class:`InputStage` and feeds chunks to a consumer callback."""
+
+    def __init__(
+        self,
+        stage: InputStage,
+        wanted: Callable[[], set[int]],
+        consume: Callable[[Chunk], None],
+        busy: Callable[[], bool],
+        clock: str = "realtime",
+    ):
+        self.stage = stage
+        self._wanted = wanted
+        self._consume = consume
+        self._busy = busy
+        self.clock = Clock(clock)
+        self.processed_ps = 0
+        self._lock = threading.RLock()
+        self._progress = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="taggerhub-sim-engine", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+
+    def poke(self) -> None:
+        """Wake the engine: a measurement started or a sync is waiting."""
+        self._wake.set()
+
+    def step(self, t_end: int) -> None:
+        """Process simulated time up to ``t_end`` (under the engine lock)."""
+        with self._lock:
+            while self.processed_ps < t_end:
+                t0 = self.processed_ps
+                t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
+                wanted = self._wanted()
+                tags = self.stage.process(wanted, t0, t1) if wanted else {}
+                self._consume(Chunk(t0, t1, tags))
+                self.processed_ps = t1
+                self._progress.notify_all()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.clock.mode == "realtime":
+                    self.step(self.clock.now_ps())
+                    self._wake.wait(REALTIME_TICK_S)
+                    self._wake.clear()
+                elif self._busy():
+                    self.step(self.processed_ps + VIRTUAL_CHUNK_PS)
+                else:
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+        except BaseException as exc:  # surfaced by sync() instead of dying silently
+            self.error = exc
+            raise
+
+    def now_ps(self) -> int:
+        return self.clock.now_ps() if self.clock.mode == "realtime" else self.processed_ps
+
+    def sync(self, timeout_s: float = -1) -> bool:
+        """Wait until every tag up to now has reached the measurements."""
+        target = self.now_ps()
+        deadline = None if timeout_s is None or timeout_s < 0 else time.monotonic() + timeout_s
+        with self._lock:
+            while self.processed_ps < target:
+                if self.error is not None:
+                    raise RuntimeError(f"simulator engine failed: {self.error}")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._wake.set()
+                self._progress.wait(0.05 if remaining is None else min(0.05, remaining))
+        return True
