@@ -22,9 +22,13 @@ import Pyro5.api
 import Pyro5.client
 import Pyro5.errors
 from Pyro5 import config as pyro_config
+from Pyro5 import protocol, serializers
+from Pyro5.callcontext import current_context
 
 from . import transport
 from .errors import ObjectGone, ServerUnavailable
+
+transport.install()
 
 # Names this process to the server, so that all its proxies (one connection each) form one session.
 _client_id = uuid.uuid4().hex
@@ -43,7 +47,7 @@ SAFE_TO_RETRY_PREFIXES = ("get", "is", "enum_definitions", "hub_status", "hub_me
 class Proxy(Pyro5.client.Proxy):
     """A Pyro5 proxy that any thread may use, carrying taggerhub's connection settings."""
 
-    def __init__(self, uri: Any, token: str | None = None, serializer: str = "msgpack"):
+    def __init__(self, uri: Any, token: str | None = None, serializer: str = "taggerhub"):
         super().__init__(uri)
         self._pyroSerializer = serializer
         self._pyroHandshake = {"client": _client_id, "token": token or ""}
@@ -60,6 +64,9 @@ class Proxy(Pyro5.client.Proxy):
 
     def _Proxy__check_owner(self) -> None:
         """Any thread may use this proxy; calls are serialised by ``_taggerhub_lock``."""
+
+    def _pyroValidateHandshake(self, response: Any) -> None:
+        transport.speed_up(self._pyroConnection)
 
     def _pyroClaimOwnership(self) -> None:
         """Kept for code written for TimeTaggerRPC; not needed with taggerhub's proxies."""
@@ -87,13 +94,49 @@ class Proxy(Pyro5.client.Proxy):
             return type(value)(Proxy._plain(v) for v in value)
         return value
 
+    def _invoke_direct(self, methodname: str, vargs: Any, kwargs: Any) -> Any:
+        """One request/response on the established connection, for the common plain call."""
+        conn = self._pyroConnection
+        serializer = serializers.serializers[self._pyroSerializer]
+        data = serializer.dumpsCall(conn.objectId, methodname, vargs, kwargs)
+        self._pyroSeq = seq = (self._pyroSeq + 1) & 0xFFFF
+        request = protocol.SendingMessage(protocol.MSG_INVOKE, 0, seq, serializer.serializer_id, data)
+        try:
+            conn.send(request.data)
+            del request, data
+            reply = protocol.recv_stub(conn, [protocol.MSG_RESULT])
+            if reply.seq != seq:
+                raise Pyro5.errors.ProtocolError(f"reply sequence out of sync, got {reply.seq} expected {seq}")
+            if reply.serializer_id != serializer.serializer_id:
+                raise Pyro5.errors.SerializeError(f"invalid serializer in response: {reply.serializer_id}")
+            if reply.flags & protocol.FLAGS_ITEMSTREAMRESULT:
+                raise Pyro5.errors.ProtocolError("streamed results are not used by taggerhub")
+        except (Pyro5.errors.CommunicationError, KeyboardInterrupt):
+            self._pyroRelease()  # the connection's state is unknown: never reuse it
+            raise
+        current_context.response_annotations = reply.annotations
+        result = serializer.loads(reply.data)
+        if reply.flags & protocol.FLAGS_EXCEPTION:
+            raise result
+        return result
+
     def _pyroInvoke(self, methodname: str, vargs: Any, kwargs: Any, flags: int = 0, objectId: Any = None) -> Any:
         if methodname != "<batch>":
-            vargs = tuple(self._plain(v) for v in vargs)
-            kwargs = {k: self._plain(v) for k, v in (kwargs or {}).items()}
+            if any(isinstance(v, Proxy | list | tuple) for v in vargs):
+                vargs = tuple(self._plain(v) for v in vargs)
+            if kwargs:
+                kwargs = {k: self._plain(v) for k, v in kwargs.items()}
         with self._taggerhub_lock:
+            if current_context.correlation_id is None:
+                # Spares the server generating one per request.
+                current_context.correlation_id = uuid.uuid4()
             try:
-                result = super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
+                if (self._pyroConnection is not None and not flags and objectId is None
+                        and methodname not in self._pyroOneway and not self._pyroRawWireResponse
+                        and not current_context.annotations and self._pyroSerializer in serializers.serializers):
+                    result = self._invoke_direct(methodname, vargs, kwargs)
+                else:
+                    result = super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
             except Pyro5.errors.ConnectionClosedError as exc:
                 if not methodname.startswith(SAFE_TO_RETRY_PREFIXES):
                     raise ServerUnavailable(
@@ -126,7 +169,7 @@ class Proxy(Pyro5.client.Proxy):
 class LibraryProxy(Proxy):
     """The proxy of the served library, with the backend's enums as attributes (as TimeTaggerRPC's)."""
 
-    def __init__(self, uri: Any, token: str | None = None, serializer: str = "msgpack"):
+    def __init__(self, uri: Any, token: str | None = None, serializer: str = "taggerhub"):
         super().__init__(uri, token=token, serializer=serializer)
         for name, (enum_type, members) in self.enum_definitions().items():
             self.__dict__[name] = getattr(enum, enum_type)(name, [tuple(m) for m in members])

@@ -14,8 +14,10 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -24,6 +26,7 @@ import Pyro5.api
 import Pyro5.errors
 import Pyro5.server
 from Pyro5 import config as pyro_config
+from Pyro5 import protocol, serializers
 from Pyro5.callcontext import current_context
 
 from . import __version__, transport
@@ -34,7 +37,8 @@ from .sessions import ObjectTable, Session
 from .stats import RpcStats
 
 log = logging.getLogger("taggerhub.server")
-SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack"}
+FAST_SERIALIZER_IDS = frozenset({transport.TAGGERHUB_SERIALIZER_ID, 4, 1})  # taggerhub, msgpack, serpent
+SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack", transport.TAGGERHUB_SERIALIZER_ID: "taggerhub"}
 
 
 class Hub:
@@ -95,6 +99,7 @@ class Hub:
                 if client_id:
                     self._clients[client_id] = session
             self._sessions[id(conn)] = session
+        conn.taggerhub_session = session
         log.info("client connected", extra={
             "client": address, "session": session.id, "user": session.user, "connections": session.connections,
         })
@@ -118,6 +123,9 @@ class Hub:
 
     def current_session(self) -> Session:
         conn = current_context.client
+        session = getattr(conn, "taggerhub_session", None)
+        if session is not None:
+            return session
         with self._sessions_lock:
             session = self._sessions.get(id(conn))
         if session is None:  # in-process calls (tests, server-side experiments)
@@ -178,10 +186,7 @@ class Hub:
             outcome = "denied"
             raise
         except Exception as exc:
-            log.info("call failed", extra={
-                "client": session.address, "session": session.id, "method": method,
-                "error": f"{type(exc).__name__}: {exc}",
-            })
+            self._log_failure(session, method, exc)
             raise
         finally:
             session.calls += 1
@@ -192,15 +197,41 @@ class Hub:
         """Raise AccessDenied if ``session`` may not call ``method`` on ``target`` (hook for auth)."""
 
     def call(self, target: Adapter, method: str, args: tuple, kwargs: dict) -> Any:
+        # The hot path of every remote call: kept flat on purpose (no closures).
         session = self.current_session()
-
-        def action() -> Any:
+        started = time.perf_counter()
+        outcome = "error"
+        name = f"{type(target).__name__}.{method}"
+        try:
             self.authorize(session, target, method)
-            obj = self._adapter_for(target, session)._obj
-            call_args, call_kwargs = self._resolve_all(args, kwargs, session)
-            return self._wrap(getattr(obj, method)(*call_args, **call_kwargs), target, session)
+            self.table.use(target, session)
+            obj = target._obj
+            if obj is None:
+                raise ObjectGone(f"{type(target).__name__} object has been freed")
+            if args or kwargs:
+                args, kwargs = self._resolve_all(args, kwargs, session)
+            result = getattr(obj, method)(*args, **kwargs)
+            if self.api.is_backend_object(result):
+                result = self._wrap(result, target, session)
+            outcome = "ok"
+            return result
+        except AccessDenied:
+            outcome = "denied"
+            raise
+        except Exception as exc:
+            self._log_failure(session, name, exc)
+            raise
+        finally:
+            session.calls += 1
+            session.last_call = time.monotonic()
+            self.stats.record_call(name, outcome, time.perf_counter() - started)
 
-        return self._timed(f"{type(target).__name__}.{method}", session, action)
+    @staticmethod
+    def _log_failure(session: Session, method: str, exc: Exception) -> None:
+        log.info("call failed", extra={
+            "client": session.address, "session": session.id, "method": method,
+            "error": f"{type(exc).__name__}: {exc}",
+        })
 
     def construct(self, library: Adapter, class_name: str, args: tuple, kwargs: dict) -> Any:
         session = self.current_session()
@@ -315,6 +346,13 @@ class Hub:
         }
 
 
+def _peer_of(conn: Any) -> Any:
+    try:
+        return conn.sock.getpeername()
+    except OSError:
+        return None
+
+
 def _address_of(conn: Any) -> str:
     try:
         host, port = conn.sock.getpeername()[:2]
@@ -324,17 +362,76 @@ def _address_of(conn: Any) -> str:
 
 
 class HubDaemon(Pyro5.server.Daemon):
-    """Pyro5 daemon that opens and closes hub sessions with the connections."""
+    """Pyro5 daemon that opens and closes hub sessions with the connections.
+
+    Plain method calls on served adapters take a short path (:meth:`handleRequest`);
+    everything else (pings, batches, one-way calls, attribute access, metadata
+    requests, unknown objects) is handed to Pyro5's general request handling.
+    """
 
     def __init__(self, hub: Hub, **kwargs: Any):
         self.hub = hub
         super().__init__(**kwargs)
 
     def validateHandshake(self, conn: Any, data: Any) -> Any:
-        return self.hub.open_session(conn, data)
+        response = self.hub.open_session(conn, data)
+        transport.speed_up(conn)
+        conn.peer = _peer_of(conn)
+        return response
 
     def clientDisconnect(self, conn: Any) -> None:
         self.hub.close_session(conn)
+
+    def handleRequest(self, conn: Any) -> None:
+        if not isinstance(conn, transport.FastConnection):
+            return super().handleRequest(conn)
+        header = conn.recv(protocol._header_size)
+        msg = protocol.ReceivingMessage(header)  # validates magic, version and size limits
+        plain = (
+            msg.type == protocol.MSG_INVOKE
+            and not msg.flags & ~protocol.FLAGS_CORR_ID
+            and not msg.annotations_size
+            and msg.serializer_id in FAST_SERIALIZER_IDS
+        )
+        payload = conn.recv(msg.data_size) if plain else b""
+        call = self._plain_call(msg, payload) if plain else None
+        if call is None:
+            conn.unread(header + bytes(payload))
+            return super().handleRequest(conn)
+        target, method, vargs, kwargs, serializer = call
+        context = current_context
+        context.client = conn
+        context.client_sock_addr = getattr(conn, "peer", None)
+        context.seq = msg.seq
+        context.annotations = {}
+        context.msg_flags = msg.flags
+        context.serializer_id = msg.serializer_id
+        context.correlation_id = uuid.UUID(bytes=msg.corr_id) if msg.flags & protocol.FLAGS_CORR_ID else None
+        try:
+            data = serializer.dumps(method(target, *vargs, **kwargs))
+        except Exception as exc:
+            self._sendExceptionResponse(conn, msg.seq, msg.serializer_id, exc,
+                                        Pyro5.errors.format_traceback(detailed=False))
+            return None
+        reply = protocol.SendingMessage(protocol.MSG_RESULT, 0, msg.seq, msg.serializer_id, data)
+        conn.send(reply.data)
+        return None
+
+    def _plain_call(self, msg: Any, payload: Any) -> tuple | None:
+        """Decode a call if it is a plain call of an exposed adapter method; None for anything else."""
+        serializer = serializers.serializers_by_id[msg.serializer_id]
+        msg.add_payload(payload)
+        try:
+            object_id, name, vargs, kwargs = serializer.loadsCall(msg.data)
+        except Exception:
+            return None  # let the general path produce Pyro5's error reply
+        target = self.objectsById.get(object_id)
+        if not isinstance(target, Adapter) or not isinstance(name, str) or name.startswith("_"):
+            return None
+        method = getattr(type(target), name, None)
+        if not callable(method) or not getattr(method, "_pyroExposed", False):
+            return None
+        return target, method, vargs, kwargs or {}, serializer
 
 
 def configure_pyro(settings: Settings) -> None:
@@ -347,6 +444,8 @@ def configure_pyro(settings: Settings) -> None:
     pyro_config.POLLTIMEOUT = 0.5
     pyro_config.DETAILED_TRACEBACK = False
     pyro_config.COMMTIMEOUT = settings.server.idle_timeout_s or 0.0
+    # Hand the GIL over sooner, so a request waiting on a socket is not stuck behind the simulator's thread.
+    sys.setswitchinterval(0.0005)
     transport.install(server=True)
 
 
