@@ -158,9 +158,13 @@ class Proxy(Pyro5.client.Proxy):
 
     def _retry(self, methodname: str, vargs: Any, kwargs: Any, flags: int, objectId: Any, first: Exception) -> Any:
         try:
-            self._pyroReconnect(tries=1)
-            return super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
+            self._pyroRelease()
+            return super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)  # connects anew
         except Pyro5.errors.CommunicationError as exc:
+            if "unknown object" in str(exc):
+                raise ObjectGone(
+                    f"object {self._pyroUri.object} no longer exists on the server (the server restarted)"
+                ) from exc
             raise ServerUnavailable(
                 f"connection to {self._pyroUri.location} lost ({first}); reconnecting failed: {exc}"
             ) from exc
