@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 class TimeTaggerBase:
     """What every tagger offers: channels, delays, dead time, sync, measurements."""
 
+    _autostart = True  # measurements start on creation (not on a SynchronizedMeasurements proxy)
+
     def __init__(self, model: ModelSpec, sources: list[SignalSource], clock: str, seed: int | None):
         self._model = model
         self._stage = InputStage(model, sources, np.random.default_rng(seed or None))
@@ -81,8 +83,13 @@ class TimeTaggerBase:
     def _dispatch(self, chunk: Chunk) -> None:
         with self._lock:
             iterators = self._iterators
+        # Virtual channels first, in creation order, so measurements see their output.
         for it in iterators:
-            it._feed(chunk)
+            if it._is_virtual:
+                it._feed(chunk)
+        for it in iterators:
+            if not it._is_virtual:
+                it._feed(chunk)
 
     def _check_open(self) -> None:
         if self._freed:
