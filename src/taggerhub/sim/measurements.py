@@ -77,9 +77,23 @@ class CounterData:
         self._times = times.astype(np.int64)
         self._binwidth = binwidth
         self._total = total.astype(np.uint64)
-        self.dropped_bins = int(dropped_bins)
-        self.overflow = False
-        self.size = int(self._times.size)
+        self._dropped_bins = int(dropped_bins)
+
+    # Properties on the class (not instance attributes), so reflection sees them as the vendor's.
+    @property
+    def size(self) -> int:
+        """Number of bins in this snapshot."""
+        return int(self._times.size)
+
+    @property
+    def dropped_bins(self) -> int:
+        """Bins overwritten in the Counter's buffer before this snapshot took them."""
+        return self._dropped_bins
+
+    @property
+    def overflow(self) -> bool:
+        """Whether any bin of the snapshot was integrated during an overflow."""
+        return False
 
     def getChannels(self) -> np.ndarray:
         """The channels of the rows."""

@@ -21,11 +21,30 @@ class TimeTagStreamBuffer:
                  missed: int):
         self._timestamps = timestamps.astype(np.int64)
         self._channels = channels.astype(np.int32)
-        self.size = int(self._timestamps.size)
-        self.hasOverflows = missed > 0
-        self.tStart = int(t_start)
-        self.tGetData = int(t_get_data)
+        self._t_start = int(t_start)
+        self._t_get_data = int(t_get_data)
         self._missed = int(missed)
+
+    # Properties on the class (not instance attributes), so reflection sees them as the vendor's.
+    @property
+    def size(self) -> int:
+        """Number of tags in the buffer."""
+        return int(self._timestamps.size)
+
+    @property
+    def hasOverflows(self) -> bool:
+        """Whether tags were lost (the buffer was full) since the previous getData."""
+        return self._missed > 0
+
+    @property
+    def tStart(self) -> int:
+        """Tag time in ps at which this buffer started collecting."""
+        return self._t_start
+
+    @property
+    def tGetData(self) -> int:
+        """Tag time in ps up to which this buffer collected."""
+        return self._t_get_data
 
     def getTimestamps(self) -> np.ndarray:
         """Timestamps in ps."""
