@@ -18,8 +18,12 @@ if TYPE_CHECKING:
     from .iterators import IteratorBase
 
 
-class _SyncTagger(TimeTaggerBase):
-    """Proxy tagger of a SynchronizedMeasurements: everything else goes to the real tagger."""
+class SynchronizedTagger(TimeTaggerBase):
+    """Proxy tagger of a SynchronizedMeasurements: everything else goes to the real tagger.
+
+    Public name (Pyro refuses to expose classes named with an underscore) but not a member of
+    ``taggerhub.sim``, so reflection over the module does not mistake it for a device class.
+    """
 
     _autostart = False
 
@@ -43,9 +47,9 @@ class SynchronizedMeasurements:
     def __init__(self, tagger: TimeTaggerBase):
         if not isinstance(tagger, TimeTaggerBase):
             raise TypeError(f"tagger must be a TimeTagger object, got {type(tagger).__name__}")
-        self._tagger = tagger._real if isinstance(tagger, _SyncTagger) else tagger
+        self._tagger = tagger._real if isinstance(tagger, SynchronizedTagger) else tagger
         self._members: list[weakref.ref[IteratorBase]] = []
-        self._proxy = _SyncTagger(self._tagger, self)
+        self._proxy = SynchronizedTagger(self._tagger, self)
 
     def _alive(self) -> list[IteratorBase]:
         members = [m for m in (r() for r in self._members) if m is not None and m._alive]
