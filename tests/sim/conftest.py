@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-import taggerhub.sim as TT
+import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
 from taggerhub.sim.lab import DeviceSpec
 from taggerhub.sim.models import model_by_name
 from taggerhub.sim.signals import SignalSource
@@ -28,9 +28,3 @@ def make_tagger() -> Iterator[Callable[..., TT.TimeTagger]]:
     for tagger in opened:
         TT.freeTimeTagger(tagger)
     TT.configure()  # back to the default lab for whatever runs next in this process
-
-
-def run_for(measurement, duration_ps: int) -> None:
-    """Acquire for ``duration_ps`` of tag time and wait (bounded) until done."""
-    measurement.startFor(int(duration_ps))
-    assert measurement.waitUntilFinished(60_000), "measurement did not finish within 60 s"

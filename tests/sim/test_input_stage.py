@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_for
+from simutil import run_for
 
-import taggerhub.sim as TT
+import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
 from taggerhub.sim.signals import PeriodicSource, PoissonSource
 
 SECOND = 10**12
@@ -119,7 +119,7 @@ def test_invalid_channel_raises_a_value_error_naming_it(make_tagger):
         tagger.setTriggerLevel(-12, 0.5)
     with pytest.raises(ValueError, match="binwidth must be positive"):
         TT.Counter(tagger, [1], binwidth=0)
-    with pytest.raises(ValueError, match="trigger level 7.0 V"):
+    with pytest.raises(ValueError, match=r"trigger level 7\.0 V"):
         tagger.setTriggerLevel(1, 7.0)
     with pytest.raises(ValueError, match="event divider"):
         tagger.setEventDivider(1, 0)

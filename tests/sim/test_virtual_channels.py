@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_for
+from simutil import run_for
 
-import taggerhub.sim as TT
+import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
 from taggerhub.sim.signals import PeriodicSource, PhotonPairSource, PoissonSource
 
 SECOND = 10**12
