@@ -10,9 +10,11 @@ specs); without it, the built-in default lab is used.
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
+from . import experimental as Experimental  # noqa: N812 - the vendor's name
 from .enums import (
     CHANNEL_UNUSED,
     TT_CHANNEL_FALLING_EDGES,
@@ -27,10 +29,17 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
+from .histograms import CountBetweenMarkers, Histogram, StartStop, TimeDifferences
 from .iterators import IteratorBase
 from .lab import DeviceSpec, load_lab
-from .measurements import Correlation, Counter, Countrate
+from .measurements import Correlation, Counter, CounterData, Countrate
+from .stream import TimeTagStream, TimeTagStreamBuffer
+from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
+from .virtual import Coincidence, Coincidences, Combiner, DelayedChannel, GatedChannel
+
+# `from taggerhub.sim.Experimental import SimDetector` works as with the vendor module.
+sys.modules[f"{__name__}.Experimental"] = Experimental
 
 SIMULATOR_VERSION = "2.22.6"  # the vendor library version whose API this simulator mirrors
 
@@ -41,16 +50,30 @@ __all__ = [
     "TT_CHANNEL_RISING_EDGES",
     "AccessMode",
     "ChannelEdge",
+    "Coincidence",
     "CoincidenceTimestamp",
+    "Coincidences",
+    "Combiner",
     "Correlation",
+    "CountBetweenMarkers",
     "Counter",
+    "CounterData",
     "Countrate",
+    "DelayedChannel",
+    "Experimental",
     "FrontendType",
+    "GatedChannel",
     "GatedChannelInitial",
+    "Histogram",
     "IteratorBase",
     "Resolution",
+    "StartStop",
+    "SynchronizedMeasurements",
     "TagType",
     "TestSignalSource",
+    "TimeDifferences",
+    "TimeTagStream",
+    "TimeTagStreamBuffer",
     "TimeTagger",
     "TimeTaggerBase",
     "configure",

@@ -79,6 +79,9 @@ class InputStage:
             self.inputs[ch] = InputState(deadtime_ps=model.deadtime_min_ps)
             self.inputs[-ch] = InputState(deadtime_ps=model.deadtime_min_ps)
         self.overflows = 0
+        self.filter_trigger: list[int] = []
+        self.filter_filtered: list[int] = []
+        self._filter_armed: dict[int, bool] = {}
 
     def test_signal_period_ps(self) -> float:
         return PS_PER_S * self.test_signal_divider / self.model.test_signal_base_hz
@@ -105,6 +108,34 @@ class InputStage:
 
     def process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         """Produce the output tags in [t0, t1) for the channels in ``wanted``."""
+        filtering = bool(self.filter_filtered) and not wanted.isdisjoint(self.filter_filtered)
+        if filtering:
+            out = self._process(wanted | set(self.filter_trigger), t0, t1)
+            out = self._conditional_filter(out)
+            return {ch: a for ch, a in out.items() if ch in wanted}
+        return self._process(wanted, t0, t1)
+
+    def _conditional_filter(self, out: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Keep a tag on a filtered channel only if a trigger tag came since that channel's previous tag."""
+        triggers = [out[c] for c in self.filter_trigger if c in out and out[c].size]
+        trig = np.sort(np.concatenate(triggers)) if triggers else EMPTY
+        for ch in self.filter_filtered:
+            tags = out.get(ch)
+            if tags is None:
+                continue
+            armed = self._filter_armed.get(ch, False)
+            if tags.size == 0:
+                self._filter_armed[ch] = armed or trig.size > 0
+                continue
+            seen = np.searchsorted(trig, tags, side="right")
+            keep = np.empty(tags.size, dtype=bool)
+            keep[0] = armed or seen[0] > 0
+            keep[1:] = seen[1:] > seen[:-1]
+            self._filter_armed[ch] = trig.size > seen[-1]
+            out[ch] = tags[keep]
+        return out
+
+    def _process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         physical = {abs(c) for c in wanted}
         edges, amplitude = self._source_edges(physical, t0, t1)
         min_delay = min((s.delay_ps for s in self.inputs.values()), default=0)

@@ -27,6 +27,7 @@ class IteratorBase:
     """Base of all measurements and virtual channels."""
 
     _starts_running = True
+    _is_virtual = False  # virtual channels run before measurements and add tags to the chunk
 
     def __init__(self, tagger: TimeTaggerBase, channels: Iterable[int] = ()):
         if not hasattr(tagger, "_attach"):
@@ -40,7 +41,7 @@ class IteratorBase:
         self._capture_ps = 0
         self._alive = True
         tagger._attach(self)
-        if self._starts_running:
+        if self._starts_running and getattr(tagger, "_autostart", True):
             self.start()
 
     # -- lifecycle (vendor API) -------------------------------------------------

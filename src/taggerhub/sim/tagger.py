@@ -20,12 +20,16 @@ from .enums import CHANNEL_UNUSED, ChannelEdge, Resolution, TestSignalSource
 from .models import ModelSpec
 from .signals import SignalSource
 
+HARDWARE_DELAY_MAX_PS = 2_000_000  # on-board delay line range of the Ultra and X
+
 if TYPE_CHECKING:
     from .iterators import IteratorBase
 
 
 class TimeTaggerBase:
     """What every tagger offers: channels, delays, dead time, sync, measurements."""
+
+    _autostart = True  # measurements start on creation (not on a SynchronizedMeasurements proxy)
 
     def __init__(self, model: ModelSpec, sources: list[SignalSource], clock: str, seed: int | None):
         self._model = model
@@ -36,6 +40,8 @@ class TimeTaggerBase:
         self._virtual_channels: set[int] = set()
         self._next_virtual = model.channels + 1000
         self._fence = 0
+        self._software_delay: dict[int, int] = {}
+        self._hardware_delay: dict[int, int] = {}
         self._engine = TagEngine(
             self._stage, self._registered_channels, self._dispatch, self._any_running, clock=clock
         )
@@ -81,8 +87,13 @@ class TimeTaggerBase:
     def _dispatch(self, chunk: Chunk) -> None:
         with self._lock:
             iterators = self._iterators
+        # Virtual channels first, in creation order, so measurements see their output.
         for it in iterators:
-            it._feed(chunk)
+            if it._is_virtual:
+                it._feed(chunk)
+        for it in iterators:
+            if not it._is_virtual:
+                it._feed(chunk)
 
     def _check_open(self) -> None:
         if self._freed:
@@ -111,24 +122,32 @@ class TimeTaggerBase:
 
     # -- vendor API -----------------------------------------------------------------
     def setInputDelay(self, channel: int, delay: int) -> None:
-        """Set the delay of a channel in picoseconds (may be negative)."""
-        state = self._stage.inputs[self._check_channel(channel, physical=True)]
+        """Set the delay of a channel in ps: on board when in range (not on the Time Tagger 20), else in software."""
+        channel = self._check_channel(channel, physical=True)
         delay = int(delay)
-        if abs(delay) > 2_000_000_000:
-            raise ValueError(f"input delay {delay} ps is outside the supported range of +-2 ms")
-        state.delay_ps = delay
+        if abs(delay) <= HARDWARE_DELAY_MAX_PS and self._model.name != "Time Tagger 20":
+            self._software_delay[channel] = 0
+            self.setDelayHardware(channel, delay)
+        else:
+            self._hardware_delay[channel] = 0
+            self.setDelaySoftware(channel, delay)
 
     def getInputDelay(self, channel: int) -> int:
-        """Return the delay of a channel in picoseconds."""
+        """Return the total (on-board plus software) delay of a channel in picoseconds."""
         return self._stage.inputs[self._check_channel(channel, physical=True)].delay_ps
 
     def setDelaySoftware(self, channel: int, delay: int) -> None:
         """Set the software delay of a channel in picoseconds."""
-        self.setInputDelay(channel, delay)
+        channel = self._check_channel(channel, physical=True)
+        delay = int(delay)
+        if abs(delay) > 2_000_000_000:
+            raise ValueError(f"software delay {delay} ps is outside the supported range of +-2 ms")
+        self._software_delay[channel] = delay
+        self._stage.inputs[channel].delay_ps = delay + self._hardware_delay.get(channel, 0)
 
     def getDelaySoftware(self, channel: int) -> int:
         """Return the software delay of a channel in picoseconds."""
-        return self.getInputDelay(channel)
+        return self._software_delay.get(self._check_channel(channel, physical=True), 0)
 
     def setDeadtime(self, channel: int, deadtime: int) -> int:
         """Set the dead time of a channel in picoseconds; return the value applied after rounding."""
@@ -225,6 +244,72 @@ class TimeTaggerBase:
             return falling
         return [c for pair in zip(rising, falling, strict=True) for c in pair]
 
+    def getDeadtimeRange(self, channel: int) -> list[int]:
+        """Return the smallest and largest dead time of a channel in ps."""
+        self._check_channel(channel, physical=True)
+        return [self._model.deadtime_min_ps, self._model.deadtime_max_ps]
+
+    def setDelayHardware(self, channel: int, delay: int) -> None:
+        """Set the on-board delay of a channel in ps (the simulation adds it to the input delay)."""
+        lo, hi = self.getDelayHardwareRange(channel)
+        delay = int(delay)
+        if not lo <= delay <= hi:
+            raise ValueError(f"hardware delay {delay} ps is outside {lo}..{hi} ps")
+        self._hardware_delay[int(channel)] = delay
+        self._stage.inputs[int(channel)].delay_ps = delay + self._software_delay.get(int(channel), 0)
+
+    def getDelayHardware(self, channel: int) -> int:
+        """Return the on-board delay of a channel in ps."""
+        self._check_channel(channel, physical=True)
+        return self._hardware_delay.get(int(channel), 0)
+
+    def getDelayHardwareRange(self, channel: int) -> list[int]:
+        """Return the smallest and largest on-board delay in ps."""
+        self._check_channel(channel, physical=True)
+        return [-HARDWARE_DELAY_MAX_PS, HARDWARE_DELAY_MAX_PS]
+
+    def getInvertedChannel(self, channel: int) -> int:
+        """Return the channel of the other edge of the same input (CHANNEL_UNUSED if there is none)."""
+        channel = int(channel)
+        return -channel if channel in self._stage.inputs else CHANNEL_UNUSED
+
+    def getRegistrations(self, channel: int) -> int:
+        """Return how many measurements and virtual channels receive tags of ``channel``."""
+        channel = int(channel)
+        return sum(channel in it._wanted_channels() for it in self._iterators)
+
+    def setConditionalFilter(self, trigger: list[int], filtered: list[int]) -> None:
+        """Drop tags on ``filtered`` channels unless a ``trigger`` tag came since the channel's previous tag."""
+        trigger = [self._check_channel(c, physical=True) for c in trigger]
+        filtered = [self._check_channel(c, physical=True) for c in filtered]
+        if bool(trigger) != bool(filtered):
+            raise ValueError("setConditionalFilter needs both trigger and filtered channels, or neither")
+        if set(trigger) & set(filtered):
+            raise ValueError(f"channels {sorted(set(trigger) & set(filtered))} cannot be trigger and filtered")
+        with self._engine._lock:
+            self._stage.filter_trigger = trigger
+            self._stage.filter_filtered = filtered
+
+    def clearConditionalFilter(self) -> None:
+        """Switch the conditional filter off."""
+        self.setConditionalFilter([], [])
+
+    def getConditionalFilterTrigger(self) -> list[int]:
+        """Return the trigger channels of the conditional filter."""
+        return list(self._stage.filter_trigger)
+
+    def getConditionalFilterFiltered(self) -> list[int]:
+        """Return the channels the conditional filter acts on."""
+        return list(self._stage.filter_filtered)
+
+    def xtra_setAutoStart(self, auto_start: bool) -> None:
+        """Choose whether new measurements and virtual channels start on creation."""
+        self._autostart = bool(auto_start)
+
+    def xtra_getAutoStart(self) -> bool:
+        """Return whether new measurements and virtual channels start on creation."""
+        return bool(self._autostart)
+
     def isUnusedChannel(self, channel: int) -> bool:
         """Return whether ``channel`` is the CHANNEL_UNUSED placeholder."""
         return int(channel) == CHANNEL_UNUSED
@@ -242,6 +327,7 @@ class TimeTagger(TimeTaggerBase):
                  resolution: Resolution = Resolution.Standard):
         self._serial = serial
         self._resolution = Resolution(resolution)
+        self._device_settings = _default_device_settings()
         super().__init__(model, sources, clock, seed)
 
     def getSerial(self) -> str:
@@ -264,9 +350,9 @@ class TimeTagger(TimeTaggerBase):
         """Return the duration of one internal clock cycle in picoseconds."""
         return self._model.deadtime_min_ps
 
-    def getSensorData(self) -> str:
-        """Return the device's sensor readings as text."""
-        return "simulated device: board temperature 40.0 C"
+    def getSensorData(self) -> dict[str, Any]:
+        """Return the device's sensor readings (a dict, as the vendor's Python wrapper does)."""
+        return {"simulated": True, "board temperature": 40.0}
 
     def setTestSignal(self, channel: int | Iterable[int], enabled: bool) -> None:
         """Connect (or disconnect) channels to the internal test signal."""
@@ -292,7 +378,7 @@ class TimeTagger(TimeTaggerBase):
 
     def setTestSignalSource(self, source: TestSignalSource) -> None:
         """Choose the digital or analog test signal (both are the same in the simulation)."""
-        TestSignalSource(source)
+        self._device_settings["test_signal_source"] = TestSignalSource(int(source))
 
     def setTriggerLevel(self, channel: int, voltage: float) -> None:
         """Set the trigger level of an input in volts."""
@@ -327,3 +413,131 @@ class TimeTagger(TimeTaggerBase):
             state.event_divider = 1
         self._stage.test_signal_divider = self._model.test_signal_default_divider
         self._stage.overflows = 0
+        self._stage.filter_trigger, self._stage.filter_filtered = [], []
+        self._software_delay.clear()
+        self._hardware_delay.clear()
+        self._device_settings = _default_device_settings()
+
+    # -- device settings without an effect on the simulated tags ------------------------
+    # They are stored, validated and reported back, so scripts that set them run unchanged.
+    def _physical_input(self, channel: int) -> int:
+        return abs(self._check_channel(channel, physical=True))
+
+    def getTestSignalSource(self) -> TestSignalSource:
+        """Return the test signal source last set."""
+        return self._device_settings["test_signal_source"]
+
+    def getDACRange(self) -> list[float]:
+        """Return the lowest and highest trigger-level DAC voltage."""
+        return self.getTriggerLevelRange()
+
+    def setHardwareBufferSize(self, size: int) -> None:
+        """Set the on-board buffer size in tags (32 k to 512 M)."""
+        size = int(size)
+        if not 32 * 1024 <= size <= 512 * 1024 * 1024:
+            raise ValueError(f"hardware buffer size must be 32 kTags..512 MTags, got {size}")
+        self._device_settings["buffer"] = size
+
+    def getHardwareBufferSize(self) -> int:
+        """Return the on-board buffer size in tags."""
+        return self._device_settings["buffer"]
+
+    def setStreamBlockSize(self, max_events: int, max_latency: int) -> None:
+        """Set the block size (events) and latency (ms) of the data stream."""
+        max_events, max_latency = int(max_events), int(max_latency)
+        if max_events < 1 or max_latency < 1:
+            raise ValueError(f"max_events and max_latency must be >= 1, got {max_events} and {max_latency}")
+        self._device_settings["block"] = (max_events, max_latency)
+
+    def getStreamBlockSizeEvents(self) -> int:
+        """Return the stream block size in events."""
+        return self._device_settings["block"][0]
+
+    def getStreamBlockSizeLatency(self) -> int:
+        """Return the stream latency in ms."""
+        return self._device_settings["block"][1]
+
+    def setInputHysteresis(self, channel: int, value: int) -> None:
+        """Set the input hysteresis in mV (Time Tagger X: 1, 20 or 70)."""
+        self._only_on("Time Tagger X", "setInputHysteresis")
+        if int(value) not in (1, 20, 70):
+            raise ValueError(f"input hysteresis must be 1, 20 or 70 mV, got {value}")
+        self._device_settings["hysteresis"][self._physical_input(channel)] = int(value)
+
+    def getInputHysteresis(self, channel: int) -> int:
+        """Return the input hysteresis in mV."""
+        return self._device_settings["hysteresis"].get(self._physical_input(channel), 20)
+
+    def setInputImpedanceHigh(self, channel: int, high_impedance: bool) -> None:
+        """Switch an input to high impedance (Time Tagger X only)."""
+        self._only_on("Time Tagger X", "setInputImpedanceHigh")
+        self._device_settings["high_z"][self._physical_input(channel)] = bool(high_impedance)
+
+    def getInputImpedanceHigh(self, channel: int) -> bool:
+        """Return whether an input is high impedance."""
+        return self._device_settings["high_z"].get(self._physical_input(channel), False)
+
+    def setInputMux(self, channel: int, mux_mode: int) -> None:
+        """Set the input multiplexer mode (0..4)."""
+        if not 0 <= int(mux_mode) <= 4:
+            raise ValueError(f"mux_mode must be 0..4, got {mux_mode}")
+        self._device_settings["mux"][self._physical_input(channel)] = int(mux_mode)
+
+    def getInputMux(self, channel: int) -> int:
+        """Return the input multiplexer mode."""
+        return self._device_settings["mux"].get(self._physical_input(channel), 0)
+
+    def setNormalization(self, channels: list[int], state: bool) -> None:
+        """Enable or disable the Gaussian normalisation of the detection jitter."""
+        for ch in [channels] if isinstance(channels, int | np.integer) else channels:
+            self._device_settings["normalization"][self._physical_input(ch)] = bool(state)
+
+    def getNormalization(self, channel: int) -> bool:
+        """Return whether the jitter normalisation is on."""
+        return self._device_settings["normalization"].get(self._physical_input(channel), True)
+
+    def setHardwareDelayCompensationActive(self, use_compensation: bool) -> None:
+        """Switch the fixed per-channel delay compensation on or off."""
+        self._device_settings["compensation"] = bool(use_compensation)
+
+    def getHardwareDelayCompensation(self, channel: int) -> int:
+        """Return the delay compensation applied to a channel in ps (none in the simulation)."""
+        self._physical_input(channel)
+        return 0
+
+    def setInternalClockTrim(self, frequency_offset_ppm: float) -> None:
+        """Set a small frequency offset of the internal clock in ppm."""
+        value = float(frequency_offset_ppm)
+        if abs(value) > 100:
+            raise ValueError(f"frequency offset must be within +-100 ppm, got {value}")
+        self._device_settings["trim"] = value
+
+    def getInternalClockTrim(self) -> float:
+        """Return the internal clock's frequency offset in ppm."""
+        return self._device_settings["trim"]
+
+    def setLED(self, bitmask: int) -> None:
+        """Set the LED state bit mask."""
+        self._device_settings["led"] = int(bitmask) & 0xFFFFFFFF
+
+    def disableLEDs(self, disabled: bool) -> None:
+        """Switch all LEDs off (or back on)."""
+        self._device_settings["leds_disabled"] = bool(disabled)
+
+    def setSoundFrequency(self, freq_hz: int) -> None:
+        """Set the buzzer frequency in Hz (0: silent)."""
+        if int(freq_hz) < 0:
+            raise ValueError(f"freq_hz must be >= 0, got {freq_hz}")
+        self._device_settings["sound"] = int(freq_hz)
+
+    def _only_on(self, model: str, method: str) -> None:
+        if self._model.name != model:
+            raise RuntimeError(f"{method} is only available on the {model}, this is a {self._model.name}")
+
+
+def _default_device_settings() -> dict[str, Any]:
+    return {
+        "test_signal_source": TestSignalSource.Digital, "buffer": 64 * 1024 * 1024, "block": (131072, 20),
+        "hysteresis": {}, "high_z": {}, "mux": {}, "normalization": {}, "compensation": True, "trim": 0.0,
+        "led": 0, "leds_disabled": False, "sound": 0,
+    }
