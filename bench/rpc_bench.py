@@ -29,14 +29,6 @@ from contextlib import contextmanager
 
 import numpy as np
 
-VENDOR_LAUNCHER = """
-import sys
-import taggerhub.sim as sim
-sys.modules["TimeTagger"] = sim
-from TimeTaggerRPC import server
-server.start_server(host="127.0.0.1", port=int(sys.argv[1]))
-"""
-
 SIZES = [8 * 1024, 80 * 1024, 800 * 1024, 8 * 1024**2, 80 * 1024**2]
 
 
@@ -65,8 +57,8 @@ def servers() -> Iterator[dict[str, int]]:
         subprocess.Popen([sys.executable, "-m", "taggerhub", "serve", "--host", "127.0.0.1",
                           "--port", str(ports["taggerhub"])], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, "-c", VENDOR_LAUNCHER, str(ports["vendor"])],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, "-m", "taggerhub.sim.vendor_rpc", "--host", "127.0.0.1",
+                          "--port", str(ports["vendor"])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
     ]
     try:
         for port in ports.values():
