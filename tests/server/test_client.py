@@ -163,3 +163,14 @@ def test_sigterm_frees_device_and_exits_zero(start_server):
     assert srv.proc.wait(10) == 0
     assert time.monotonic() - started < 5
     assert "device freed" in srv.log()
+
+
+def test_marshal_clients_are_refused_with_a_clear_reason(server):
+    import Pyro5.client
+    import Pyro5.errors
+
+    proxy = Pyro5.client.Proxy(f"PYRO:TimeTaggerRPC@localhost:{server.port}")
+    proxy._pyroSerializer = "marshal"
+    with pytest.raises(Pyro5.errors.CommunicationError, match="marshal serializer is refused"):
+        proxy.getVersion()
+    assert client.createProxy(port=server.port).getVersion()
