@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,8 +22,20 @@ from .signals import SignalSource
 
 HARDWARE_DELAY_MAX_PS = 2_000_000  # on-board delay line range of the Ultra and X
 
-if TYPE_CHECKING:
-    from .iterators import IteratorBase
+
+
+class Attached(Protocol):
+    """What a tagger needs of the measurements attached to it (IteratorBase provides it)."""
+
+    _running: bool
+
+    def _wanted_channels(self) -> set[int]: ...
+
+    def _feed(self, chunk: Chunk) -> None: ...
+
+    def _release(self) -> None: ...
+
+    def getConfiguration(self) -> Any: ...
 
 
 class TimeTaggerBase:
@@ -36,7 +48,7 @@ class TimeTaggerBase:
         self._stage = InputStage(model, sources, np.random.default_rng(seed or None))
         self._lock = threading.RLock()
         # Weak references, so a measurement nobody holds any more is freed, as in the vendor library.
-        self._iterator_refs: list[weakref.ref[IteratorBase]] = []
+        self._iterator_refs: list[weakref.ref[Attached]] = []
         self._virtual_channels: set[int] = set()
         self._next_virtual = model.channels + 1000
         self._fence = 0
@@ -50,19 +62,19 @@ class TimeTaggerBase:
 
     # -- wiring with measurements ---------------------------------------------------
     @property
-    def _iterators(self) -> list[IteratorBase]:
+    def _iterators(self) -> list[Attached]:
         with self._lock:
             alive = [it for it in (ref() for ref in self._iterator_refs) if it is not None]
             if len(alive) != len(self._iterator_refs):
                 self._iterator_refs = [weakref.ref(it) for it in alive]
             return alive
 
-    def _attach(self, iterator: IteratorBase) -> None:
+    def _attach(self, iterator: Attached) -> None:
         with self._lock:
             self._check_open()
             self._iterator_refs.append(weakref.ref(iterator))
 
-    def _detach(self, iterator: IteratorBase) -> None:
+    def _detach(self, iterator: Attached) -> None:
         with self._lock:
             self._iterator_refs = [r for r in self._iterator_refs if r() is not None and r() is not iterator]
 
