@@ -1,0 +1,179 @@
+"""Accepting connections: TLS in the worker thread, a handshake deadline, idle timeouts, safe binds.
+
+Pyro5's thread-pool server does the TLS handshake inside ``accept()`` on its
+one accepting thread, so one slow client would stall every new connection.
+:class:`HubSocketServer` accepts plain TCP, hands the socket to a worker, and
+the worker does TLS and the Pyro5 handshake under one deadline
+(``server.handshake_timeout_s``), enforced by a watchdog that shuts the socket
+down. After the handshake the socket gets the idle timeout. Refusals are
+counted in the hub's statistics by reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from Pyro5 import socketutil
+from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketServer_Threadpool
+
+from .config import ConfigError, Settings
+
+log = logging.getLogger("taggerhub.listener")
+
+# Set by the daemon's validateHandshake on the worker thread: the hub decided (admitted or refused).
+handshake_state = threading.local()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` resolves to is a loopback address."""
+    if host in ("", "0.0.0.0", "::"):
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond loopback without auth and TLS, unless ``server.insecure``; warn if insecure."""
+    host = settings.server.host
+    if is_loopback(host) or (settings.auth.enabled and settings.tls.enabled):
+        return
+    missing = " and ".join(n for n, on in (("auth", settings.auth.enabled), ("TLS", settings.tls.enabled)) if not on)
+    if not settings.server.insecure:
+        raise ConfigError(f"refusing to listen on {host!r} (beyond loopback) without {missing}; "
+                          "enable [auth] and [tls] (see docs/security.md) or pass --insecure")
+    log.warning("INSECURE: listening beyond loopback without " + missing, extra={"host": host})
+
+
+class Watchdog(threading.Thread):
+    """Shuts down sockets whose handshake outlives its deadline."""
+
+    def __init__(self) -> None:
+        super().__init__(name="taggerhub-handshake-watchdog", daemon=True)
+        self._lock = threading.Lock()
+        self._deadlines: dict[int, tuple[float, socket.socket, Callable[[], None]]] = {}
+        self.stop = threading.Event()
+
+    def watch(self, sock: socket.socket, timeout_s: float, on_expiry: Callable[[], None]) -> None:
+        with self._lock:
+            self._deadlines[id(sock)] = (time.monotonic() + timeout_s, sock, on_expiry)
+
+    def done(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._deadlines.pop(id(sock), None)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            now = time.monotonic()
+            with self._lock:
+                expired = [(k, v) for k, v in self._deadlines.items() if v[0] <= now]
+                for key, _ in expired:
+                    del self._deadlines[key]
+            for _, (_, sock, on_expiry) in expired:
+                on_expiry()
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class HubConnectionJob(ClientConnectionJob):
+    """One client connection on a worker thread: TLS, handshake under a deadline, then requests."""
+
+    def __init__(self, sock: socket.socket, address: Any, daemon: Any, server: HubSocketServer):
+        self.raw = sock
+        self.caddr = address
+        self.daemon = daemon
+        self.server = server
+        self.csock = None  # type: ignore[assignment]
+        self.expired = False
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        self.server.refused(reason, self.caddr, detail)
+
+    def _expire(self) -> None:
+        self.expired = True
+
+    def __call__(self) -> None:
+        settings = self.server.settings
+        self.raw.settimeout(settings.server.handshake_timeout_s or None)
+        self.server.watchdog.watch(self.raw, settings.server.handshake_timeout_s or 3600.0, self._expire)
+        sock: socket.socket = self.raw
+        if self.server.tls_context is not None:
+            try:
+                sock = self.server.tls_context.wrap_socket(self.raw, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                self.server.watchdog.done(self.raw)
+                self._refuse("handshake_timeout" if self.expired or isinstance(exc, TimeoutError) else "tls", str(exc))
+                with contextlib.suppress(OSError):
+                    self.raw.close()
+                return
+        self.csock = socketutil.SocketConnection(sock)
+        super().__call__()
+
+    def handleConnection(self) -> bool:
+        handshake_state.decided = False
+        ok = super().handleConnection()
+        self.server.watchdog.done(self.raw)
+        if ok:
+            idle = self.server.settings.server.idle_timeout_s
+            with contextlib.suppress(OSError):
+                self.csock.sock.settimeout(idle or None)
+            return True
+        if not handshake_state.decided:
+            self._refuse("handshake_timeout" if self.expired else "protocol", "bad or missing Pyro5 handshake")
+        # A session may have been opened before Pyro5 failed the handshake (e.g. unknown object): close it.
+        with contextlib.suppress(Exception):
+            self.daemon.clientDisconnect(self.csock)
+        return False
+
+
+class HubSocketServer(SocketServer_Threadpool):
+    """Pyro5's thread-pool server, accepting plain TCP and leaving TLS to the workers."""
+
+    settings: Settings
+    tls_context: ssl.SSLContext | None
+    watchdog: Watchdog
+    on_refused: Callable[[str, str, str], None]
+
+    def adopt(self, settings: Settings, tls_context: ssl.SSLContext | None,
+              on_refused: Callable[[str, str, str], None]) -> None:
+        self.settings = settings
+        self.tls_context = tls_context
+        self.on_refused = on_refused
+        self.watchdog = Watchdog()
+        self.watchdog.start()
+        self.sock.settimeout(None)
+
+    def refused(self, reason: str, address: Any, detail: str) -> None:
+        text = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+        self.on_refused(reason, text, detail)
+
+    def events(self, eventsockets: Any) -> None:
+        """Accept one connection and hand it to a worker; never block on the client here."""
+        with contextlib.suppress(TimeoutError, BlockingIOError):
+            if not self._selector.select(0.5):
+                return
+            csock, caddr = self.sock.accept()
+            if self.shutting_down:
+                csock.close()
+                return
+            job = HubConnectionJob(csock, caddr, self.daemon, self)
+            try:
+                self.pool.process(job)
+            except NoFreeWorkersError:
+                self.refused("busy", caddr, "no free worker (server.max_connections reached)")
+                csock.close()
+
+    def close(self) -> None:
+        if getattr(self, "watchdog", None) is not None:
+            self.watchdog.stop.set()
+        super().close()
