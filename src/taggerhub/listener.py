@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from Pyro5 import socketutil
+from Pyro5 import errors, protocol, socketutil
 from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketServer_Threadpool
 
 from .config import ConfigError, Settings
@@ -53,6 +53,37 @@ def check_exposure(settings: Settings) -> None:
         raise ConfigError(f"refusing to listen on {host!r} (beyond loopback) without {missing}; "
                           "enable [auth] and [tls] (see docs/security.md) or pass --insecure")
     log.warning("INSECURE: listening beyond loopback without " + missing, extra={"host": host})
+
+
+HANDSHAKE_MAX_BYTES = 64 * 1024
+
+
+class GuardedConnection(socketutil.SocketConnection):
+    """A Pyro5 connection that bounds the handshake's size and refuses compressed messages.
+
+    Pyro5 inflates compressed payloads without a size limit, so one small frame could
+    expand to gigabytes; taggerhub's and the vendor's clients never compress.
+    """
+
+    def __init__(self, sock: socket.socket):
+        super().__init__(sock)
+        self.handshake_budget: int | None = HANDSHAKE_MAX_BYTES
+        self._header_next = False
+
+    def recv(self, size: int) -> bytes:
+        if self.handshake_budget is not None:
+            if size > self.handshake_budget:
+                raise errors.ProtocolError(f"handshake larger than {HANDSHAKE_MAX_BYTES} bytes")
+            self.handshake_budget -= size
+        data = super().recv(size)
+        if size == 6:
+            self._header_next = True
+        elif self._header_next:
+            self._header_next = False
+            # The rest of a 40-byte header: its flags are bytes 8..10 of the whole header.
+            if size == 34 and int.from_bytes(data[2:4], "big") & protocol.FLAGS_COMPRESSED:
+                raise errors.ProtocolError("compressed Pyro5 messages are not accepted")
+        return data
 
 
 class Watchdog(threading.Thread):
@@ -116,7 +147,7 @@ class HubConnectionJob(ClientConnectionJob):
                 with contextlib.suppress(OSError):
                     self.raw.close()
                 return
-        self.csock = socketutil.SocketConnection(sock)
+        self.csock = GuardedConnection(sock)
         super().__call__()
 
     def handleConnection(self) -> bool:
@@ -124,6 +155,7 @@ class HubConnectionJob(ClientConnectionJob):
         ok = super().handleConnection()
         self.server.watchdog.done(self.raw)
         if ok:
+            self.csock.handshake_budget = None
             idle = self.server.settings.server.idle_timeout_s
             with contextlib.suppress(OSError):
                 self.csock.sock.settimeout(idle or None)

@@ -96,9 +96,10 @@ class Hub:
         client_id = str(handshake.get("client", "")) if isinstance(handshake, dict) else ""
         self.stats.record_connection()
         user, role = self._admit(conn, handshake, address)
+        client_id = f"{user}/{client_id}" if client_id else ""  # one process may connect as several users
         with self._sessions_lock:
             session = self._clients.get(client_id) if client_id else None
-            if session is not None and session.user == user:
+            if session is not None:
                 session.connections += 1
             else:
                 session = Session(address=address, client_id=client_id, user=user, role=role)
@@ -217,6 +218,8 @@ class Hub:
                 "client": session.address, "session": session.id, "user": session.user, "method": method,
                 "error": error,
             })
+            if not session.client_id:  # other clients (the vendor's) only know built-in exception classes
+                raise PermissionError(error) from None
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
