@@ -126,6 +126,7 @@ class HubConnectionJob(ClientConnectionJob):
         self.server = server
         self.csock = None  # type: ignore[assignment]
         self.expired = False
+        self.started = time.monotonic()
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.server.refused(reason, self.caddr, detail)
@@ -133,8 +134,13 @@ class HubConnectionJob(ClientConnectionJob):
     def _expire(self) -> None:
         self.expired = True
 
+    def _timed_out(self) -> bool:
+        limit = self.server.settings.server.handshake_timeout_s
+        return self.expired or (limit > 0 and time.monotonic() - self.started >= limit * 0.95)
+
     def __call__(self) -> None:
         settings = self.server.settings
+        self.started = time.monotonic()
         self.raw.settimeout(settings.server.handshake_timeout_s or None)
         self.server.watchdog.watch(self.raw, settings.server.handshake_timeout_s or 3600.0, self._expire)
         sock: socket.socket = self.raw
@@ -143,7 +149,7 @@ class HubConnectionJob(ClientConnectionJob):
                 sock = self.server.tls_context.wrap_socket(self.raw, server_side=True)
             except (ssl.SSLError, OSError) as exc:
                 self.server.watchdog.done(self.raw)
-                self._refuse("handshake_timeout" if self.expired or isinstance(exc, TimeoutError) else "tls", str(exc))
+                self._refuse("handshake_timeout" if self._timed_out() else "tls", str(exc))
                 with contextlib.suppress(OSError):
                     self.raw.close()
                 return
@@ -161,7 +167,7 @@ class HubConnectionJob(ClientConnectionJob):
                 self.csock.sock.settimeout(idle or None)
             return True
         if not handshake_state.decided:
-            self._refuse("handshake_timeout" if self.expired else "protocol", "bad or missing Pyro5 handshake")
+            self._refuse("handshake_timeout" if self._timed_out() else "protocol", "bad or missing Pyro5 handshake")
         # A session may have been opened before Pyro5 failed the handshake (e.g. unknown object): close it.
         with contextlib.suppress(Exception):
             self.daemon.clientDisconnect(self.csock)
