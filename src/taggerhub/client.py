@@ -27,7 +27,7 @@ from Pyro5 import core, protocol, serializers, socketutil
 
 from . import transport
 from .errors import AccessDenied, ObjectGone, ServerUnavailable
-from .tls import client_context
+from .tls import BufferedConnection, client_context
 
 # Names this process to the server, so that all its proxies (one connection each) form one session.
 _client_id = uuid.uuid4().hex
@@ -89,7 +89,7 @@ class Proxy(Pyro5.client.Proxy):
                                             nodelay=pyro_config.SOCK_NODELAY, sslContext=context)
         except (OSError, ssl.SSLError) as exc:
             raise ServerUnavailable(f"cannot connect to {uri.location} over TLS: {exc}") from exc
-        conn = socketutil.SocketConnection(sock, uri.object)
+        conn = BufferedConnection(sock, uri.object)
         try:
             serializer = serializers.serializers[self._pyroSerializer or pyro_config.SERIALIZER]
             data = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})

@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from Pyro5 import errors, protocol, socketutil
+from Pyro5 import errors, protocol
 from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketServer_Threadpool
 
 from .config import ConfigError, Settings
+from .tls import BufferedConnection
 
 log = logging.getLogger("taggerhub.listener")
 
@@ -58,7 +59,7 @@ def check_exposure(settings: Settings) -> None:
 HANDSHAKE_MAX_BYTES = 64 * 1024
 
 
-class GuardedConnection(socketutil.SocketConnection):
+class GuardedConnection(BufferedConnection):
     """A Pyro5 connection that bounds the handshake's size and refuses compressed messages.
 
     Pyro5 inflates compressed payloads without a size limit, so one small frame could

@@ -7,10 +7,48 @@ different CAs and client certificates, one per proxy.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 
+from Pyro5 import errors, socketutil
+
 from .config import ConfigError, TlsSettings
+
+READ_CHUNK = 64 * 1024
+MAX_READ = 4 * 1024 * 1024
+
+
+class BufferedConnection(socketutil.SocketConnection):
+    """A Pyro5 connection that reads TLS records whole and serves Pyro5's small reads from a buffer.
+
+    Pyro5 reads each message in three pieces (6 bytes, 34 bytes, payload); on a TLS
+    socket each piece is one SSL_read, which is most of TLS's cost for small calls.
+    Plain sockets keep Pyro5's own reads (MSG_WAITALL).
+    """
+
+    def __init__(self, sock: socket.socket, objectId: str | None = None):
+        super().__init__(sock, objectId)
+        self._buffered = isinstance(sock, ssl.SSLSocket)
+        self._buffer = bytearray()
+
+    def recv(self, size: int) -> bytes:
+        if not self._buffered:
+            return super().recv(size)
+        buffer = self._buffer
+        while len(buffer) < size:
+            try:
+                chunk = self.sock.recv(min(max(READ_CHUNK, size - len(buffer)), MAX_READ))
+            except TimeoutError:
+                raise errors.TimeoutError("receiving: timeout") from None
+            except OSError as exc:
+                raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
+            if not chunk:
+                raise errors.ConnectionClosedError("receiving: not enough data")
+            buffer += chunk
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
 
 
 def _need(path: str, what: str) -> str:
