@@ -88,33 +88,31 @@ class GuardedConnection(BufferedConnection):
 
 
 class Watchdog(threading.Thread):
-    """Shuts down sockets whose handshake outlives its deadline."""
+    """Calls a job's ``expire()`` when its handshake outlives its deadline."""
 
     def __init__(self) -> None:
         super().__init__(name="taggerhub-handshake-watchdog", daemon=True)
         self._lock = threading.Lock()
-        self._deadlines: dict[int, tuple[float, socket.socket, Callable[[], None]]] = {}
+        self._deadlines: dict[int, tuple[float, HubConnectionJob]] = {}
         self.stop = threading.Event()
 
-    def watch(self, sock: socket.socket, timeout_s: float, on_expiry: Callable[[], None]) -> None:
+    def watch(self, job: HubConnectionJob, timeout_s: float) -> None:
         with self._lock:
-            self._deadlines[id(sock)] = (time.monotonic() + timeout_s, sock, on_expiry)
+            self._deadlines[id(job)] = (time.monotonic() + timeout_s, job)
 
-    def done(self, sock: socket.socket) -> None:
+    def done(self, job: HubConnectionJob) -> None:
         with self._lock:
-            self._deadlines.pop(id(sock), None)
+            self._deadlines.pop(id(job), None)
 
     def run(self) -> None:
         while not self.stop.wait(0.2):
             now = time.monotonic()
             with self._lock:
-                expired = [(k, v) for k, v in self._deadlines.items() if v[0] <= now]
-                for key, _ in expired:
-                    del self._deadlines[key]
-            for _, (_, sock, on_expiry) in expired:
-                on_expiry()
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                expired = [job for deadline, job in self._deadlines.values() if deadline <= now]
+                for job in expired:
+                    del self._deadlines[id(job)]
+            for job in expired:
+                job.expire()
 
 
 class HubConnectionJob(ClientConnectionJob):
@@ -122,18 +120,32 @@ class HubConnectionJob(ClientConnectionJob):
 
     def __init__(self, sock: socket.socket, address: Any, daemon: Any, server: HubSocketServer):
         self.raw = sock
+        self.current: socket.socket = sock  # the socket object that owns the descriptor right now
         self.caddr = address
         self.daemon = daemon
         self.server = server
         self.csock = None  # type: ignore[assignment]
         self.expired = False
         self.started = time.monotonic()
+        self._state_lock = threading.Lock()
+        self._handshaking = True
 
     def _refuse(self, reason: str, detail: str) -> None:
         self.server.refused(reason, self.caddr, detail)
 
-    def _expire(self) -> None:
-        self.expired = True
+    def expire(self) -> None:
+        """Deadline passed: shut the socket down under the worker's feet (it then fails and cleans up)."""
+        with self._state_lock:
+            if not self._handshaking:
+                return
+            self.expired = True
+            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
+                socket.socket.shutdown(self.current, socket.SHUT_RDWR)
+
+    def _handshake_over(self) -> None:
+        with self._state_lock:
+            self._handshaking = False
+        self.server.watchdog.done(self)
 
     def _timed_out(self) -> bool:
         limit = self.server.settings.server.handshake_timeout_s
@@ -143,16 +155,19 @@ class HubConnectionJob(ClientConnectionJob):
         settings = self.server.settings
         self.started = time.monotonic()
         self.raw.settimeout(settings.server.handshake_timeout_s or None)
-        self.server.watchdog.watch(self.raw, settings.server.handshake_timeout_s or 3600.0, self._expire)
+        self.server.watchdog.watch(self, settings.server.handshake_timeout_s or 3600.0)
         sock: socket.socket = self.raw
         if self.server.tls_context is not None:
             try:
-                sock = self.server.tls_context.wrap_socket(self.raw, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                self.server.watchdog.done(self.raw)
+                with self._state_lock:
+                    sock = self.current = self.server.tls_context.wrap_socket(
+                        self.raw, server_side=True, do_handshake_on_connect=False)
+                sock.do_handshake()
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                self._handshake_over()
                 self._refuse("handshake_timeout" if self._timed_out() else "tls", str(exc))
                 with contextlib.suppress(OSError):
-                    self.raw.close()
+                    self.current.close()
                 return
         self.csock = GuardedConnection(sock)
         super().__call__()
@@ -160,7 +175,7 @@ class HubConnectionJob(ClientConnectionJob):
     def handleConnection(self) -> bool:
         handshake_state.decided = False
         ok = super().handleConnection()
-        self.server.watchdog.done(self.raw)
+        self._handshake_over()
         if ok:
             self.csock.handshake_budget = None
             idle = self.server.settings.server.idle_timeout_s

@@ -55,3 +55,30 @@ def test_silent_client_is_dropped_after_handshake_timeout_and_idle_client_after_
     assert not any(r["user"] == "otto" for r in admin.hub_sessions())  # dropped while idle
     assert idle.getVersion()  # read calls reconnect by themselves
     assert admin.hub_metrics()["rpc"]["refused_handshakes"]["handshake_timeout"] >= 1
+
+
+def test_trickling_pyro_handshake_is_cut_at_the_deadline(start_auth_server):
+    """One byte every 0.25 s never trips a per-read timeout; the handshake deadline still applies."""
+    from Pyro5 import protocol, serializers
+
+    server = start_auth_server(TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S="1.5")
+    data = serializers.serializers_by_id[4].dumps({"handshake": {"token": server.tokens["otto"]},
+                                                   "object": "TimeTaggerRPC"})
+    frame = protocol.SendingMessage(protocol.MSG_CONNECT, 0, 0, 4, data).data
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.settimeout(0.25)
+        started, closed = time.monotonic(), False
+        for byte in frame[:-1]:
+            try:
+                sock.send(bytes([byte]))
+                chunk = sock.recv(100)
+                if chunk == b"" or chunk.startswith(b"PYRO"):  # closed, or told why and then closed
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+        elapsed = time.monotonic() - started
+    assert closed and 1.3 < elapsed < 4, f"closed={closed} after {elapsed:.1f} s of {len(frame)} bytes"
