@@ -16,7 +16,7 @@ from typing import Any
 from . import permissions
 from .audit import AuditLog, summarize
 from .auth import Role, UserStore
-from .config import Settings
+from .config import ConfigError, Settings
 from .errors import AccessDenied
 from .lease import ControlLease
 from .permissions import Level
@@ -49,6 +49,9 @@ class Access:
         self.max_per_user = settings.auth.max_connections_per_user
         self.store = store or UserStore(settings.auth.users_file)
         if self.enabled:
+            if not self.store.path.is_file():
+                raise ConfigError(f"auth is enabled but the users file {str(self.store.path)!r} does not exist; "
+                                  "create it with 'taggerhub user add NAME --role ROLE'")
             self.store.load()
         self.audit = AuditLog(settings.auth.audit_log)
         self.lease = ControlLease()
@@ -115,7 +118,13 @@ class Access:
         level, _rule = permissions.level_of(kind, method, is_constructor)
         if not self.enabled:
             return level
-        role = Role.parse(session.role)
+        # The users file is the truth for connected sessions too: removals and role changes apply at once.
+        self.store.reload_if_changed()
+        user = self.store.get(session.user)
+        if user is None:
+            raise AccessDenied(f"user {session.user!r} has been removed from the users file")
+        role = user.role
+        session.role = role.name
         if not permissions.allowed(role, level):
             raise AccessDenied(f"{method}() needs role {permissions.MIN_ROLE[level].name} or higher; "
                                f"user {session.user!r} is {role.name}")

@@ -166,9 +166,17 @@ def test_tokens_checked_at_handshake_and_changes_apply_without_restart(auth_serv
     with pytest.raises(Pyro5.errors.CommunicationError, match="token not valid"):
         client.createProxy(port=auth_server.port, token=auth_server.tokens["otto"])
     assert client.createProxy(port=auth_server.port, token=new_token).getVersion()
-    store.remove("oscar")
+    TT_oscar = connect(auth_server, "oscar")
+    oscar_tagger = TT_oscar.createTimeTagger()
+    store.set_role("oscar", "operator")
     os.kill(auth_server.server.proc.pid, signal.SIGHUP)  # immediate reload
     time.sleep(0.3)
+    oscar_tagger.setTestSignal(1, True)  # the new role applies to the open connection
+    store.remove("oscar")
+    os.kill(auth_server.server.proc.pid, signal.SIGHUP)
+    time.sleep(0.3)
+    with pytest.raises(AccessDenied, match="'oscar' has been removed"):
+        oscar_tagger.getSerial()
     with pytest.raises(Pyro5.errors.CommunicationError, match="token not valid"):
         client.createProxy(port=auth_server.port, token=auth_server.tokens["oscar"])
     refused = connect(auth_server, "ada").hub_metrics()["rpc"]["refused_handshakes"]

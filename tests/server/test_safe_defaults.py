@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -82,3 +83,11 @@ def test_trickling_pyro_handshake_is_cut_at_the_deadline(start_auth_server):
                 break
         elapsed = time.monotonic() - started
     assert closed and 1.3 < elapsed < 4, f"closed={closed} after {elapsed:.1f} s of {len(frame)} bytes"
+
+
+def test_serve_with_auth_but_no_users_file_names_the_file(tmp_path):
+    env = {"TAGGERHUB_AUTH_ENABLED": "true", "TAGGERHUB_AUTH_USERS_FILE": str(tmp_path / "missing.toml")}
+    result = subprocess.run([sys.executable, "-m", "taggerhub", "serve", "--port", "0"], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, **env})
+    assert result.returncode == 2
+    assert "missing.toml' does not exist" in result.stderr and "taggerhub user add" in result.stderr
