@@ -16,7 +16,6 @@ from Pyro5 import errors, socketutil
 from .config import ConfigError, TlsSettings
 
 READ_CHUNK = 64 * 1024
-MAX_READ = 4 * 1024 * 1024
 
 
 class BufferedConnection(socketutil.SocketConnection):
@@ -31,25 +30,50 @@ class BufferedConnection(socketutil.SocketConnection):
         super().__init__(sock, objectId)
         self._buffered = isinstance(sock, ssl.SSLSocket)
         self._buffer = bytearray()
+        self._chunk = memoryview(bytearray(READ_CHUNK)) if self._buffered else None
 
     def recv(self, size: int) -> bytes:
         if not self._buffered:
             return super().recv(size)
-        buffer = self._buffer
+        buffer, chunk = self._buffer, self._chunk
+        assert chunk is not None
+        if size - len(buffer) > len(chunk):
+            return self._recv_large(size)
         while len(buffer) < size:
             try:
-                chunk = self.sock.recv(min(max(READ_CHUNK, size - len(buffer)), MAX_READ))
+                received = self.sock.recv_into(chunk)  # into one reused buffer: no allocation per read
             except TimeoutError:
                 raise errors.TimeoutError("receiving: timeout") from None
             except OSError as exc:
                 raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
-            if not chunk:
+            if not received:
                 raise errors.ConnectionClosedError("receiving: not enough data")
-            buffer += chunk
+            buffer += chunk[:received]
+        if len(buffer) == size:
+            data = bytes(buffer)
+            buffer.clear()
+            return data
         data = bytes(buffer[:size])
         del buffer[:size]
         return data
 
+    def _recv_large(self, size: int) -> bytes:
+        """Read a big payload (array data) in large pieces; memory grows only as bytes arrive."""
+        parts = [bytes(self._buffer)]
+        self._buffer.clear()
+        filled = len(parts[0])
+        while filled < size:
+            try:
+                part = self.sock.recv(min(size - filled, 1 << 20))
+            except TimeoutError:
+                raise errors.TimeoutError("receiving: timeout") from None
+            except OSError as exc:
+                raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
+            if not part:
+                raise errors.ConnectionClosedError("receiving: not enough data")
+            parts.append(part)
+            filled += len(part)
+        return b"".join(parts)
 
 def _need(path: str, what: str) -> str:
     if not path:

@@ -141,3 +141,18 @@ def test_trickling_clients_are_cut_at_the_handshake_deadline(start_auth_server, 
     assert closed and 1.3 < elapsed < 4, f"closed={closed} after {elapsed:.1f} s"
     admin = client.createProxy(port=server.port, token=server.tokens["ada"], tls_ca=str(lab_pki / "ca.pem"))
     assert refused(server, admin)["handshake_timeout"] >= 1
+
+
+def test_large_arrays_cross_tls_intact(start_auth_server, lab_pki):
+    import numpy as np
+
+    server = start_auth_server(**tls_env(lab_pki))
+    TT = client.createProxy(port=server.port, token=server.tokens["otto"], tls_ca=str(lab_pki / "ca.pem"))
+    tagger = TT.createTimeTagger()
+    tagger.setTestSignal([1, 2], True)
+    counter = TT.Counter(tagger, [1, 2], binwidth=int(1e6), n_values=400_000)  # 2 x 400k int32: 3.2 MB
+    time.sleep(0.3)
+    data = counter.getData()
+    assert data.shape == (2, 400_000) and data.dtype == np.int32
+    assert data.sum() > 0 and np.array_equal(data, data.astype(np.int64).astype(np.int32))
+    assert tagger.getTestSignal(1) is True  # the connection is still in step after the big read
