@@ -45,6 +45,45 @@ def start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     raise SystemExit(f"server on {port} did not start; see {log}")
 
 
+def echo_floor(work: Path, tls: bool, calls: int = 5000) -> float:
+    """p50 of a bare 250-byte echo over loopback (no Pyro5): what TLS costs by itself right now."""
+    import ssl
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server_ctx = None
+    if tls:
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(work / "server.pem", work / "server-key.pem")
+
+    def echo() -> None:
+        conn, _ = listener.accept()
+        if server_ctx is not None:
+            conn = server_ctx.wrap_socket(conn, server_side=True)
+        with conn:
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    sock = socket.create_connection(listener.getsockname())
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls:
+        sock = ssl.create_default_context(cafile=str(work / "ca.pem")).wrap_socket(sock, server_hostname="localhost")
+    message, timings = b"x" * 250, []
+    with sock:
+        for _ in range(calls):
+            started = time.perf_counter()
+            sock.sendall(message)
+            received = 0
+            while received < len(message):
+                received += len(sock.recv(65536))
+            timings.append(time.perf_counter() - started)
+    thread.join(5)
+    listener.close()
+    return percentile(timings, 0.5)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -96,6 +135,10 @@ def main() -> int:
         stats[name] = (percentile(timings, 0.5), percentile(timings, 0.99), statistics.fmean(timings))
         p50, p99, mean = stats[name]
         print(f"{name:12} {p50 * 1e6:8.1f} {p99 * 1e6:8.1f} {mean * 1e6:8.1f}   p50 x{p50 / stats['plain'][0]:.2f}")
+    plain_echo, tls_echo = echo_floor(work, False), echo_floor(work, True)
+    print(f"bare loopback echo (no Pyro5), p50: plain {plain_echo * 1e6:.1f} us, TLS {tls_echo * 1e6:.1f} us "
+          f"(TLS by itself adds {(tls_echo - plain_echo) * 1e6:.1f} us per round trip)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     ratio50 = stats["token+TLS"][0] / stats["plain"][0]
     ratio99 = stats["token+TLS"][1] / stats["plain"][1]
     print(f"ratio token+TLS / plain: p50 {ratio50:.2f}  p99 {ratio99:.2f}  "
