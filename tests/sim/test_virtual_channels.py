@@ -51,9 +51,11 @@ def test_gated_channel_passes_only_while_the_gate_is_open(make_tagger):
 
 def test_combiner_emits_the_union_of_its_inputs(make_tagger):
     tagger = make_tagger("ultra", [PoissonSource(channel=1, rate_hz=1e5), PoissonSource(channel=2, rate_hz=3e5)])
-    combiner = TT.Combiner(tagger, [1, 2])
-    rate = TT.Countrate(tagger, [1, 2, combiner.getChannel()])
-    run_for(rate, SECOND // 10)
+    sync = TT.SynchronizedMeasurements(tagger)  # both count over exactly the same tags
+    combiner = TT.Combiner(sync.getTagger(), [1, 2])
+    rate = TT.Countrate(sync.getTagger(), [1, 2, combiner.getChannel()])
+    sync.startFor(SECOND // 10)
+    assert sync.waitUntilFinished(60_000)
     a, b, both = rate.getCountsTotal()
     assert both == a + b
     np.testing.assert_array_equal(combiner.getChannelCounts(), [a, b])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .models import ModelSpec
-from .signals import PS_PER_S, SignalSource
+from .signals import PS_PER_S, Noise, SignalSource, ensure_sorted, merge_sorted
 
 # Every output tag lags its source edge by this much, so that jitter and
 # negative delays never push a tag into a window already handed out.
@@ -72,7 +72,7 @@ class InputStage:
     def __init__(self, model: ModelSpec, sources: list[SignalSource], rng: np.random.Generator):
         self.model = model
         self.sources = sources
-        self.rng = rng
+        self.rng = Noise(rng)
         self.test_signal_divider = model.test_signal_default_divider
         self.inputs: dict[int, InputState] = {}
         for ch in range(1, model.channels + 1):
@@ -154,22 +154,17 @@ class InputStage:
             if rising_state.test_signal:
                 raw = self._test_signal(t0, t1, falling=channel < 0)
             else:
-                parts = edges.get(phys, [])
-                raw = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else EMPTY)
-                if len(parts) > 1:
-                    raw = np.sort(raw)
+                raw = merge_sorted(edges.get(phys, []))
                 if not 0 < rising_state.trigger_level_v < amplitude.get(phys, 0.0):
                     raw = EMPTY  # threshold above the pulse (or below the baseline): nothing triggers
                 elif channel < 0:
                     raw = raw + width.get(phys, 0)
             shifted = raw + (shift_base + state.delay_ps)
             if self.model.jitter_rms_ps > 0 and shifted.size:
-                shifted = shifted + np.rint(
-                    self.rng.normal(0.0, self.model.jitter_rms_ps, size=shifted.size)
-                ).astype(np.int64)
-                shifted.sort()
+                shifted += self.rng.gaussian(shifted.size, self.model.jitter_rms_ps)
+                ensure_sorted(shifted)
             if state.pending.size:
-                shifted = np.sort(np.concatenate([state.pending, shifted]))
+                shifted = merge_sorted([state.pending, shifted])
             cut = int(np.searchsorted(shifted, t1))
             state.pending = shifted[cut:]
             emitted = shifted[:cut]
