@@ -175,28 +175,47 @@ class InputStage:
 
     @staticmethod
     def _apply_deadtime(state: InputState, times: np.ndarray) -> np.ndarray:
-        """Drop every tag closer than the dead time to the previous kept tag."""
+        """Drop every tag closer than the dead time to the previous kept tag (exact, non-paralysable)."""
         dead = state.deadtime_ps
         if times.size == 0:
             return times
         if dead > 0:
-            times = times[times - state.last_kept_ps >= dead] if times[0] - state.last_kept_ps < dead else times
-            for _ in range(4):
+            if times[0] - state.last_kept_ps < dead:
+                times = times[times - state.last_kept_ps >= dead]
+            for _ in range(8):
                 if times.size < 2:
                     break
-                too_close = np.diff(times) < dead
-                if not too_close.any():
+                close = np.flatnonzero(np.diff(times) < dead)
+                if close.size == 0:
                     break
-                # A tag too close to a predecessor that is surely kept is surely dropped.
+                if close.size * 8 < times.size or _ == 7:
+                    times = InputStage._deadtime_clusters(times, close, dead)
+                    break
+                # Dense: first drop tags too close to a predecessor that is surely kept.
+                too_close = np.zeros(times.size - 1, dtype=bool)
+                too_close[close] = True
                 drop = np.zeros(times.size, dtype=bool)
                 drop[1:] = too_close
                 drop[2:] &= ~too_close[:-1]
                 times = times[~drop]
-            else:
-                times = InputStage._deadtime_chain(times, dead)
         if times.size:
             state.last_kept_ps = int(times[-1])
         return times
+
+    @staticmethod
+    def _deadtime_clusters(times: np.ndarray, close: np.ndarray, dead: int) -> np.ndarray:
+        """Exact filter when only clusters of close tags (``close``: index i, i+1 too close) need it.
+
+        Gaps between clusters exceed the dead time, so filtering the cluster tags alone is exact.
+        """
+        members = np.union1d(close, close + 1)
+        cluster = times[members]
+        kept = InputStage._deadtime_chain(cluster, dead)
+        drop = np.ones(members.size, dtype=bool)
+        drop[np.searchsorted(cluster, kept)] = False
+        mask = np.ones(times.size, dtype=bool)
+        mask[members[drop]] = False
+        return times[mask]
 
     @staticmethod
     def _deadtime_chain(times: np.ndarray, dead: int) -> np.ndarray:
