@@ -395,8 +395,9 @@ class TimeTagger(TimeTaggerBase):
         """Return the trigger level of an input in volts."""
         return self._stage.inputs[self._check_channel(channel, physical=True)].trigger_level_v
 
-    def getTriggerLevelRange(self) -> list[float]:
-        """Return the lowest and highest trigger level in volts."""
+    def getTriggerLevelRange(self, channel: int) -> list[float]:
+        """Return the lowest and highest trigger level of a channel in volts."""
+        self._check_channel(channel, physical=True)
         return [self._model.trigger_min_v, self._model.trigger_max_v]
 
     def reset(self) -> None:
@@ -429,7 +430,7 @@ class TimeTagger(TimeTaggerBase):
 
     def getDACRange(self) -> list[float]:
         """Return the lowest and highest trigger-level DAC voltage."""
-        return self.getTriggerLevelRange()
+        return [self._model.trigger_min_v, self._model.trigger_max_v]
 
     def setHardwareBufferSize(self, size: int) -> None:
         """Set the on-board buffer size in tags (32 k to 512 M)."""
