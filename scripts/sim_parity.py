@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import Swabian.TimeTagger as vendor
+import Swabian.TimeTagger as vendor  # noqa: N813 - "vendor" reads better than a second TT
 
 import taggerhub.sim as sim
 

@@ -36,14 +36,23 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
-from .histograms import CountBetweenMarkers, Histogram, StartStop, TimeDifferences
+from .histograms import CountBetweenMarkers, GatedCounter, Histogram, StartStop, TimeDifferences
 from .iterators import IteratorBase
 from .lab import DeviceSpec, load_lab
 from .measurements import Correlation, Counter, CounterData, Countrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
-from .virtual import Coincidence, Coincidences, Combiner, DelayedChannel, GatedChannel
+from .virtual import (
+    Coincidence,
+    Coincidences,
+    Combiner,
+    DelayedChannel,
+    DelayedChannels,
+    FrequencyMultiplier,
+    GatedChannel,
+    GatedChannels,
+)
 
 globals().update(FLAT_CONSTANTS)
 
@@ -75,9 +84,13 @@ __all__ = [
     "CounterData",
     "Countrate",
     "DelayedChannel",
+    "DelayedChannels",
     "Experimental",
     "FrontendType",
+    "FrequencyMultiplier",
     "GatedChannel",
+    "GatedChannels",
+    "GatedCounter",
     "GatedChannelInitial",
     "Histogram",
     "IteratorBase",
