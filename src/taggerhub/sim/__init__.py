@@ -205,7 +205,7 @@ def createTimeTagger(serial: str = "", resolution: Resolution = Resolution.Stand
         if spec.serial in _lab.open:
             raise RuntimeError(f"Time Tagger {spec.serial} is already in use.")
         tagger = TimeTagger(spec.serial, spec.model, spec.sources, clock=_lab.clock, seed=_lab.seed,
-                            resolution=resolution)
+                            resolution=resolution, channel_settings=spec.channels)
         _lab.open[spec.serial] = tagger
         return tagger
 

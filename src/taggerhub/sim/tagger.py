@@ -324,11 +324,31 @@ class TimeTagger(TimeTaggerBase):
 
     def __init__(self, serial: str, model: ModelSpec, sources: list[SignalSource],
                  clock: str = "realtime", seed: int | None = None,
-                 resolution: Resolution = Resolution.Standard):
+                 resolution: Resolution = Resolution.Standard,
+                 channel_settings: dict[int, dict[str, Any]] | None = None):
         self._serial = serial
         self._resolution = Resolution(resolution)
         self._device_settings = _default_device_settings()
+        self._startup_channels = channel_settings or {}
         super().__init__(model, sources, clock, seed)
+        try:
+            self._apply_startup_channels()
+        except ValueError as exc:
+            self._free()
+            raise ValueError(f"simulated device {serial}: {exc}") from None
+
+    def _apply_startup_channels(self) -> None:
+        """Apply the lab file's per-channel settings through the public setters."""
+        for channel, values in self._startup_channels.items():
+            setters = {
+                "test_signal": lambda v, c=channel: self.setTestSignal(c, v),
+                "trigger_level_v": lambda v, c=channel: self.setTriggerLevel(c, v),
+                "delay_ps": lambda v, c=channel: self.setInputDelay(c, v),
+                "deadtime_ps": lambda v, c=channel: self.setDeadtime(c, v),
+                "event_divider": lambda v, c=channel: self.setEventDivider(c, v),
+            }
+            for key, value in values.items():
+                setters[key](value)
 
     def getSerial(self) -> str:
         """Return the serial number of the device."""
@@ -418,6 +438,7 @@ class TimeTagger(TimeTaggerBase):
         self._software_delay.clear()
         self._hardware_delay.clear()
         self._device_settings = _default_device_settings()
+        self._apply_startup_channels()
 
     # -- device settings without an effect on the simulated tags ------------------------
     # They are stored, validated and reported back, so scripts that set them run unchanged.
