@@ -73,3 +73,20 @@ def test_out_of_range_channel_setting_fails_on_open(lab_file):
     with pytest.raises(ValueError, match=r"X1: trigger level 9\.0 V"):
         TT.createTimeTagger()
     assert TT.scanTimeTagger() == ["X1"]  # the failed open does not hold the device
+
+
+def test_the_example_lab_in_the_docs_opens_and_runs(lab_file):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs/simulator.md").read_text()
+    TT.configure(lab_file(re.search(r"```toml\n(.*?)```", text, re.S).group(1)), clock="virtual", seed=2)
+    assert TT.scanTimeTagger() == ["2138000SIM", "1740000SIM"]
+    tagger = TT.createTimeTagger("2138000SIM")
+    try:
+        assert tagger.getTriggerLevel(5) == 0.4 and tagger.getEventDivider(8) == 4
+        rate = TT.Countrate(tagger, [5, 8])
+        run_for(rate, 10**11)
+        np.testing.assert_allclose(rate.getData(), [10e6, 200e3], rtol=0.01)
+    finally:
+        TT.freeTimeTagger(tagger)
