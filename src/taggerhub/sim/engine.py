@@ -206,15 +206,24 @@ class InputStage:
     def _deadtime_clusters(times: np.ndarray, close: np.ndarray, dead: int) -> np.ndarray:
         """Exact filter when only clusters of close tags (``close``: index i, i+1 too close) need it.
 
-        Gaps between clusters exceed the dead time, so filtering the cluster tags alone is exact.
+        Gaps between clusters exceed the dead time, so each cluster is filtered on its own. A cluster
+        of two tags (the usual case at moderate rates) just loses its second tag; longer ones go through
+        the sequential rule.
         """
-        members = np.union1d(close, close + 1)
-        cluster = times[members]
-        kept = InputStage._deadtime_chain(cluster, dead)
-        drop = np.ones(members.size, dtype=bool)
-        drop[np.searchsorted(cluster, kept)] = False
+        chained = np.diff(close) == 1
+        joined_before = np.concatenate([[False], chained])
+        joined_after = np.concatenate([chained, [False]])
         mask = np.ones(times.size, dtype=bool)
-        mask[members[drop]] = False
+        pairs = close[~joined_before & ~joined_after]
+        mask[pairs + 1] = False
+        long_runs = close[joined_before | joined_after]
+        if long_runs.size:
+            members = np.unique(np.concatenate([long_runs, long_runs + 1]))
+            cluster = times[members]
+            kept = InputStage._deadtime_chain(cluster, dead)
+            drop = np.ones(members.size, dtype=bool)
+            drop[np.searchsorted(cluster, kept)] = False
+            mask[members[drop]] = False
         return times[mask]
 
     @staticmethod
