@@ -136,11 +136,11 @@ def main() -> None:
           f"({tags} tags, {wall:.2f} s wall, {cpu:.2f} s CPU; goal >= 20 M tags/s)")
     if args.memory_seconds > 0:
         samples = memory(args.rate, args.memory_seconds)
-        first = next((mib for t, mib in samples if t >= min(10.0, args.memory_seconds / 2)), samples[0][1])
-        last = samples[-1][1]
+        warm = min(20.0, args.memory_seconds / 3)  # allocator pools fill during the first seconds
+        settled = [mib for t, mib in samples if t >= warm]
         print("rss MiB over time: " + ", ".join(f"{t:.0f}s={mib:.0f}" for t, mib in samples))
-        print(f"memory: {first:.0f} MiB after warm-up -> {last:.0f} MiB at {samples[-1][0]:.0f} s "
-              f"(growth {last - first:+.0f} MiB)")
+        print(f"memory after {warm:.0f} s warm-up: first {settled[0]:.0f} MiB, last {settled[-1]:.0f} MiB, "
+              f"range {min(settled):.0f}..{max(settled):.0f} MiB (growth {settled[-1] - settled[0]:+.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -156,3 +156,39 @@ def test_gated_counter_counts_each_click_channel(make_tagger):
     assert data.shape == (2, 50) and counter.ready()
     np.testing.assert_array_equal(data[0], 50)  # 5 us gate at 10 MHz
     np.testing.assert_array_equal(data[1], 100)
+
+
+def test_event_generator_emits_the_pattern_after_every_nth_trigger(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5)])
+    generator = TT.EventGenerator(tagger, 1, [0, 1000, 5000], trigger_divider=2)
+    stream = TT.TimeTagStream(tagger, 10**6, [1, generator.getChannel()])
+    run_for(stream, SECOND // 1000)
+    buf = stream.getData()
+    stamps, chans = buf.getTimestamps(), buf.getChannels()
+    triggers, emitted = stamps[chans == 1], stamps[chans == generator.getChannel()]
+    assert emitted.size == 3 * ((triggers.size + 1) // 2) or emitted.size == 3 * (triggers.size // 2)
+    np.testing.assert_array_equal(np.diff(emitted[:3]), [1000, 4000])
+    assert emitted[3] - emitted[0] == pytest.approx(20_000_000, abs=100)  # every second trigger of 100 kHz
+
+
+def test_event_generator_stop_channel_aborts_running_patterns(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5),
+                                   PeriodicSource(channel=2, frequency_hz=1e5, phase_ps=2_500_000)])
+    generator = TT.EventGenerator(tagger, 1, [1_000_000 * k for k in range(8)], stop_channel=2)
+    rate = TT.Countrate(tagger, [1, generator.getChannel()])
+    run_for(rate, SECOND // 100)
+    triggers, emitted = rate.getCountsTotal()
+    assert abs(emitted / triggers - 3) < 0.01  # offsets 0, 1 and 2 us come before the stop at 2.5 us
+
+
+def test_synthetic_single_tag_emits_one_tag_per_trigger_call(make_tagger):
+    tagger = make_tagger("ultra")
+    single = TT.SyntheticSingleTag(tagger)
+    rate = TT.Countrate(tagger, [single.getChannel()])
+    rate.stop()  # on the virtual clock, time stands still while no measurement runs
+    for _ in range(5):
+        single.trigger()
+    run_for(rate, SECOND // 100)
+    assert rate.getCountsTotal()[0] == 5
+    run_for(rate, SECOND // 100)
+    assert rate.getCountsTotal()[0] == 0

@@ -49,9 +49,11 @@ from .virtual import (
     Combiner,
     DelayedChannel,
     DelayedChannels,
+    EventGenerator,
     FrequencyMultiplier,
     GatedChannel,
     GatedChannels,
+    SyntheticSingleTag,
 )
 
 globals().update(FLAT_CONSTANTS)
@@ -85,6 +87,7 @@ __all__ = [
     "Countrate",
     "DelayedChannel",
     "DelayedChannels",
+    "EventGenerator",
     "Experimental",
     "FrontendType",
     "FrequencyMultiplier",
@@ -97,6 +100,7 @@ __all__ = [
     "Resolution",
     "StartStop",
     "SynchronizedMeasurements",
+    "SyntheticSingleTag",
     "TagType",
     "TestSignalSource",
     "TimeDifferences",

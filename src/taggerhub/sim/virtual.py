@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .engine import Chunk
-from .enums import CoincidenceTimestamp, GatedChannelInitial
+from .enums import CHANNEL_UNUSED, CoincidenceTimestamp, GatedChannelInitial
 from .iterators import IteratorBase
 from .measurements import channel_list
 from .pairs import EMPTY
@@ -309,3 +309,65 @@ class Coincidence(Coincidences):
     def __init__(self, tagger: TimeTaggerBase, channels: list[int], coincidenceWindow: int = 1000,
                  timestamp: CoincidenceTimestamp = CoincidenceTimestamp.Last):
         super().__init__(tagger, [channel_list("Coincidence", channels)], coincidenceWindow, timestamp)
+
+
+class EventGenerator(VirtualChannelBase):
+    """Emits ``pattern`` (ps offsets) after every kept trigger; a ``stop_channel`` tag aborts running patterns."""
+
+    def __init__(self, tagger: TimeTaggerBase, trigger_channel: int, pattern: list[int], trigger_divider: int = 1,
+                 divider_offset: int = 0, stop_channel: int = CHANNEL_UNUSED):
+        self._pattern = np.sort(np.asarray([int(p) for p in pattern], dtype=np.int64))
+        if self._pattern.size == 0 or self._pattern[0] < 0:
+            raise ValueError("pattern needs at least one offset, all >= 0 ps")
+        self._divider = int(trigger_divider)
+        if self._divider < 1:
+            raise ValueError(f"trigger_divider must be >= 1, got {trigger_divider}")
+        self._offset = int(divider_offset)
+        if not self._offset >= 0:
+            raise ValueError(f"divider_offset must be >= 0, got {divider_offset}")
+        self._stop = None if int(stop_channel) == CHANNEL_UNUSED else int(stop_channel)
+        self._seen = 0  # triggers seen since clear, for the divider
+        self._pending_tags = EMPTY
+        self._pending_triggers = EMPTY
+        super().__init__(tagger, [int(trigger_channel)] + ([self._stop] if self._stop is not None else []))
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._seen = 0
+        self._pending_tags = self._pending_triggers = EMPTY
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        triggers = chunk.get(self._channels[0])
+        number = self._seen + np.arange(triggers.size)
+        self._seen += triggers.size
+        kept = triggers[(number >= self._offset) & ((number - self._offset) % self._divider == 0)]
+        tags = np.concatenate([self._pending_tags, (kept[:, None] + self._pattern[None, :]).ravel()])
+        origin = np.concatenate([self._pending_triggers, np.repeat(kept, self._pattern.size)])
+        if self._stop is not None:
+            stops = chunk.get(self._stop)
+            if stops.size:
+                aborted = np.searchsorted(stops, tags, side="right") > np.searchsorted(stops, origin, side="right")
+                tags, origin = tags[~aborted], origin[~aborted]
+        later = tags >= chunk.end_ps
+        self._pending_tags, self._pending_triggers = tags[later], origin[later]
+        self._emit(chunk, self._outputs[0], tags[~later], presorted=False)
+
+
+class SyntheticSingleTag(VirtualChannelBase):
+    """A tag on the channel each time ``trigger()`` is called (at the tag time being processed)."""
+
+    def __init__(self, tagger: TimeTaggerBase, base_channel: int = CHANNEL_UNUSED):
+        base = None if int(base_channel) == CHANNEL_UNUSED else tagger._check_channel(base_channel)
+        self._requests = 0
+        super().__init__(tagger, [], outputs=[base] if base is not None else None)
+
+    def trigger(self) -> None:
+        """Generate one tag."""
+        with self._lock:
+            self._requests += 1
+        self._tagger._engine.poke()
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        if self._requests:
+            self._emit(chunk, self._outputs[0], np.full(self._requests, chunk.begin_ps, dtype=np.int64))
+            self._requests = 0
