@@ -135,3 +135,19 @@ def test_conditional_filter_keeps_only_triggered_events(make_tagger):
     tagger.clearConditionalFilter()
     run_for(rate, SECOND // 100)
     assert abs(rate.getData()[1] - 10e6) / 10e6 < 0.01
+
+
+def test_a_failing_measurement_stops_alone_and_reports_its_error(make_tagger):
+    tagger = make_tagger("ultra")
+    tagger.setTestSignal(1, True)
+    broken = TT.Countrate(tagger, [1])
+    healthy = TT.Countrate(tagger, [1])
+
+    def explode(chunk):
+        raise ZeroDivisionError("simulated bug")
+
+    broken._on_chunk = explode
+    run_for(healthy, SECOND // 100)
+    assert healthy.getCountsTotal()[0] == 8000
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        broken.startFor(SECOND // 100)

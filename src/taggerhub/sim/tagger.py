@@ -89,12 +89,13 @@ class TimeTaggerBase:
         with self._lock:
             iterators = self._iterators
         # Virtual channels first, in creation order, so measurements see their output.
-        for it in iterators:
-            if it._is_virtual:
-                it._feed(chunk)
-        for it in iterators:
-            if not it._is_virtual:
-                it._feed(chunk)
+        for virtual in (True, False):
+            for it in iterators:
+                if it._is_virtual is virtual:
+                    try:
+                        it._feed(chunk)
+                    except Exception as exc:  # one failing measurement must not stop the others
+                        it._fail(exc)
 
     def _check_open(self) -> None:
         if self._freed:
