@@ -161,3 +161,23 @@ def test_synchronized_measurements_do_not_autostart_and_see_the_same_tags(make_t
     assert sync.waitUntilFinished(60_000)
     assert a.getCountsTotal()[0] == b.getCountsTotal()[0] > 0
     assert isinstance(sync.getTagger(), TT.TimeTaggerBase)
+
+
+def test_histogram_log_bins_g2_is_one_for_uncorrelated_and_peaks_for_pairs(make_tagger):
+    pairs = PhotonPairSource(channel_a=1, channel_b=2, pair_rate_hz=1e5, delay_ps=50_000, jitter_a_ps=100.0)
+    tagger = make_tagger("ultra", [pairs, PoissonSource(channel=3, rate_hz=2e5), PoissonSource(channel=4, rate_hz=3e5)])
+    uncorrelated = TT.HistogramLogBins(tagger, 4, 3, -10, -6, 20)
+    correlated = TT.HistogramLogBins(tagger, 2, 1, -10, -6, 20)
+    sync = TT.SynchronizedMeasurements(tagger)
+    for m in (uncorrelated, correlated):
+        sync.registerMeasurement(m)
+    sync.startFor(2 * SECOND)
+    assert sync.waitUntilFinished(60_000)
+    edges = uncorrelated.getBinEdges()
+    assert edges.size == 21 and edges[0] == 100 and edges[-1] == 1_000_000
+    g2 = uncorrelated.getDataObject().getG2()
+    wide = np.diff(edges) > 10_000  # bins with enough counts for a 5 % check
+    np.testing.assert_allclose(g2[wide], 1.0, atol=0.05)
+    data = correlated.getDataObject()
+    peak = np.searchsorted(edges, 50_000, side="right") - 1
+    assert data.getCounts().argmax() == peak and data.getG2()[peak] > 100

@@ -39,6 +39,7 @@ from .enums import (
 from .histograms import CountBetweenMarkers, GatedCounter, Histogram, StartStop, TimeDifferences
 from .iterators import IteratorBase
 from .lab import DeviceSpec, load_lab
+from .logbins import ChannelGate, HistogramLogBins, HistogramLogBinsData
 from .measurements import Correlation, Counter, CounterData, Countrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
@@ -76,6 +77,7 @@ __all__ = [
     "TT_CHANNEL_RISING_EDGES",
     "AccessMode",
     "ChannelEdge",
+    "ChannelGate",
     "Coincidence",
     "CoincidenceTimestamp",
     "Coincidences",
@@ -96,6 +98,8 @@ __all__ = [
     "GatedCounter",
     "GatedChannelInitial",
     "Histogram",
+    "HistogramLogBins",
+    "HistogramLogBinsData",
     "IteratorBase",
     "Resolution",
     "StartStop",
