@@ -21,9 +21,23 @@ class ChannelGate:
 
     def __init__(self, gate_open_channel: int, gate_close_channel: int,
                  initial: GatedChannelInitial = GatedChannelInitial.Closed):
-        self.gate_open_channel = int(gate_open_channel)
-        self.gate_close_channel = int(gate_close_channel)
-        self.initial = GatedChannelInitial(int(initial))
+        self._open, self._close = int(gate_open_channel), int(gate_close_channel)
+        self._initial = GatedChannelInitial(int(initial))
+
+    @property
+    def gate_open_channel(self) -> int:
+        """Channel that opens the gate."""
+        return self._open
+
+    @property
+    def gate_close_channel(self) -> int:
+        """Channel that closes the gate."""
+        return self._close
+
+    @property
+    def initial(self) -> GatedChannelInitial:
+        """State of the gate before the first open or close tag."""
+        return self._initial
 
 
 class HistogramLogBinsData:
