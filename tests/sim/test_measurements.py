@@ -181,3 +181,38 @@ def test_histogram_log_bins_g2_is_one_for_uncorrelated_and_peaks_for_pairs(make_
     data = correlated.getDataObject()
     peak = np.searchsorted(edges, 50_000, side="right") - 1
     assert data.getCounts().argmax() == peak and data.getG2()[peak] > 100
+
+
+def test_sampler_reports_the_input_level_at_each_trigger(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=2, frequency_hz=1e6, pulse_width_ps=250_000),
+                                   PoissonSource(channel=1, rate_hz=1e5)])
+    sampler = TT.Sampler(tagger, 1, [2], max_triggers=100_000)
+    run_for(sampler, SECOND // 10)
+    rows = sampler.getData()
+    assert rows.dtype == np.int64 and rows.shape[1] == 2 and rows.shape[0] > 9000
+    states = rows[:, 1]
+    assert set(states.tolist()) <= {0, 1}  # the 1 MHz input has an edge before nearly every trigger
+    assert abs((states == 1).mean() - 0.25) < 0.02  # high for 250 of every 1000 ns
+    assert sampler.getData().shape[0] == 0  # handed out once
+
+
+def test_trigger_on_countrate_fires_on_each_rate_step(make_tagger):
+    # A 1 MHz Poisson source switched on for 500 us every 1 ms; threshold 500 kHz +- 100 kHz in a 100 us window.
+    tagger = make_tagger("ultra", [PoissonSource(channel=1, rate_hz=1e6),
+                                   PeriodicSource(channel=2, frequency_hz=1e3, pulse_width_ps=500_000_000)])
+    gated = TT.GatedChannel(tagger, 1, 2, -2)
+    trigger = TT.TriggerOnCountrate(tagger, gated.getChannel(), 5e5, 1e5, 100_000_000)
+    above, below = trigger.getChannels()
+    assert (above, below) == (trigger.getChannelAbove(), trigger.getChannelBelow())
+    rate = TT.Countrate(tagger, [above, below])
+    stream = TT.TimeTagStream(tagger, 10**5, [2, above])
+    run_for(rate, SECOND // 10)
+    run_for(stream, SECOND // 100)
+    np.testing.assert_allclose(rate.getData(), [1000, 1000], rtol=0.02)
+    buf = stream.getData()
+    stamps, chans = buf.getTimestamps(), buf.getChannels()
+    opens, fires = stamps[chans == 2], stamps[chans == above]
+    delay = fires[:, None] - opens[None, :]
+    lag = np.where(delay >= 0, delay, np.iinfo(np.int64).max).min(axis=1)
+    # 60 counts of a 1 MHz source take about 60 us after the gate opens.
+    assert (np.abs(lag - 60_000_000) < 30_000_000).all()

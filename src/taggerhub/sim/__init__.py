@@ -41,6 +41,7 @@ from .iterators import IteratorBase
 from .lab import DeviceSpec, load_lab
 from .logbins import ChannelGate, HistogramLogBins, HistogramLogBinsData
 from .measurements import Correlation, Counter, CounterData, Countrate
+from .sampling import Sampler, TriggerOnCountrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
@@ -102,6 +103,7 @@ __all__ = [
     "HistogramLogBinsData",
     "IteratorBase",
     "Resolution",
+    "Sampler",
     "StartStop",
     "SynchronizedMeasurements",
     "SyntheticSingleTag",
@@ -112,6 +114,7 @@ __all__ = [
     "TimeTagStreamBuffer",
     "TimeTagger",
     "TimeTaggerBase",
+    "TriggerOnCountrate",
     "configure",
     "createTimeTagger",
     "freeTimeTagger",
