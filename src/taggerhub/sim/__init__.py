@@ -41,6 +41,7 @@ from .iterators import IteratorBase
 from .lab import DeviceSpec, load_lab
 from .logbins import ChannelGate, HistogramLogBins, HistogramLogBinsData
 from .measurements import Correlation, Counter, CounterData, Countrate
+from .refclock import ReferenceClockState, SoftwareClockState
 from .sampling import Sampler, TriggerOnCountrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
@@ -102,8 +103,10 @@ __all__ = [
     "HistogramLogBins",
     "HistogramLogBinsData",
     "IteratorBase",
+    "ReferenceClockState",
     "Resolution",
     "Sampler",
+    "SoftwareClockState",
     "StartStop",
     "SynchronizedMeasurements",
     "SyntheticSingleTag",

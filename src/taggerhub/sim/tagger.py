@@ -18,6 +18,7 @@ import numpy as np
 from .engine import Chunk, InputStage, TagEngine
 from .enums import CHANNEL_UNUSED, ChannelEdge, Resolution, TestSignalSource
 from .models import ModelSpec
+from .refclock import ReferenceClockState, SoftwareClockState, start_clock
 from .signals import SignalSource
 
 HARDWARE_DELAY_MAX_PS = 2_000_000  # on-board delay line range of the Ultra and X
@@ -41,6 +42,7 @@ class TimeTaggerBase:
         self._next_virtual = model.channels + 1000
         self._fence = 0
         self._software_delay: dict[int, int] = {}
+        self._clock_state: tuple[str, Any, SoftwareClockState] | None = None  # (kind, clock, state object)
         self._hardware_delay: dict[int, int] = {}
         self._engine = TagEngine(
             self._stage, self._registered_channels, self._dispatch, self._any_running, clock=clock
@@ -304,6 +306,46 @@ class TimeTaggerBase:
         """Return the channels the conditional filter acts on."""
         return list(self._stage.filter_filtered)
 
+    # -- software-defined reference clock (see refclock.py) ---------------------------
+    def setSoftwareClock(self, input_channel: int, input_frequency: float = 10000000.0,
+                         averaging_periods: float = 1000, wait_until_locked: bool = True) -> None:
+        """Use ``input_channel`` as the clock of the time base; ideal clock tags appear on a virtual channel."""
+        self.disableSoftwareClock()
+        clock = start_clock(self, input_channel, input_frequency, wait_until_locked)
+        self._clock_state = ("software", clock, SoftwareClockState(clock, averaging_periods))
+
+    def disableSoftwareClock(self) -> None:
+        """Switch the software clock off."""
+        if self._clock_state is not None:
+            self._clock_state[1]._release()
+            self._clock_state = None
+
+    def getSoftwareClockState(self) -> SoftwareClockState:
+        """Return the software clock's configuration and lock state."""
+        state = self._clock_state
+        return state[2] if state is not None and state[0] == "software" else SoftwareClockState(None)
+
+    def setReferenceClock(self, clock_channel: int, clock_frequency: float = 10e6, time_constant: float = 1e-3,
+                          synchronization_channel: int = CHANNEL_UNUSED, synchronization_offset: int = 0,
+                          wait_until_locked: bool = True) -> None:
+        """Use ``clock_channel`` as the reference clock; ideal clock tags appear on a virtual channel."""
+        if int(synchronization_channel) != CHANNEL_UNUSED:
+            self._check_channel(synchronization_channel, physical=True)
+        self.disableReferenceClock()
+        divider = self.getEventDivider(clock_channel)
+        clock = start_clock(self, clock_channel, clock_frequency, wait_until_locked, divider)
+        self._clock_state = ("reference", clock, ReferenceClockState(
+            clock, float(time_constant), synchronization_channel, synchronization_offset, divider))
+
+    def disableReferenceClock(self) -> None:
+        """Switch the reference clock off."""
+        self.disableSoftwareClock()
+
+    def getReferenceClockState(self) -> ReferenceClockState:
+        """Return the reference clock's configuration and lock state."""
+        state = self._clock_state
+        return state[2] if state is not None and state[0] == "reference" else ReferenceClockState(None)
+
     def xtra_setAutoStart(self, auto_start: bool) -> None:
         """Choose whether new measurements and virtual channels start on creation."""
         self._autostart = bool(auto_start)
@@ -439,6 +481,7 @@ class TimeTagger(TimeTaggerBase):
         self._stage.filter_trigger, self._stage.filter_filtered = [], []
         self._software_delay.clear()
         self._hardware_delay.clear()
+        self.disableReferenceClock()
         self._device_settings = _default_device_settings()
         self._apply_startup_channels()
 
