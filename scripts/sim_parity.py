@@ -53,7 +53,7 @@ def params(func) -> list[str] | None:
             names = None
     if names is None:
         doc = inspect.getdoc(func) or ""
-        found = re.findall(r":param (\w+):", doc)
+        found = list(dict.fromkeys(re.findall(r":param (\w+):", doc)))  # overloads repeat their parameters
         names = found or None
     return names
 

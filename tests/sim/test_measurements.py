@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from simutil import run_for
 
 import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
@@ -216,3 +217,17 @@ def test_trigger_on_countrate_fires_on_each_rate_step(make_tagger):
     lag = np.where(delay >= 0, delay, np.iinfo(np.int64).max).min(axis=1)
     # 60 counts of a 1 MHz source take about 60 us after the gate opens.
     assert (np.abs(lag - 60_000_000) < 30_000_000).all()
+
+
+def test_histogram_custom_bins_counts_pairs_in_the_given_bins(make_tagger):
+    pairs = PhotonPairSource(channel_a=1, channel_b=2, pair_rate_hz=1e5, delay_ps=50_000)
+    tagger = make_tagger("ultra", [pairs, PoissonSource(channel=2, rate_hz=1e5)])
+    hist = TT.HistogramCustomBins(tagger, 2, 1, [0, 40_000, 60_000, 1_000_000, 10_000_000])
+    run_for(hist, SECOND)
+    data = hist.getDataObject()
+    counts, g2 = data.getCounts(), data.getG2()
+    assert counts.dtype == np.uint64 and counts.size == 4
+    assert g2[1] > 100  # the pair peak at 50 ns
+    np.testing.assert_allclose(g2[[0, 3]], 1.0, atol=0.05)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        TT.HistogramCustomBins(tagger, 2, 1, [10, 5])

@@ -39,7 +39,13 @@ from .enums import (
 from .histograms import CountBetweenMarkers, GatedCounter, Histogram, StartStop, TimeDifferences
 from .iterators import IteratorBase
 from .lab import DeviceSpec, load_lab
-from .logbins import ChannelGate, HistogramLogBins, HistogramLogBinsData
+from .logbins import (
+    ChannelGate,
+    HistogramCustomBins,
+    HistogramCustomBinsData,
+    HistogramLogBins,
+    HistogramLogBinsData,
+)
 from .measurements import Correlation, Counter, CounterData, Countrate
 from .refclock import ReferenceClockState, SoftwareClockState
 from .sampling import Sampler, TriggerOnCountrate
@@ -100,6 +106,8 @@ __all__ = [
     "GatedCounter",
     "GatedChannelInitial",
     "Histogram",
+    "HistogramCustomBins",
+    "HistogramCustomBinsData",
     "HistogramLogBins",
     "HistogramLogBinsData",
     "IteratorBase",

@@ -92,6 +92,10 @@ class HistogramLogBins(IteratorBase):
         edges = np.rint(np.logspace(exp_start, exp_stop, n_bins + 1) * PS_PER_S).astype(np.int64)
         if (np.diff(edges) <= 0).any():
             raise ValueError("bins narrower than 1 ps: raise exp_start or lower n_bins")
+        self._setup(tagger, click_channel, start_channel, edges)
+
+    def _setup(self, tagger: TimeTaggerBase, click_channel: int, start_channel: int, edges: np.ndarray) -> None:
+        n_bins = edges.size - 1
         self._edges = edges
         self._hist = np.zeros(n_bins, dtype=np.int64)
         self._n = np.zeros(2, dtype=np.int64)  # clicks, starts
@@ -148,3 +152,22 @@ class HistogramLogBins(IteratorBase):
         """Counts and normalisation at this moment."""
         with self._lock:
             return HistogramLogBinsData(self._hist, self._normalization(), self._capture_ps)
+
+
+class HistogramCustomBins(HistogramLogBins):
+    """Histogram of ``click - start`` on explicitly given bin edges (ps), normalised like HistogramLogBins."""
+
+    def __init__(self, tagger: TimeTaggerBase, click_channel: int, start_channel: int, binedges: list[int],
+                 click_gate: ChannelGate | None = None, start_gate: ChannelGate | None = None):
+        if click_gate is not None or start_gate is not None:
+            raise ValueError("click_gate and start_gate are not supported by the simulator; "
+                             "use a GatedChannel as the input instead")
+        edges = np.asarray([int(e) for e in binedges], dtype=np.int64)
+        if edges.size < 2 or (np.diff(edges) <= 0).any():
+            raise ValueError("binedges needs at least two strictly increasing values (ps)")
+        self._setup(tagger, click_channel, start_channel, edges)
+
+
+# The vendor's HistogramCustomBins.getDataObject returns a HistogramLogBinsData; this alias lets the vendor's
+# TimeTaggerRPC server (which looks up "<measurement>Data" for every getDataObject) serve the simulator.
+HistogramCustomBinsData = HistogramLogBinsData
