@@ -135,3 +135,41 @@ def test_conditional_filter_keeps_only_triggered_events(make_tagger):
     tagger.clearConditionalFilter()
     run_for(rate, SECOND // 100)
     assert abs(rate.getData()[1] - 10e6) / 10e6 < 0.01
+
+
+def test_a_failing_measurement_stops_alone_and_reports_its_error(make_tagger):
+    tagger = make_tagger("ultra")
+    tagger.setTestSignal(1, True)
+    broken = TT.Countrate(tagger, [1])
+    healthy = TT.Countrate(tagger, [1])
+
+    def explode(chunk):
+        raise ZeroDivisionError("simulated bug")
+
+    broken._on_chunk = explode
+    run_for(healthy, SECOND // 100)
+    assert healthy.getCountsTotal()[0] == 8000
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        broken.startFor(SECOND // 100)
+
+
+def test_software_clock_locks_to_a_clock_input_and_emits_ideal_tags(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=3, frequency_hz=10e6, jitter_ps=20.0)])
+    assert not tagger.getSoftwareClockState().enabled
+    tagger.setSoftwareClock(3, 10e6)
+    state = tagger.getSoftwareClockState()
+    assert state.enabled and state.is_locked and state.clock_period == 100_000 and state.input_channel == 3
+    ideal = state.ideal_clock_channel
+    stream = TT.TimeTagStream(tagger, 10**6, [ideal])
+    run_for(stream, SECOND // 1000)
+    np.testing.assert_array_equal(np.diff(stream.getData().getTimestamps()), 100_000)
+    assert 15 < state.phase_error_estimation < 35  # source jitter 20 ps plus the Ultra's own 9 ps
+    tagger.disableSoftwareClock()
+    assert not tagger.getSoftwareClockState().enabled
+
+
+def test_reference_clock_on_a_channel_without_a_clock_raises(make_tagger):
+    tagger = make_tagger("ultra", [PoissonSource(channel=4, rate_hz=1e6)])
+    with pytest.raises(RuntimeError, match="did not lock"):
+        tagger.setReferenceClock(4, 10e6)
+    assert not tagger.getReferenceClockState().enabled

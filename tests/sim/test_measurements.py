@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from simutil import run_for
 
 import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
@@ -161,3 +162,72 @@ def test_synchronized_measurements_do_not_autostart_and_see_the_same_tags(make_t
     assert sync.waitUntilFinished(60_000)
     assert a.getCountsTotal()[0] == b.getCountsTotal()[0] > 0
     assert isinstance(sync.getTagger(), TT.TimeTaggerBase)
+
+
+def test_histogram_log_bins_g2_is_one_for_uncorrelated_and_peaks_for_pairs(make_tagger):
+    pairs = PhotonPairSource(channel_a=1, channel_b=2, pair_rate_hz=1e5, delay_ps=50_000, jitter_a_ps=100.0)
+    tagger = make_tagger("ultra", [pairs, PoissonSource(channel=3, rate_hz=2e5), PoissonSource(channel=4, rate_hz=3e5)])
+    uncorrelated = TT.HistogramLogBins(tagger, 4, 3, -10, -6, 20)
+    correlated = TT.HistogramLogBins(tagger, 2, 1, -10, -6, 20)
+    sync = TT.SynchronizedMeasurements(tagger)
+    for m in (uncorrelated, correlated):
+        sync.registerMeasurement(m)
+    sync.startFor(2 * SECOND)
+    assert sync.waitUntilFinished(60_000)
+    edges = uncorrelated.getBinEdges()
+    assert edges.size == 21 and edges[0] == 100 and edges[-1] == 1_000_000
+    g2 = uncorrelated.getDataObject().getG2()
+    wide = np.diff(edges) > 10_000  # bins with enough counts for a 5 % check
+    np.testing.assert_allclose(g2[wide], 1.0, atol=0.05)
+    data = correlated.getDataObject()
+    peak = np.searchsorted(edges, 50_000, side="right") - 1
+    assert data.getCounts().argmax() == peak and data.getG2()[peak] > 100
+
+
+def test_sampler_reports_the_input_level_at_each_trigger(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=2, frequency_hz=1e6, pulse_width_ps=250_000),
+                                   PoissonSource(channel=1, rate_hz=1e5)])
+    sampler = TT.Sampler(tagger, 1, [2], max_triggers=100_000)
+    run_for(sampler, SECOND // 10)
+    rows = sampler.getData()
+    assert rows.dtype == np.int64 and rows.shape[1] == 2 and rows.shape[0] > 9000
+    states = rows[:, 1]
+    assert set(states.tolist()) <= {0, 1}  # the 1 MHz input has an edge before nearly every trigger
+    assert abs((states == 1).mean() - 0.25) < 0.02  # high for 250 of every 1000 ns
+    assert sampler.getData().shape[0] == 0  # handed out once
+
+
+def test_trigger_on_countrate_fires_on_each_rate_step(make_tagger):
+    # A 1 MHz Poisson source switched on for 500 us every 1 ms; threshold 500 kHz +- 100 kHz in a 100 us window.
+    tagger = make_tagger("ultra", [PoissonSource(channel=1, rate_hz=1e6),
+                                   PeriodicSource(channel=2, frequency_hz=1e3, pulse_width_ps=500_000_000)])
+    gated = TT.GatedChannel(tagger, 1, 2, -2)
+    trigger = TT.TriggerOnCountrate(tagger, gated.getChannel(), 5e5, 1e5, 100_000_000)
+    above, below = trigger.getChannels()
+    assert (above, below) == (trigger.getChannelAbove(), trigger.getChannelBelow())
+    rate = TT.Countrate(tagger, [above, below])
+    stream = TT.TimeTagStream(tagger, 10**5, [2, above])
+    run_for(rate, SECOND // 10)
+    run_for(stream, SECOND // 100)
+    np.testing.assert_allclose(rate.getData(), [1000, 1000], rtol=0.02)
+    buf = stream.getData()
+    stamps, chans = buf.getTimestamps(), buf.getChannels()
+    opens, fires = stamps[chans == 2], stamps[chans == above]
+    delay = fires[:, None] - opens[None, :]
+    lag = np.where(delay >= 0, delay, np.iinfo(np.int64).max).min(axis=1)
+    # 60 counts of a 1 MHz source take about 60 us after the gate opens.
+    assert (np.abs(lag - 60_000_000) < 30_000_000).all()
+
+
+def test_histogram_custom_bins_counts_pairs_in_the_given_bins(make_tagger):
+    pairs = PhotonPairSource(channel_a=1, channel_b=2, pair_rate_hz=1e5, delay_ps=50_000)
+    tagger = make_tagger("ultra", [pairs, PoissonSource(channel=2, rate_hz=1e5)])
+    hist = TT.HistogramCustomBins(tagger, 2, 1, [0, 40_000, 60_000, 1_000_000, 10_000_000])
+    run_for(hist, SECOND)
+    data = hist.getDataObject()
+    counts, g2 = data.getCounts(), data.getG2()
+    assert counts.dtype == np.uint64 and counts.size == 4
+    assert g2[1] > 100  # the pair peak at 50 ns
+    np.testing.assert_allclose(g2[[0, 3]], 1.0, atol=0.05)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        TT.HistogramCustomBins(tagger, 2, 1, [10, 5])

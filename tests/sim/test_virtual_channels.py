@@ -51,9 +51,11 @@ def test_gated_channel_passes_only_while_the_gate_is_open(make_tagger):
 
 def test_combiner_emits_the_union_of_its_inputs(make_tagger):
     tagger = make_tagger("ultra", [PoissonSource(channel=1, rate_hz=1e5), PoissonSource(channel=2, rate_hz=3e5)])
-    combiner = TT.Combiner(tagger, [1, 2])
-    rate = TT.Countrate(tagger, [1, 2, combiner.getChannel()])
-    run_for(rate, SECOND // 10)
+    sync = TT.SynchronizedMeasurements(tagger)  # both count over exactly the same tags
+    combiner = TT.Combiner(sync.getTagger(), [1, 2])
+    rate = TT.Countrate(sync.getTagger(), [1, 2, combiner.getChannel()])
+    sync.startFor(SECOND // 10)
+    assert sync.waitUntilFinished(60_000)
     a, b, both = rate.getCountsTotal()
     assert both == a + b
     np.testing.assert_array_equal(combiner.getChannelCounts(), [a, b])
@@ -96,7 +98,8 @@ def test_experimental_transforms_modify_the_input_in_place(make_tagger):
     rate = TT.Countrate(tagger, [1])
     run_for(rate, SECOND // 10)
     assert abs(rate.getData()[0] - 5e5) / 5e5 < 0.02  # r / (1 + r tau) with r tau = 1
-    del transform
+    del transform  # freed: the chunk in flight may still see it, the next ones do not
+    run_for(rate, SECOND // 50)
     run_for(rate, SECOND // 10)
     assert abs(rate.getData()[0] - 1e6) / 1e6 < 0.02
 
@@ -112,3 +115,80 @@ def test_experimental_pattern_and_gaussian_generators(make_tagger):
     stamps = stream.getData().getTimestamps()
     assert set(np.diff(stamps[:30]).tolist()) == {1000, 2000, 7000}
     np.testing.assert_allclose(rate.getData(), [3 / 10e-9, 1e6], rtol=0.01)
+
+
+def test_frequency_multiplier_restores_a_divided_clock(make_tagger):
+    tagger = make_tagger("ultra")
+    tagger.setTestSignal(1, True)
+    tagger.setEventDivider(1, 4)
+    multiplied = TT.FrequencyMultiplier(tagger, 1, 4)
+    stream = TT.TimeTagStream(tagger, 10**6, [multiplied.getChannel()])
+    rate = TT.Countrate(tagger, [1, multiplied.getChannel()])
+    run_for(rate, SECOND // 100)
+    run_for(stream, SECOND // 1000)
+    divided, restored = rate.getData()
+    assert abs(divided - 2e5) / 2e5 < 0.01 and abs(restored - 8e5) / 8e5 < 0.01
+    np.testing.assert_allclose(np.diff(stream.getData().getTimestamps()), 1_250_000, atol=100)
+
+
+def test_delayed_and_gated_channels_handle_several_inputs(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=3, frequency_hz=1e6, pulse_width_ps=500_000),
+                                   PoissonSource(channel=1, rate_hz=1e6), PoissonSource(channel=2, rate_hz=2e6)])
+    sync = TT.SynchronizedMeasurements(tagger)
+    delayed = TT.DelayedChannels(sync.getTagger(), [1, 2], 5000)
+    gated = TT.GatedChannels(sync.getTagger(), [1, 2], 3, -3)
+    rate = TT.Countrate(sync.getTagger(), [1, 2, *delayed.getChannels(), *gated.getChannels()])
+    sync.startFor(SECOND // 10)
+    assert sync.waitUntilFinished(60_000)
+    one, two, d1, d2, g1, g2 = rate.getCountsTotal()
+    assert abs(d1 - one) <= 10 and abs(d2 - two) <= 20  # tags delayed past the end arrive after the stop
+    assert abs(g1 / one - 0.5) < 0.01 and abs(g2 / two - 0.5) < 0.01
+
+
+def test_gated_counter_counts_each_click_channel(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e7),
+                                   PeriodicSource(channel=2, frequency_hz=2e7),
+                                   PeriodicSource(channel=3, frequency_hz=1e5, phase_ps=20_000),
+                                   PeriodicSource(channel=4, frequency_hz=1e5, phase_ps=5_020_000)])
+    counter = TT.GatedCounter(tagger, [1, 2], 3, 4, n_values=50)
+    run_for(counter, SECOND // 1000)
+    data = counter.getData()
+    assert data.shape == (2, 50) and counter.ready()
+    np.testing.assert_array_equal(data[0], 50)  # 5 us gate at 10 MHz
+    np.testing.assert_array_equal(data[1], 100)
+
+
+def test_event_generator_emits_the_pattern_after_every_nth_trigger(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5)])
+    generator = TT.EventGenerator(tagger, 1, [0, 1000, 5000], trigger_divider=2)
+    stream = TT.TimeTagStream(tagger, 10**6, [1, generator.getChannel()])
+    run_for(stream, SECOND // 1000)
+    buf = stream.getData()
+    stamps, chans = buf.getTimestamps(), buf.getChannels()
+    triggers, emitted = stamps[chans == 1], stamps[chans == generator.getChannel()]
+    assert emitted.size == 3 * ((triggers.size + 1) // 2) or emitted.size == 3 * (triggers.size // 2)
+    np.testing.assert_array_equal(np.diff(emitted[:3]), [1000, 4000])
+    assert emitted[3] - emitted[0] == pytest.approx(20_000_000, abs=100)  # every second trigger of 100 kHz
+
+
+def test_event_generator_stop_channel_aborts_running_patterns(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5),
+                                   PeriodicSource(channel=2, frequency_hz=1e5, phase_ps=2_500_000)])
+    generator = TT.EventGenerator(tagger, 1, [1_000_000 * k for k in range(8)], stop_channel=2)
+    rate = TT.Countrate(tagger, [1, generator.getChannel()])
+    run_for(rate, SECOND // 100)
+    triggers, emitted = rate.getCountsTotal()
+    assert abs(emitted / triggers - 3) < 0.01  # offsets 0, 1 and 2 us come before the stop at 2.5 us
+
+
+def test_synthetic_single_tag_emits_one_tag_per_trigger_call(make_tagger):
+    tagger = make_tagger("ultra")
+    single = TT.SyntheticSingleTag(tagger)
+    rate = TT.Countrate(tagger, [single.getChannel()])
+    rate.stop()  # on the virtual clock, time stands still while no measurement runs
+    for _ in range(5):
+        single.trigger()
+    run_for(rate, SECOND // 100)
+    assert rate.getCountsTotal()[0] == 5
+    run_for(rate, SECOND // 100)
+    assert rate.getCountsTotal()[0] == 0

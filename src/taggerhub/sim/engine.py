@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .models import ModelSpec
-from .signals import PS_PER_S, SignalSource
+from .signals import PS_PER_S, Noise, SignalSource, ensure_sorted, merge_sorted
 
 # Every output tag lags its source edge by this much, so that jitter and
 # negative delays never push a tag into a window already handed out.
@@ -72,7 +72,7 @@ class InputStage:
     def __init__(self, model: ModelSpec, sources: list[SignalSource], rng: np.random.Generator):
         self.model = model
         self.sources = sources
-        self.rng = rng
+        self.rng = Noise(rng)
         self.test_signal_divider = model.test_signal_default_divider
         self.inputs: dict[int, InputState] = {}
         for ch in range(1, model.channels + 1):
@@ -154,22 +154,17 @@ class InputStage:
             if rising_state.test_signal:
                 raw = self._test_signal(t0, t1, falling=channel < 0)
             else:
-                parts = edges.get(phys, [])
-                raw = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else EMPTY)
-                if len(parts) > 1:
-                    raw = np.sort(raw)
+                raw = merge_sorted(edges.get(phys, []))
                 if not 0 < rising_state.trigger_level_v < amplitude.get(phys, 0.0):
                     raw = EMPTY  # threshold above the pulse (or below the baseline): nothing triggers
                 elif channel < 0:
                     raw = raw + width.get(phys, 0)
             shifted = raw + (shift_base + state.delay_ps)
             if self.model.jitter_rms_ps > 0 and shifted.size:
-                shifted = shifted + np.rint(
-                    self.rng.normal(0.0, self.model.jitter_rms_ps, size=shifted.size)
-                ).astype(np.int64)
-                shifted.sort()
+                shifted += self.rng.gaussian(shifted.size, self.model.jitter_rms_ps)
+                ensure_sorted(shifted)
             if state.pending.size:
-                shifted = np.sort(np.concatenate([state.pending, shifted]))
+                shifted = merge_sorted([state.pending, shifted])
             cut = int(np.searchsorted(shifted, t1))
             state.pending = shifted[cut:]
             emitted = shifted[:cut]
@@ -180,28 +175,56 @@ class InputStage:
 
     @staticmethod
     def _apply_deadtime(state: InputState, times: np.ndarray) -> np.ndarray:
-        """Drop every tag closer than the dead time to the previous kept tag."""
+        """Drop every tag closer than the dead time to the previous kept tag (exact, non-paralysable)."""
         dead = state.deadtime_ps
         if times.size == 0:
             return times
         if dead > 0:
-            times = times[times - state.last_kept_ps >= dead] if times[0] - state.last_kept_ps < dead else times
-            for _ in range(4):
+            if times[0] - state.last_kept_ps < dead:
+                times = times[times - state.last_kept_ps >= dead]
+            for _ in range(8):
                 if times.size < 2:
                     break
-                too_close = np.diff(times) < dead
-                if not too_close.any():
+                close = np.flatnonzero(np.diff(times) < dead)
+                if close.size == 0:
                     break
-                # A tag too close to a predecessor that is surely kept is surely dropped.
+                if close.size * 8 < times.size or _ == 7:
+                    times = InputStage._deadtime_clusters(times, close, dead)
+                    break
+                # Dense: first drop tags too close to a predecessor that is surely kept.
+                too_close = np.zeros(times.size - 1, dtype=bool)
+                too_close[close] = True
                 drop = np.zeros(times.size, dtype=bool)
                 drop[1:] = too_close
                 drop[2:] &= ~too_close[:-1]
                 times = times[~drop]
-            else:
-                times = InputStage._deadtime_chain(times, dead)
         if times.size:
             state.last_kept_ps = int(times[-1])
         return times
+
+    @staticmethod
+    def _deadtime_clusters(times: np.ndarray, close: np.ndarray, dead: int) -> np.ndarray:
+        """Exact filter when only clusters of close tags (``close``: index i, i+1 too close) need it.
+
+        Gaps between clusters exceed the dead time, so each cluster is filtered on its own. A cluster
+        of two tags (the usual case at moderate rates) just loses its second tag; longer ones go through
+        the sequential rule.
+        """
+        chained = np.diff(close) == 1
+        joined_before = np.concatenate([[False], chained])
+        joined_after = np.concatenate([chained, [False]])
+        mask = np.ones(times.size, dtype=bool)
+        pairs = close[~joined_before & ~joined_after]
+        mask[pairs + 1] = False
+        long_runs = close[joined_before | joined_after]
+        if long_runs.size:
+            members = np.unique(np.concatenate([long_runs, long_runs + 1]))
+            cluster = times[members]
+            kept = InputStage._deadtime_chain(cluster, dead)
+            drop = np.ones(members.size, dtype=bool)
+            drop[np.searchsorted(cluster, kept)] = False
+            mask[members[drop]] = False
+        return times[mask]
 
     @staticmethod
     def _deadtime_chain(times: np.ndarray, dead: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from .engine import Chunk
 from .enums import CHANNEL_UNUSED
 from .iterators import IteratorBase
-from .measurements import positive
+from .measurements import channel_list, positive
 from .pairs import EMPTY, PairWindow
 
 if TYPE_CHECKING:
@@ -203,22 +203,25 @@ class StartStop(IteratorBase):
             return np.stack([keys * self._binwidth, counts], axis=1)
 
 
-class CountBetweenMarkers(IteratorBase):
-    """Clicks counted from each ``begin_channel`` tag to the next begin (or ``end_channel``) tag."""
+class GatedCounter(IteratorBase):
+    """Clicks on each channel counted from every ``begin_channel`` tag to the next begin (or ``end_channel``) tag."""
 
-    def __init__(self, tagger: TimeTaggerBase, click_channel: int, begin_channel: int,
+    def __init__(self, tagger: TimeTaggerBase, click_channels: list[int], begin_channel: int,
                  end_channel: int = CHANNEL_UNUSED, n_values: int = 1000):
+        clicks = channel_list("click_channels", click_channels)
         self._n_values = positive("n_values", n_values)
         self._end = int(end_channel) if _used(end_channel) else None
-        if self._end is not None and self._end == int(begin_channel):
+        self._begin = int(begin_channel)
+        if self._end is not None and self._end == self._begin:
             raise ValueError("end_channel must differ from begin_channel")
-        self._data = np.zeros(self._n_values, dtype=np.int64)
+        self._clicks = clicks
+        self._data = np.zeros((len(clicks), self._n_values), dtype=np.int64)
         self._widths = np.zeros(self._n_values, dtype=np.int64)
         self._index = np.zeros(self._n_values, dtype=np.int64)
         self._filled = 0
         self._first_begin: int | None = None
-        self._open: tuple[int, int] | None = None  # (begin time, clicks so far) of the bin being counted
-        channels = [int(click_channel), int(begin_channel)] + ([self._end] if self._end is not None else [])
+        self._open: tuple[int, np.ndarray] | None = None  # (begin time, clicks so far) of the open bin
+        channels = [*clicks, self._begin] + ([self._end] if self._end is not None else [])
         super().__init__(tagger, channels)
 
     def _describe(self) -> dict[str, Any]:
@@ -239,7 +242,7 @@ class CountBetweenMarkers(IteratorBase):
         if self._first_begin is None:
             self._first_begin = int(begins[0])
         sl = slice(self._filled, self._filled + n)
-        self._data[sl] = counts[:n]
+        self._data[:, sl] = counts[:, :n]
         self._widths[sl] = closes[:n] - begins[:n]
         self._index[sl] = begins[:n] - self._first_begin
         self._filled += n
@@ -247,34 +250,33 @@ class CountBetweenMarkers(IteratorBase):
     def _on_chunk(self, chunk: Chunk) -> None:
         if self._filled >= self._n_values:
             return
-        clicks = chunk.get(self._channels[0])
-        begins = chunk.get(self._channels[1])
+        clicks = [chunk.get(c) for c in self._clicks]
+        begins = chunk.get(self._begin)
         ends = chunk.get(self._end) if self._end is not None else EMPTY
         # A bin closes at the next begin or, with an end channel, at the first end after its begin.
-        marks = np.concatenate([begins, ends]) if ends.size else begins
-        marks = np.sort(marks) if ends.size else marks
+        marks = np.sort(np.concatenate([begins, ends])) if ends.size else begins
         if self._open is not None:
-            t_open, count = self._open
-            close = int(marks[0]) if marks.size else None
-            if close is None:
-                self._open = (t_open, count + clicks.size)
+            t_open, so_far = self._open
+            if not marks.size:
+                self._open = (t_open, so_far + [c.size for c in clicks])
                 return
-            count += int(np.searchsorted(clicks, close, side="left"))
-            self._store(np.array([t_open]), np.array([close]), np.array([count]))
+            close = int(marks[0])
+            counts = so_far + [int(np.searchsorted(c, close, side="left")) for c in clicks]
+            self._store(np.array([t_open]), np.array([close]), counts[:, None])
             self._open = None
         if begins.size == 0:
             return
-        next_mark_idx = np.searchsorted(marks, begins, side="right")
-        has_close = next_mark_idx < marks.size
-        closes = np.where(has_close, marks[np.minimum(next_mark_idx, marks.size - 1)], chunk.end_ps)
-        counts = np.searchsorted(clicks, closes, side="left") - np.searchsorted(clicks, begins, side="left")
-        done = has_close
-        self._store(begins[done], closes[done], counts[done])
+        next_mark = np.searchsorted(marks, begins, side="right")
+        has_close = next_mark < marks.size
+        closes = np.where(has_close, marks[np.minimum(next_mark, marks.size - 1)], chunk.end_ps)
+        counts = np.stack([np.searchsorted(c, closes, side="left") - np.searchsorted(c, begins, side="left")
+                           for c in clicks])
+        self._store(begins[has_close], closes[has_close], counts[:, has_close])
         if not has_close[-1]:
-            self._open = (int(begins[-1]), int(counts[-1]))
+            self._open = (int(begins[-1]), counts[:, -1].astype(np.int64))
 
     def getData(self) -> np.ndarray:
-        """Counts per bin, shape (n_values,)."""
+        """Counts, shape (channels, n_values)."""
         with self._lock:
             return self._data.astype(np.int32)
 
@@ -292,3 +294,16 @@ class CountBetweenMarkers(IteratorBase):
         """True when all n_values bins are filled."""
         with self._lock:
             return self._filled >= self._n_values
+
+
+class CountBetweenMarkers(GatedCounter):
+    """GatedCounter for a single click channel (the vendor deprecates it in favour of GatedCounter)."""
+
+    def __init__(self, tagger: TimeTaggerBase, click_channel: int, begin_channel: int,
+                 end_channel: int = CHANNEL_UNUSED, n_values: int = 1000):
+        super().__init__(tagger, [int(click_channel)], begin_channel, end_channel, n_values)
+
+    def getData(self) -> np.ndarray:
+        """Counts per bin, shape (n_values,)."""
+        with self._lock:
+            return self._data[0].astype(np.int32)

@@ -170,10 +170,13 @@ class Counter(IteratorBase):
             self._partial_ps = span
             return
         counts = np.zeros((len(self._channels), n_closed + 1), dtype=np.int64)
+        edges = origin + np.arange(1, n_closed + 1, dtype=np.int64) * self._binwidth
         for i, ch in enumerate(self._channels):
             tags = chunk.get(ch)
             if tags.size:
-                counts[i] = np.bincount((tags - origin) // self._binwidth, minlength=n_closed + 1)[: n_closed + 1]
+                # Bin edges into the sorted tags: O(bins log tags) instead of touching every tag.
+                cut = np.searchsorted(tags, edges, side="left")
+                counts[i] = np.diff(cut, prepend=0, append=tags.size)
         counts[:, 0] += self._partial
         closed = counts[:, :n_closed]
         self._total += closed.sum(axis=1)

@@ -18,19 +18,47 @@ def pairs_in_window(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int) -> 
     """Return (start index, stop - start) for every pair with ``lo <= stop - start < hi``."""
     if starts.size == 0 or stops.size == 0:
         return EMPTY, EMPTY
+    span = int(starts[-1] - starts[0])
+    if span > 0 and starts.size * (hi - lo) < 2 * span:
+        return _sparse_pairs(starts, stops, lo, hi)
     first = np.searchsorted(starts, stops - hi, side="right")
     last = np.searchsorted(starts, stops - lo, side="right")
     counts = last - first
     total = int(counts.sum())
     if total == 0:
         return EMPTY, EMPTY
-    if total == counts.size and counts.min() == 1:  # the common sparse case: one partner per stop
-        start_idx = first
-        return start_idx, stops - starts[start_idx]
     ends = np.cumsum(counts)
     start_idx = np.arange(total, dtype=np.int64) - np.repeat(ends - counts - first, counts)
     stop_rep = np.repeat(stops, counts)
     return start_idx, stop_rep - starts[start_idx]
+
+
+def _sparse_pairs(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs when a window holds few starts on average: one search, then walk back from it.
+
+    Start ``starts[p - k]`` pairs with a stop while it is later than ``stop - hi``; each round keeps
+    only the stops whose previous candidate paired, so the rounds shrink fast.
+    """
+    after = np.searchsorted(starts, stops - lo, side="right")  # first start beyond the window
+    idx_parts, dt_parts = [], []
+    active = np.flatnonzero(after > 0)
+    candidate = after[active] - 1
+    for _ in range(starts.size):  # bounded: every round moves each candidate one start back
+        if active.size == 0:
+            break
+        dt = stops[active] - starts[candidate]
+        ok = dt < hi
+        if not ok.any():
+            break
+        idx_parts.append(candidate[ok])
+        dt_parts.append(dt[ok])
+        keep = ok & (candidate > 0)
+        active, candidate = active[keep], candidate[keep] - 1
+    if not idx_parts:
+        return EMPTY, EMPTY
+    if len(idx_parts) == 1:
+        return idx_parts[0], dt_parts[0]
+    return np.concatenate(idx_parts), np.concatenate(dt_parts)
 
 
 class PairWindow:

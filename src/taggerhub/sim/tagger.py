@@ -18,6 +18,7 @@ import numpy as np
 from .engine import Chunk, InputStage, TagEngine
 from .enums import CHANNEL_UNUSED, ChannelEdge, Resolution, TestSignalSource
 from .models import ModelSpec
+from .refclock import ReferenceClockState, SoftwareClockState, start_clock
 from .signals import SignalSource
 
 HARDWARE_DELAY_MAX_PS = 2_000_000  # on-board delay line range of the Ultra and X
@@ -53,6 +54,7 @@ class TimeTaggerBase:
         self._next_virtual = model.channels + 1000
         self._fence = 0
         self._software_delay: dict[int, int] = {}
+        self._clock_state: tuple[str, Any, SoftwareClockState] | None = None  # (kind, clock, state object)
         self._hardware_delay: dict[int, int] = {}
         self._engine = TagEngine(
             self._stage, self._registered_channels, self._dispatch, self._any_running, clock=clock
@@ -94,18 +96,20 @@ class TimeTaggerBase:
 
     def _any_running(self) -> bool:
         with self._lock:
-            return any(it._running for it in self._iterators)
+            # Virtual channels alone do not need time to pass (matters for the virtual clock).
+            return any(it._running and not it._is_virtual for it in self._iterators)
 
     def _dispatch(self, chunk: Chunk) -> None:
         with self._lock:
             iterators = self._iterators
         # Virtual channels first, in creation order, so measurements see their output.
-        for it in iterators:
-            if it._is_virtual:
-                it._feed(chunk)
-        for it in iterators:
-            if not it._is_virtual:
-                it._feed(chunk)
+        for virtual in (True, False):
+            for it in iterators:
+                if it._is_virtual is virtual:
+                    try:
+                        it._feed(chunk)
+                    except Exception as exc:  # one failing measurement must not stop the others
+                        it._fail(exc)
 
     def _check_open(self) -> None:
         if self._freed:
@@ -314,6 +318,46 @@ class TimeTaggerBase:
         """Return the channels the conditional filter acts on."""
         return list(self._stage.filter_filtered)
 
+    # -- software-defined reference clock (see refclock.py) ---------------------------
+    def setSoftwareClock(self, input_channel: int, input_frequency: float = 10000000.0,
+                         averaging_periods: float = 1000, wait_until_locked: bool = True) -> None:
+        """Use ``input_channel`` as the clock of the time base; ideal clock tags appear on a virtual channel."""
+        self.disableSoftwareClock()
+        clock = start_clock(self, input_channel, input_frequency, wait_until_locked)
+        self._clock_state = ("software", clock, SoftwareClockState(clock, averaging_periods))
+
+    def disableSoftwareClock(self) -> None:
+        """Switch the software clock off."""
+        if self._clock_state is not None:
+            self._clock_state[1]._release()
+            self._clock_state = None
+
+    def getSoftwareClockState(self) -> SoftwareClockState:
+        """Return the software clock's configuration and lock state."""
+        state = self._clock_state
+        return state[2] if state is not None and state[0] == "software" else SoftwareClockState(None)
+
+    def setReferenceClock(self, clock_channel: int, clock_frequency: float = 10e6, time_constant: float = 1e-3,
+                          synchronization_channel: int = CHANNEL_UNUSED, synchronization_offset: int = 0,
+                          wait_until_locked: bool = True) -> None:
+        """Use ``clock_channel`` as the reference clock; ideal clock tags appear on a virtual channel."""
+        if int(synchronization_channel) != CHANNEL_UNUSED:
+            self._check_channel(synchronization_channel, physical=True)
+        self.disableReferenceClock()
+        divider = self.getEventDivider(clock_channel)
+        clock = start_clock(self, clock_channel, clock_frequency, wait_until_locked, divider)
+        self._clock_state = ("reference", clock, ReferenceClockState(
+            clock, float(time_constant), synchronization_channel, synchronization_offset, divider))
+
+    def disableReferenceClock(self) -> None:
+        """Switch the reference clock off."""
+        self.disableSoftwareClock()
+
+    def getReferenceClockState(self) -> ReferenceClockState:
+        """Return the reference clock's configuration and lock state."""
+        state = self._clock_state
+        return state[2] if state is not None and state[0] == "reference" else ReferenceClockState(None)
+
     def xtra_setAutoStart(self, auto_start: bool) -> None:
         """Choose whether new measurements and virtual channels start on creation."""
         self._autostart = bool(auto_start)
@@ -336,11 +380,31 @@ class TimeTagger(TimeTaggerBase):
 
     def __init__(self, serial: str, model: ModelSpec, sources: list[SignalSource],
                  clock: str = "realtime", seed: int | None = None,
-                 resolution: Resolution = Resolution.Standard):
+                 resolution: Resolution = Resolution.Standard,
+                 channel_settings: dict[int, dict[str, Any]] | None = None):
         self._serial = serial
         self._resolution = Resolution(resolution)
         self._device_settings = _default_device_settings()
+        self._startup_channels = channel_settings or {}
         super().__init__(model, sources, clock, seed)
+        try:
+            self._apply_startup_channels()
+        except ValueError as exc:
+            self._free()
+            raise ValueError(f"simulated device {serial}: {exc}") from None
+
+    def _apply_startup_channels(self) -> None:
+        """Apply the lab file's per-channel settings through the public setters."""
+        for channel, values in self._startup_channels.items():
+            setters = {
+                "test_signal": lambda v, c=channel: self.setTestSignal(c, v),
+                "trigger_level_v": lambda v, c=channel: self.setTriggerLevel(c, v),
+                "delay_ps": lambda v, c=channel: self.setInputDelay(c, v),
+                "deadtime_ps": lambda v, c=channel: self.setDeadtime(c, v),
+                "event_divider": lambda v, c=channel: self.setEventDivider(c, v),
+            }
+            for key, value in values.items():
+                setters[key](value)
 
     def getSerial(self) -> str:
         """Return the serial number of the device."""
@@ -407,8 +471,9 @@ class TimeTagger(TimeTaggerBase):
         """Return the trigger level of an input in volts."""
         return self._stage.inputs[self._check_channel(channel, physical=True)].trigger_level_v
 
-    def getTriggerLevelRange(self) -> list[float]:
-        """Return the lowest and highest trigger level in volts."""
+    def getTriggerLevelRange(self, channel: int) -> list[float]:
+        """Return the lowest and highest trigger level of a channel in volts."""
+        self._check_channel(channel, physical=True)
         return [self._model.trigger_min_v, self._model.trigger_max_v]
 
     def reset(self) -> None:
@@ -428,7 +493,9 @@ class TimeTagger(TimeTaggerBase):
         self._stage.filter_trigger, self._stage.filter_filtered = [], []
         self._software_delay.clear()
         self._hardware_delay.clear()
+        self.disableReferenceClock()
         self._device_settings = _default_device_settings()
+        self._apply_startup_channels()
 
     # -- device settings without an effect on the simulated tags ------------------------
     # They are stored, validated and reported back, so scripts that set them run unchanged.
@@ -441,7 +508,7 @@ class TimeTagger(TimeTaggerBase):
 
     def getDACRange(self) -> list[float]:
         """Return the lowest and highest trigger-level DAC voltage."""
-        return self.getTriggerLevelRange()
+        return [self._model.trigger_min_v, self._model.trigger_max_v]
 
     def setHardwareBufferSize(self, size: int) -> None:
         """Set the on-board buffer size in tags (32 k to 512 M)."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .engine import Chunk
-from .enums import CoincidenceTimestamp, GatedChannelInitial
+from .enums import CHANNEL_UNUSED, CoincidenceTimestamp, GatedChannelInitial
 from .iterators import IteratorBase
 from .measurements import channel_list
 from .pairs import EMPTY
@@ -87,18 +87,19 @@ class VirtualChannelBase(IteratorBase):
         return {"outputs": self._outputs}
 
 
-class DelayedChannel(VirtualChannelBase):
-    """A copy of ``input_channel`` delayed by ``delay`` ps."""
+class DelayedChannels(VirtualChannelBase):
+    """Copies of ``input_channels``, each delayed by ``delay`` ps, on new virtual channels."""
 
-    def __init__(self, tagger: TimeTaggerBase, input_channel: int, delay: int):
+    def __init__(self, tagger: TimeTaggerBase, input_channels: list[int], delay: int):
         self._delay = self._check_delay(delay)
-        super().__init__(tagger, [int(input_channel)])
+        inputs = channel_list("input_channels", input_channels)
+        super().__init__(tagger, inputs, n_outputs=len(inputs))
 
     @staticmethod
     def _check_delay(delay: int) -> int:
         delay = int(delay)
         if delay < 0:
-            raise ValueError(f"delay must be >= 0 ps for a DelayedChannel, got {delay}; "
+            raise ValueError(f"delay must be >= 0 ps for a delayed channel, got {delay}; "
                              "use setInputDelay for negative delays")
         return delay
 
@@ -109,37 +110,93 @@ class DelayedChannel(VirtualChannelBase):
             self._delay = delay
 
     def _on_chunk(self, chunk: Chunk) -> None:
-        self._emit(chunk, self._outputs[0], chunk.get(self._channels[0]) + self._delay)
+        for source, out in zip(self._channels, self._outputs, strict=True):
+            self._emit(chunk, out, chunk.get(source) + self._delay)
 
 
-class GatedChannel(VirtualChannelBase):
-    """Tags of ``input_channel`` that arrive while the gate is open."""
+class DelayedChannel(DelayedChannels):
+    """A copy of ``input_channel`` delayed by ``delay`` ps."""
 
-    def __init__(self, tagger: TimeTaggerBase, input_channel: int, gate_start_channel: int,
+    def __init__(self, tagger: TimeTaggerBase, input_channel: int, delay: int):
+        super().__init__(tagger, [int(input_channel)], delay)
+
+
+class GatedChannels(VirtualChannelBase):
+    """Tags of ``input_channels`` that arrive while the gate is open, one virtual channel each."""
+
+    def __init__(self, tagger: TimeTaggerBase, input_channels: list[int], gate_start_channel: int,
                  gate_stop_channel: int, initial: GatedChannelInitial = GatedChannelInitial.Closed):
         if int(gate_start_channel) == int(gate_stop_channel):
             raise ValueError(f"gate_start_channel and gate_stop_channel must differ, both are {gate_start_channel}")
         self._initial = bool(GatedChannelInitial(int(initial)))
         self._open = self._initial
-        super().__init__(tagger, [int(input_channel), int(gate_start_channel), int(gate_stop_channel)])
+        self._inputs = channel_list("input_channels", input_channels)
+        self._gate = (int(gate_start_channel), int(gate_stop_channel))
+        super().__init__(tagger, [*self._inputs, *self._gate], n_outputs=len(self._inputs))
 
     def _on_clear(self) -> None:
         super()._on_clear()
         self._open = self._initial
 
     def _on_chunk(self, chunk: Chunk) -> None:
-        tags, opens, closes = (chunk.get(c) for c in self._channels)
-        if opens.size == 0 and closes.size == 0:
-            self._emit(chunk, self._outputs[0], tags if self._open else EMPTY)
-            return
+        opens, closes = (chunk.get(c) for c in self._gate)
         events = np.concatenate([opens, closes])
         state = np.concatenate([np.ones(opens.size, dtype=bool), np.zeros(closes.size, dtype=bool)])
         order = np.argsort(events, kind="stable")
         events, state = events[order], state[order]
-        last = np.searchsorted(events, tags, side="right") - 1
-        is_open = np.where(last >= 0, state[np.maximum(last, 0)], self._open)
-        self._open = bool(state[-1])
-        self._emit(chunk, self._outputs[0], tags[is_open])
+        for source, out in zip(self._inputs, self._outputs, strict=True):
+            tags = chunk.get(source)
+            if events.size == 0:
+                self._emit(chunk, out, tags if self._open else EMPTY)
+                continue
+            last = np.searchsorted(events, tags, side="right") - 1
+            is_open = np.where(last >= 0, state[np.maximum(last, 0)], self._open)
+            self._emit(chunk, out, tags[is_open])
+        if events.size:
+            self._open = bool(state[-1])
+
+
+class GatedChannel(GatedChannels):
+    """Tags of ``input_channel`` that arrive while the gate is open."""
+
+    def __init__(self, tagger: TimeTaggerBase, input_channel: int, gate_start_channel: int,
+                 gate_stop_channel: int, initial: GatedChannelInitial = GatedChannelInitial.Closed):
+        super().__init__(tagger, [int(input_channel)], gate_start_channel, gate_stop_channel, initial)
+
+
+class FrequencyMultiplier(VirtualChannelBase):
+    """Each input tag plus ``multiplier - 1`` tags spread over the period measured from the last two inputs."""
+
+    def __init__(self, tagger: TimeTaggerBase, input_channel: int, multiplier: int):
+        self._multiplier = int(multiplier)
+        if self._multiplier < 1:
+            raise ValueError(f"multiplier must be >= 1, got {multiplier}")
+        self._previous: int | None = None
+        super().__init__(tagger, [int(input_channel)])
+
+    def getMultiplier(self) -> int:
+        """The upscaling factor."""
+        return self._multiplier
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._previous = None
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        tags = chunk.get(self._channels[0])
+        if tags.size == 0:
+            return
+        before = np.concatenate([[self._previous], tags[:-1]]) if self._previous is not None else None
+        self._previous = int(tags[-1])
+        if before is None:
+            before, tags_used, first = tags[:-1], tags[1:], tags[:1]
+        else:
+            tags_used, first = tags, EMPTY
+        period = tags_used - before
+        steps = np.arange(self._multiplier, dtype=np.int64)
+        # Copies of the inputs (step 0) and the extrapolated tags until the next input is expected.
+        extra = (tags_used[:, None] + (period[:, None] * steps[None, :]) // self._multiplier).ravel()
+        self._emit(chunk, self._outputs[0], merge_sorted(first, extra), presorted=False)
 
 
 class Combiner(VirtualChannelBase):
@@ -252,3 +309,65 @@ class Coincidence(Coincidences):
     def __init__(self, tagger: TimeTaggerBase, channels: list[int], coincidenceWindow: int = 1000,
                  timestamp: CoincidenceTimestamp = CoincidenceTimestamp.Last):
         super().__init__(tagger, [channel_list("Coincidence", channels)], coincidenceWindow, timestamp)
+
+
+class EventGenerator(VirtualChannelBase):
+    """Emits ``pattern`` (ps offsets) after every kept trigger; a ``stop_channel`` tag aborts running patterns."""
+
+    def __init__(self, tagger: TimeTaggerBase, trigger_channel: int, pattern: list[int], trigger_divider: int = 1,
+                 divider_offset: int = 0, stop_channel: int = CHANNEL_UNUSED):
+        self._pattern = np.sort(np.asarray([int(p) for p in pattern], dtype=np.int64))
+        if self._pattern.size == 0 or self._pattern[0] < 0:
+            raise ValueError("pattern needs at least one offset, all >= 0 ps")
+        self._divider = int(trigger_divider)
+        if self._divider < 1:
+            raise ValueError(f"trigger_divider must be >= 1, got {trigger_divider}")
+        self._offset = int(divider_offset)
+        if not self._offset >= 0:
+            raise ValueError(f"divider_offset must be >= 0, got {divider_offset}")
+        self._stop = None if int(stop_channel) == CHANNEL_UNUSED else int(stop_channel)
+        self._seen = 0  # triggers seen since clear, for the divider
+        self._pending_tags = EMPTY
+        self._pending_triggers = EMPTY
+        super().__init__(tagger, [int(trigger_channel)] + ([self._stop] if self._stop is not None else []))
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._seen = 0
+        self._pending_tags = self._pending_triggers = EMPTY
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        triggers = chunk.get(self._channels[0])
+        number = self._seen + np.arange(triggers.size)
+        self._seen += triggers.size
+        kept = triggers[(number >= self._offset) & ((number - self._offset) % self._divider == 0)]
+        tags = np.concatenate([self._pending_tags, (kept[:, None] + self._pattern[None, :]).ravel()])
+        origin = np.concatenate([self._pending_triggers, np.repeat(kept, self._pattern.size)])
+        if self._stop is not None:
+            stops = chunk.get(self._stop)
+            if stops.size:
+                aborted = np.searchsorted(stops, tags, side="right") > np.searchsorted(stops, origin, side="right")
+                tags, origin = tags[~aborted], origin[~aborted]
+        later = tags >= chunk.end_ps
+        self._pending_tags, self._pending_triggers = tags[later], origin[later]
+        self._emit(chunk, self._outputs[0], tags[~later], presorted=False)
+
+
+class SyntheticSingleTag(VirtualChannelBase):
+    """A tag on the channel each time ``trigger()`` is called (at the tag time being processed)."""
+
+    def __init__(self, tagger: TimeTaggerBase, base_channel: int = CHANNEL_UNUSED):
+        base = None if int(base_channel) == CHANNEL_UNUSED else tagger._check_channel(base_channel)
+        self._requests = 0
+        super().__init__(tagger, [], outputs=[base] if base is not None else None)
+
+    def trigger(self) -> None:
+        """Generate one tag."""
+        with self._lock:
+            self._requests += 1
+        self._tagger._engine.poke()
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        if self._requests:
+            self._emit(chunk, self._outputs[0], np.full(self._requests, chunk.begin_ps, dtype=np.int64))
+            self._requests = 0
