@@ -30,6 +30,8 @@ SETTING_CALLS = {
     "setHardwareDelayCompensationActive": (True,), "setInputHysteresis": (1, 20), "setInputImpedanceHigh": (1, False),
     "setInputMux": (1, 0), "setInternalClockTrim": (0.0,), "setLED": (0,), "setNormalization": ([1], True),
     "setSoundFrequency": (0,), "setStreamBlockSize": (131072, 20),
+    "setSoftwareClock": (3, 10e6, 1000, False), "disableSoftwareClock": (),
+    "setReferenceClock": (3, 10e6, 1e-3, -134217728, 0, False), "disableReferenceClock": (),
 }
 X_ONLY = {"setInputHysteresis", "setInputImpedanceHigh"}  # the simulated Ultra refuses these, after authorization
 MEASUREMENT_CONTROL = {"start": (), "startFor": (int(1e9),), "stop": (), "clear": (), "abort": ()}
