@@ -314,8 +314,10 @@ class VpnDir:
 def apply_to_running(interface: str, server: ServerConfig) -> bool:
     """Bring a running interface in line with ``server`` without restarting it (``wg syncconf``).
 
-    Return False when no such interface runs here (e.g. the sidecar runs it; it
-    picks up the changed file by itself). Keys go through stdin, never argv.
+    The interface always follows the file, as the sidecar's does (after ``init
+    --force`` that includes the new server key). Return False when no such
+    interface runs here (e.g. the sidecar runs it; it picks up the changed file
+    by itself). Keys go through stdin, never argv.
     """
     wg = shutil.which("wg")
     if wg is None:
@@ -323,9 +325,6 @@ def apply_to_running(interface: str, server: ServerConfig) -> bool:
     shown = subprocess.run([wg, "show", interface, "public-key"], capture_output=True, text=True, timeout=10)
     if shown.returncode != 0:
         return False
-    if shown.stdout.strip() != server.public_key:
-        raise VpnError(f"interface {interface} runs with another server key than {interface}.conf; "
-                       "restart the tunnel to use the new key")
     done = subprocess.run([wg, "syncconf", interface, "/dev/stdin"], input=server.render(wg_only=True),
                           capture_output=True, text=True, timeout=10)
     if done.returncode != 0:
