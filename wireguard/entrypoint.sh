@@ -40,11 +40,15 @@ if [ "${WG_FIREWALL:-on}" = on ]; then
     "$ipt" -w -A TAGGERHUB-VPN -i "$iface" -j ACCEPT
     "$ipt" -w -A TAGGERHUB-VPN -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
     "$ipt" -w -A TAGGERHUB-VPN -p udp --dport "$port" -j ACCEPT
+    # e.g. WG_FIREWALL_ALLOW_TCP=9234 lets Prometheus on the compose network scrape the metrics.
+    for tcp in ${WG_FIREWALL_ALLOW_TCP:-}; do
+      "$ipt" -w -A TAGGERHUB-VPN -p tcp --dport "$tcp" -j ACCEPT
+    done
     [ "$ipt" = ip6tables ] && "$ipt" -w -A TAGGERHUB-VPN -p ipv6-icmp -j ACCEPT
     "$ipt" -w -A TAGGERHUB-VPN -j DROP
     "$ipt" -w -C INPUT -j TAGGERHUB-VPN 2>/dev/null || "$ipt" -w -I INPUT -j TAGGERHUB-VPN
   done
-  log "firewall on: only $iface, lo and udp/$port are let in"
+  log "firewall on: only $iface, lo, udp/$port${WG_FIREWALL_ALLOW_TCP:+ and tcp/$WG_FIREWALL_ALLOW_TCP} are let in"
 fi
 
 stopping=0
