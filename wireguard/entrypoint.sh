@@ -29,26 +29,36 @@ else
   log "$iface up (kernel module)"
 fi
 
+# Only the tunnel, loopback and WireGuard's own UDP port get in; whatever else listens in this
+# network namespace (RPC, metrics) is unreachable from outside the tunnel.
+fence() {  # errexit is off inside `if`, hence the explicit returns
+  local ipt="$1" port="$2" tcp
+  "$ipt" -w -N TAGGERHUB-VPN 2>/dev/null || "$ipt" -w -F TAGGERHUB-VPN || return 1
+  "$ipt" -w -A TAGGERHUB-VPN -i lo -j ACCEPT || return 1
+  "$ipt" -w -A TAGGERHUB-VPN -i "$iface" -j ACCEPT || return 1
+  "$ipt" -w -A TAGGERHUB-VPN -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT || return 1
+  "$ipt" -w -A TAGGERHUB-VPN -p udp --dport "$port" -j ACCEPT || return 1
+  # e.g. WG_FIREWALL_ALLOW_TCP=9234 lets Prometheus on the compose network scrape the metrics.
+  for tcp in ${WG_FIREWALL_ALLOW_TCP:-}; do
+    "$ipt" -w -A TAGGERHUB-VPN -p tcp --dport "$tcp" -j ACCEPT || return 1
+  done
+  if [ "$ipt" = ip6tables ]; then "$ipt" -w -A TAGGERHUB-VPN -p ipv6-icmp -j ACCEPT || return 1; fi
+  "$ipt" -w -A TAGGERHUB-VPN -j DROP || return 1
+  "$ipt" -w -C INPUT -j TAGGERHUB-VPN 2>/dev/null || "$ipt" -w -I INPUT -j TAGGERHUB-VPN
+}
 if [ "${WG_FIREWALL:-on}" = on ]; then
-  # Only the tunnel, loopback and WireGuard's own UDP port get in; whatever else listens in this
-  # network namespace (RPC, metrics) is unreachable from outside the tunnel.
   port="$(wg show "$iface" listen-port)"
   for ipt in iptables ip6tables; do
-    command -v "$ipt" >/dev/null || continue
-    "$ipt" -w -N TAGGERHUB-VPN 2>/dev/null || "$ipt" -w -F TAGGERHUB-VPN
-    "$ipt" -w -A TAGGERHUB-VPN -i lo -j ACCEPT
-    "$ipt" -w -A TAGGERHUB-VPN -i "$iface" -j ACCEPT
-    "$ipt" -w -A TAGGERHUB-VPN -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-    "$ipt" -w -A TAGGERHUB-VPN -p udp --dport "$port" -j ACCEPT
-    # e.g. WG_FIREWALL_ALLOW_TCP=9234 lets Prometheus on the compose network scrape the metrics.
-    for tcp in ${WG_FIREWALL_ALLOW_TCP:-}; do
-      "$ipt" -w -A TAGGERHUB-VPN -p tcp --dport "$tcp" -j ACCEPT
-    done
-    [ "$ipt" = ip6tables ] && "$ipt" -w -A TAGGERHUB-VPN -p ipv6-icmp -j ACCEPT
-    "$ipt" -w -A TAGGERHUB-VPN -j DROP
-    "$ipt" -w -C INPUT -j TAGGERHUB-VPN 2>/dev/null || "$ipt" -w -I INPUT -j TAGGERHUB-VPN
+    # Fail closed: without the fence the RPC port would be open to the container network.
+    if ! fence "$ipt" "$port"; then
+      log "could not set up the $ipt firewall (check NET_ADMIN and WG_FIREWALL_ALLOW_TCP); refusing to run without it"
+      wg-quick down "$run/$iface.conf" || true
+      exit 1
+    fi
   done
   log "firewall on: only $iface, lo, udp/$port${WG_FIREWALL_ALLOW_TCP:+ and tcp/$WG_FIREWALL_ALLOW_TCP} are let in"
+else
+  log "firewall off (WG_FIREWALL=$WG_FIREWALL): everything listening here is reachable from the container network"
 fi
 
 stopping=0

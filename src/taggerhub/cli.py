@@ -65,8 +65,13 @@ def cmd_vpn(args: argparse.Namespace) -> int:
         print(f"wrote {vpn_dir.server_conf} (0600): address {server.address}, port {server.listen_port}, "
               f"public key {server.public_key}", file=sys.stderr)
         return 0
-    server, peer, text, path = vpn_dir.add_peer(args.name)
-    print(f"peer {peer.name}: address {peer.address}, config written to {path} (0600)", file=sys.stderr)
+    if args.vpn_command == "remove-peer":
+        server, peer = vpn.remove_peer(vpn_dir, args.name)
+        print(f"peer {peer.name} ({peer.address}) removed from {vpn_dir.server_conf}", file=sys.stderr)
+        text = ""
+    else:
+        server, peer, text, path = vpn_dir.add_peer(args.name)
+        print(f"peer {peer.name}: address {peer.address}, config written to {path} (0600)", file=sys.stderr)
     applied = not args.no_apply and vpn.apply_to_running(settings.vpn.interface, server)
     print(f"interface {settings.vpn.interface} updated without restart" if applied else
           f"interface {settings.vpn.interface} does not run here; the WireGuard sidecar applies "
@@ -76,12 +81,13 @@ def cmd_vpn(args: argparse.Namespace) -> int:
 
 
 def add_vpn_parser(sub: argparse._SubParsersAction) -> None:
-    """`taggerhub vpn init|add-peer`: WireGuard keys and configs for remote access."""
+    """`taggerhub vpn init|add-peer|remove-peer`: WireGuard keys and configs for remote access."""
     vpn = sub.add_parser("vpn", help="WireGuard keys and configs for remote access (see docs/remote-access.md)")
     vpn_sub = vpn.add_subparsers(dest="vpn_command", required=True)
     for name, help_text in (("init", "write the server key pair and WireGuard config"),
                             ("add-peer", "add a peer: allocate an address, write and print its client config, "
-                                         "update a running interface without restarting it")):
+                                         "update a running interface without restarting it"),
+                            ("remove-peer", "cut a peer off: drop it from the server config and a running interface")):
         p = vpn_sub.add_parser(name, help=help_text)
         p.add_argument("--config", default=None, help="taggerhub TOML settings file ([vpn] section)")
         p.add_argument("--dir", default=None, help="directory for the configs (default: [vpn] dir, ./wireguard)")

@@ -311,6 +311,21 @@ class VpnDir:
         return server, peer, text, path
 
 
+def remove_peer(vpn_dir: VpnDir, name: str) -> tuple[ServerConfig, Peer]:
+    """Drop ``name`` from the server config and delete its client config; return what is left."""
+    with vpn_dir.locked():
+        server = vpn_dir.load()
+        peer = server.peer(name)
+        if peer is None:
+            known = ", ".join(p.name for p in server.peers) or "none"
+            raise VpnError(f"no peer {name!r} in {vpn_dir.server_conf} (peers: {known})")
+        server.peers.remove(peer)
+        _write_private(vpn_dir.server_conf, server.render())
+        (vpn_dir.peers_dir / f"{name}.conf").unlink(missing_ok=True)
+    log.info("vpn peer removed", extra={"peer": name, "address": str(peer.address), "public_key": peer.public_key})
+    return server, peer
+
+
 def apply_to_running(interface: str, server: ServerConfig) -> bool:
     """Bring a running interface in line with ``server`` without restarting it (``wg syncconf``).
 

@@ -134,6 +134,20 @@ def test_add_peer_needs_init_and_an_endpoint(tmp_path):
         bare.add_peer("alice", endpoint="no-port")
 
 
+def test_remove_peer_forgets_it_and_frees_its_address(vpn_dir):
+    vpn_dir.init()
+    vpn_dir.add_peer("alice")
+    vpn_dir.add_peer("bob")
+    server, gone = vpn.remove_peer(vpn_dir, "alice")
+    assert [p.name for p in vpn_dir.load().peers] == ["bob"] == [p.name for p in server.peers]
+    assert gone.public_key not in vpn_dir.server_conf.read_text()
+    assert not (vpn_dir.peers_dir / "alice.conf").exists() and (vpn_dir.peers_dir / "bob.conf").exists()
+    _, carol, _, _ = vpn_dir.add_peer("carol")
+    assert carol.address == gone.address
+    with pytest.raises(VpnError, match=r"no peer 'alice' .* \(peers: bob, carol\)"):
+        vpn.remove_peer(vpn_dir, "alice")
+
+
 def test_a_full_address_pool_is_a_clear_error(tmp_path):
     small = vpn.VpnDir(VpnSettings(dir=str(tmp_path / "wg"), address="10.9.9.1/30", endpoint="h:1"))
     small.init()
@@ -213,6 +227,11 @@ def test_add_peer_updates_a_running_interface_without_restarting_it(tmp_path):
         assert allowed[bob] == "10.216.0.3/32" and len(allowed) == 2
         assert run(ns.cmd("cat", f"/sys/class/net/{iface}/ifindex")).stdout == ifindex
         assert run(ns.cmd("wg", "show", iface, "listen-port")).stdout == port
+
+        removed = taggerhub("vpn", "remove-peer", "alice", "--dir", d, "--interface", iface, ns=ns)
+        assert removed.returncode == 0 and "updated without restart" in removed.stderr, removed.stderr
+        assert run(ns.cmd("wg", "show", iface, "peers")).stdout.split() == [bob]
+        assert run(ns.cmd("cat", f"/sys/class/net/{iface}/ifindex")).stdout == ifindex
 
         # Starting over (new server key, peers forgotten) reaches the running interface too.
         fresh = taggerhub("vpn", "init", "--dir", d, "--interface", iface, "--force",

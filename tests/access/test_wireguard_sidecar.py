@@ -189,3 +189,21 @@ def test_add_peer_reaches_running_tunnel_without_restarting_it(vpn_lab):
     with vpn_lab.tunnel(vpn_lab.config_dir / "peers" / f"acc{vpn_lab.uid}b.conf"):
         assert vpn_lab.connect(TUNNEL_SERVER) == "connected"
     assert "applied changed" in vpn_lab.sidecar.logs()
+
+
+def test_removed_peer_is_cut_off_without_restarting_the_tunnel(vpn_lab):
+    name = f"acc{vpn_lab.uid}r"
+    vpn_lab.cli("add-peer", name)
+    conf = vpn_lab.root / f"{name}.conf"  # the peer keeps its copy; the server forgets it
+    conf.write_text((vpn_lab.config_dir / "peers" / f"{name}.conf").read_text())
+    conf.chmod(0o600)
+    key = vpn.public_key(next(line.split(" = ", 1)[1] for line in conf.read_text().splitlines()
+                              if line.startswith("PrivateKey")))
+    wait_for(lambda: key in vpn_lab.sidecar.exec("wg", "show", "wg0", "peers").stdout, "the new peer", 15)
+    ifindex = vpn_lab.sidecar.exec("cat", "/sys/class/net/wg0/ifindex").stdout
+    with vpn_lab.tunnel(conf):
+        assert vpn_lab.connect(TUNNEL_SERVER) == "connected"
+        vpn_lab.cli("remove-peer", name)
+        wait_for(lambda: key not in vpn_lab.sidecar.exec("wg", "show", "wg0", "peers").stdout, "the removal", 15)
+        assert vpn_lab.connect(TUNNEL_SERVER).startswith("failed")
+    assert vpn_lab.sidecar.exec("cat", "/sys/class/net/wg0/ifindex").stdout == ifindex
