@@ -20,7 +20,9 @@ from netlab import REPO, Netns, base_image, build_image, require_docker, require
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
 
-HOST_END, CLIENT_END = "10.219.0.1", "10.219.0.2"
+# The host end of the client's link is a real host address: random, so parallel runs do not clash.
+_NET = secrets.randbelow(250) + 2
+HOST_END, CLIENT_END = f"10.219.{_NET}.1", f"10.219.{_NET}.2"
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
