@@ -36,6 +36,8 @@ KEY_BYTES = 32
 # wg-quick takes the interface name from the file name, so a peer's name must be a valid one.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 HEADER = "# Written by `taggerhub vpn`; add peers with `taggerhub vpn add-peer NAME`.\n"
+# Keys that wg-quick understands but `wg syncconf` does not.
+WG_QUICK_ONLY = {"Address", "DNS", "MTU", "Table", "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig"}
 
 
 # -- keys -----------------------------------------------------------------------------
@@ -88,6 +90,8 @@ class Peer:
     public_key: str
     preshared_key: str = field(repr=False)
     address: ipaddress.IPv4Address
+    allowed_ips: str = ""  # as written, when an admin widened it; else the address /32
+    extra: dict[str, str] = field(default_factory=dict)  # other keys an admin added, kept as they are
 
 
 @dataclass
@@ -99,6 +103,7 @@ class ServerConfig:
     listen_port: int
     endpoint: str = ""
     peers: list[Peer] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)  # e.g. PostUp, MTU, FwMark added by hand
 
     @property
     def public_key(self) -> str:
@@ -113,15 +118,16 @@ class ServerConfig:
                 lines.append(f"# Endpoint = {self.endpoint}")
             lines.append(f"Address = {self.address.with_prefixlen}")
         lines += [f"ListenPort = {self.listen_port}", f"PrivateKey = {self.private_key}"]
+        lines += [f"{k} = {v}" for k, v in self.extra.items() if not (wg_only and k in WG_QUICK_ONLY)]
         for peer in self.peers:
             lines += ["", "[Peer]"]
             if not wg_only:
                 lines.append(f"# Name = {peer.name}")
-            lines += [
-                f"PublicKey = {peer.public_key}",
-                f"PresharedKey = {peer.preshared_key}",
-                f"AllowedIPs = {peer.address}/32",
-            ]
+            lines.append(f"PublicKey = {peer.public_key}")
+            if peer.preshared_key:
+                lines.append(f"PresharedKey = {peer.preshared_key}")
+            lines.append(f"AllowedIPs = {peer.allowed_ips or f'{peer.address}/32'}")
+            lines += [f"{k} = {v}" for k, v in peer.extra.items()]
         return "\n".join(lines) + "\n"
 
     def peer(self, name: str) -> Peer | None:
@@ -158,21 +164,25 @@ def parse_server_config(text: str, where: str) -> ServerConfig:
     iface = interfaces[0]
     try:
         server = ServerConfig(
-            private_key=iface["PrivateKey"],
-            address=ipaddress.IPv4Interface(iface["Address"]),
-            listen_port=int(iface["ListenPort"]),
-            endpoint=iface.get("Endpoint", ""),
+            private_key=iface.pop("PrivateKey"),
+            address=ipaddress.IPv4Interface(iface.pop("Address")),
+            listen_port=int(iface.pop("ListenPort")),
+            endpoint=iface.pop("Endpoint", ""),
+            extra=iface,
         )
         public_key(server.private_key)
         for kind, values in sections:
             if kind != "[Peer]":
                 continue
-            allowed = ipaddress.IPv4Network(values["AllowedIPs"].split(",")[0].strip())
+            allowed_ips = values.pop("AllowedIPs")
+            first = ipaddress.IPv4Network(allowed_ips.split(",")[0].strip())
             server.peers.append(Peer(
-                name=values.get("Name", allowed.network_address.exploded),
-                public_key=values["PublicKey"],
-                preshared_key=values.get("PresharedKey", ""),
-                address=allowed.network_address,
+                name=values.pop("Name", first.network_address.exploded),
+                public_key=values.pop("PublicKey"),
+                preshared_key=values.pop("PresharedKey", ""),
+                address=first.network_address,
+                allowed_ips="" if allowed_ips == f"{first.network_address}/32" else allowed_ips,
+                extra=values,
             ))
     except KeyError as exc:
         raise VpnError(f"{where}: a section lacks {exc.args[0]}") from None

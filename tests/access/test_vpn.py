@@ -148,6 +148,31 @@ def test_remove_peer_forgets_it_and_frees_its_address(vpn_dir):
         vpn.remove_peer(vpn_dir, "alice")
 
 
+def test_settings_added_by_hand_survive_add_peer(vpn_dir):
+    vpn_dir.init()
+    vpn_dir.add_peer("alice")
+    text = vpn_dir.server_conf.read_text()
+    text = text.replace("ListenPort = 51820", "ListenPort = 51820\nPostUp = logger wg0 up\nMTU = 1380")
+    text = text.replace("AllowedIPs = 10.13.13.2/32", "AllowedIPs = 10.13.13.2/32, 192.168.50.0/24\n"
+                                                      "PersistentKeepalive = 15")
+    vpn_dir.server_conf.write_text(text)
+    server, _, _, _ = vpn_dir.add_peer("bob")
+    after = vpn_dir.server_conf.read_text()
+    for kept in ("PostUp = logger wg0 up", "MTU = 1380", "AllowedIPs = 10.13.13.2/32, 192.168.50.0/24",
+                 "PersistentKeepalive = 15", "AllowedIPs = 10.13.13.3/32"):
+        assert kept in after
+    wg_only = server.render(wg_only=True)
+    assert "PostUp" not in wg_only and "MTU" not in wg_only and "Address" not in wg_only
+    assert "PersistentKeepalive = 15" in wg_only
+
+
+def test_a_hand_broken_server_config_is_named_in_the_error(vpn_dir):
+    vpn_dir.init()
+    vpn_dir.server_conf.write_text(vpn_dir.server_conf.read_text().replace("ListenPort = 51820\n", ""))
+    with pytest.raises(VpnError, match=r"wg0\.conf: a section lacks ListenPort"):
+        vpn_dir.add_peer("alice")
+
+
 def test_a_full_address_pool_is_a_clear_error(tmp_path):
     small = vpn.VpnDir(VpnSettings(dir=str(tmp_path / "wg"), address="10.9.9.1/30", endpoint="h:1"))
     small.init()
