@@ -56,7 +56,7 @@ def cmd_vpn(args: argparse.Namespace) -> int:
     from . import vpn
 
     settings = load_settings(args.config, overrides={"vpn": {
-        "dir": args.dir, "interface": args.interface, "endpoint": args.endpoint,
+        "dir": args.dir, "interface": args.interface, "endpoint": getattr(args, "endpoint", None),
         "address": getattr(args, "address", None), "listen_port": getattr(args, "listen_port", None),
     }})
     vpn_dir = vpn.VpnDir(settings.vpn)
@@ -92,7 +92,8 @@ def add_vpn_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--config", default=None, help="taggerhub TOML settings file ([vpn] section)")
         p.add_argument("--dir", default=None, help="directory for the configs (default: [vpn] dir, ./wireguard)")
         p.add_argument("--interface", default=None, help="WireGuard interface name (default wg0)")
-        p.add_argument("--endpoint", default=None, help="HOST:PORT that peers dial (public address of the server)")
+        if name != "remove-peer":
+            p.add_argument("--endpoint", default=None, help="HOST:PORT that peers dial (public address of the server)")
         if name == "init":
             p.add_argument("--address", default=None, help="server tunnel address with prefix (default 10.13.13.1/24)")
             p.add_argument("--listen-port", type=int, default=None,
