@@ -231,3 +231,25 @@ def test_histogram_custom_bins_counts_pairs_in_the_given_bins(make_tagger):
     np.testing.assert_allclose(g2[[0, 3]], 1.0, atol=0.05)
     with pytest.raises(ValueError, match="strictly increasing"):
         TT.HistogramCustomBins(tagger, 2, 1, [10, 5])
+
+
+def test_correlation_pairs_match_single_correlations(make_tagger):
+    pairs = PhotonPairSource(channel_a=1, channel_b=2, pair_rate_hz=1e5, delay_ps=3000)
+    tagger = make_tagger("ultra", [pairs, PoissonSource(channel=3, rate_hz=1e5)])
+    sync = TT.SynchronizedMeasurements(tagger)
+    both = TT.CorrelationPairs(sync.getTagger(), [1, 2, 3], binwidth=100, n_bins=100)
+    single = TT.Correlation(sync.getTagger(), 2, 1, binwidth=100, n_bins=100)
+    auto = TT.Correlation(sync.getTagger(), 3, binwidth=100, n_bins=100)
+    rate = TT.Countrate(sync.getTagger(), [3])
+    sync.startFor(SECOND // 10)
+    assert sync.waitUntilFinished(60_000)
+    data = both.getDataObject()
+    counts = data.getCounts()
+    assert counts.shape == (3, 3, 100) and counts.dtype == np.int32
+    np.testing.assert_array_equal(counts[1, 0], single.getData())
+    assert counts[0, 1].sum() == counts[1, 0].sum()  # the same pairs, seen from the other channel
+    assert abs(data.getIndex()[counts[0, 1].argmax()] + 3000) == 50  # a bin next to -3000 ps
+    np.testing.assert_array_equal(counts[2, 2], auto.getData())
+    with_self = data.getCounts(exclude_self_coincidences=False)
+    assert with_self[2, 2, 50] - counts[2, 2, 50] == rate.getCountsTotal()[0]  # one self-pair per tag at 0
+    np.testing.assert_array_equal(data.getIndex(), single.getIndex())

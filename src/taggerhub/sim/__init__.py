@@ -46,7 +46,7 @@ from .logbins import (
     HistogramLogBins,
     HistogramLogBinsData,
 )
-from .measurements import Correlation, Counter, CounterData, Countrate
+from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
 from .refclock import ReferenceClockState, SoftwareClockState
 from .sampling import Sampler, TriggerOnCountrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
@@ -91,6 +91,8 @@ __all__ = [
     "Coincidences",
     "Combiner",
     "Correlation",
+    "CorrelationPairs",
+    "CorrelationPairsData",
     "CountBetweenMarkers",
     "Counter",
     "CounterData",
