@@ -253,3 +253,14 @@ def test_correlation_pairs_match_single_correlations(make_tagger):
     with_self = data.getCounts(exclude_self_coincidences=False)
     assert with_self[2, 2, 50] - counts[2, 2, 50] == rate.getCountsTotal()[0]  # one self-pair per tag at 0
     np.testing.assert_array_equal(data.getIndex(), single.getIndex())
+
+
+def test_the_synchronized_proxy_tagger_cannot_be_freed(make_tagger):
+    tagger = make_tagger("ultra")
+    tagger.setTestSignal(1, True)
+    sync = TT.SynchronizedMeasurements(tagger)
+    with pytest.raises(ValueError, match="SynchronizedMeasurements.getTagger"):
+        TT.freeTimeTagger(sync.getTagger())
+    rate = TT.Countrate(tagger, [1])
+    run_for(rate, SECOND // 100)  # the real tagger still works
+    assert rate.getCountsTotal()[0] == 8000

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from . import experimental as Experimental  # noqa: N812 - the vendor's name
+from . import synchronized as _synchronized  # SynchronizedTagger stays out of the reflected namespace
 from .enums import (
     CHANNEL_UNUSED,
     FLAT_CONSTANTS,
@@ -238,6 +239,9 @@ def freeTimeTagger(tagger: TimeTaggerBase) -> bool:
     """Close a tagger and release its measurements; return False if it was not open."""
     if not isinstance(tagger, TimeTaggerBase):
         raise TypeError(f"freeTimeTagger expects a TimeTagger object, got {type(tagger).__name__}")
+    if isinstance(tagger, _synchronized.SynchronizedTagger):
+        raise ValueError("freeTimeTagger needs the tagger from createTimeTagger(), not the proxy of "
+                         "SynchronizedMeasurements.getTagger()")
     with _lab.lock:
         serial = getattr(tagger, "_serial", None)
         was_open = _lab.open.get(serial) is tagger
