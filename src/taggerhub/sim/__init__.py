@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import experimental as Experimental  # noqa: N812 - the vendor's name
+from . import lab as _lab_files  # load_lab etc. must not become remotely callable module functions
 from . import synchronized as _synchronized  # SynchronizedTagger stays out of the reflected namespace
 from .enums import (
     CHANNEL_UNUSED,
@@ -39,7 +40,6 @@ from .enums import (
 )
 from .histograms import CountBetweenMarkers, GatedCounter, Histogram, StartStop, TimeDifferences
 from .iterators import IteratorBase
-from .lab import DeviceSpec, load_lab
 from .logbins import (
     ChannelGate,
     HistogramCustomBins,
@@ -70,6 +70,11 @@ globals().update(FLAT_CONSTANTS)
 
 # `from taggerhub.sim.Experimental import SimDetector` works as with the vendor module.
 sys.modules[f"{__name__}.Experimental"] = Experimental
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .lab import DeviceSpec
 
 SIMULATOR_VERSION = "2.22.6"  # the vendor library version whose API this simulator mirrors
 
@@ -154,7 +159,7 @@ class _Lab:
 
     def specs(self) -> list[DeviceSpec]:
         if self.devices is None:
-            self.devices = load_lab(None)
+            self.devices = _lab_files.load_lab(None)
         return self.devices
 
 
@@ -170,7 +175,7 @@ def configure(
     """Choose the simulated devices (from a lab file or specs), the clock mode and the random seed."""
     if clock not in ("realtime", "virtual"):
         raise ValueError(f"clock must be 'realtime' or 'virtual', got {clock!r}")
-    specs = devices if devices is not None else load_lab(lab_file)
+    specs = devices if devices is not None else _lab_files.load_lab(lab_file)
     with _lab.lock:
         _lab.devices = specs
         _lab.clock = clock
