@@ -259,7 +259,7 @@ def test_the_synchronized_proxy_tagger_cannot_be_freed(make_tagger):
     tagger = make_tagger("ultra")
     tagger.setTestSignal(1, True)
     sync = TT.SynchronizedMeasurements(tagger)
-    with pytest.raises(ValueError, match="SynchronizedMeasurements.getTagger"):
+    with pytest.raises(ValueError, match=r"SynchronizedMeasurements\.getTagger"):
         TT.freeTimeTagger(sync.getTagger())
     rate = TT.Countrate(tagger, [1])
     run_for(rate, SECOND // 100)  # the real tagger still works

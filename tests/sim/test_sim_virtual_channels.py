@@ -192,3 +192,17 @@ def test_synthetic_single_tag_emits_one_tag_per_trigger_call(make_tagger):
     assert rate.getCountsTotal()[0] == 5
     run_for(rate, SECOND // 100)
     assert rate.getCountsTotal()[0] == 0
+
+
+def test_two_state_emitter_is_antibunched(make_tagger):
+    E = TT.Experimental
+    tagger = make_tagger("ultra")
+    emitter = E.TwoStateExponentialSignalGenerator(tagger, 1e-6, 2e-6)
+    corr = TT.Correlation(tagger, emitter.getChannel(), binwidth=50_000, n_bins=801)
+    rate = TT.Countrate(tagger, [emitter.getChannel()])
+    run_for(corr, SECOND)
+    run_for(rate, SECOND // 10)
+    g2 = corr.getDataNormalized()
+    assert abs(rate.getData()[0] - 1 / 3e-6) / (1 / 3e-6) < 0.02  # one photon per excitation + lifetime
+    assert g2[400] < 0.05  # no two photons within +-25 ns
+    assert abs(g2[:50].mean() - 1.0) < 0.05  # uncorrelated 18..20 us apart
