@@ -264,3 +264,15 @@ def test_the_synchronized_proxy_tagger_cannot_be_freed(make_tagger):
     rate = TT.Countrate(tagger, [1])
     run_for(rate, SECOND // 100)  # the real tagger still works
     assert rate.getCountsTotal()[0] == 8000
+
+
+def test_histogram2d_places_each_start_at_its_two_first_stops(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e6),
+                                   PeriodicSource(channel=2, frequency_hz=1e6, phase_ps=120_000),
+                                   PeriodicSource(channel=3, frequency_hz=1e6, phase_ps=340_000)])
+    hist = TT.Histogram2D(tagger, 1, 2, 3, 100_000, 100_000, 5, 5)
+    run_for(hist, SECOND // 1000)
+    data = hist.getData()
+    assert data.shape == (5, 5) and data.dtype == np.int32
+    assert data[1, 3] == data.sum() and abs(data.sum() - 1000) <= 1  # (120 ns, 340 ns) for every start
+    assert hist.getIndex().shape == (5, 5, 2) and hist.getIndex()[1, 3].tolist() == [100_000, 300_000]

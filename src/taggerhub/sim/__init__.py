@@ -38,7 +38,7 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
-from .histograms import CountBetweenMarkers, GatedCounter, Histogram, StartStop, TimeDifferences
+from .histograms import CountBetweenMarkers, GatedCounter, Histogram, Histogram2D, StartStop, TimeDifferences
 from .iterators import IteratorBase
 from .logbins import (
     ChannelGate,
@@ -114,6 +114,7 @@ __all__ = [
     "GatedCounter",
     "GatedChannelInitial",
     "Histogram",
+    "Histogram2D",
     "HistogramCustomBins",
     "HistogramCustomBinsData",
     "HistogramLogBins",
