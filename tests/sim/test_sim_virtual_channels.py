@@ -206,3 +206,31 @@ def test_two_state_emitter_is_antibunched(make_tagger):
     assert abs(rate.getData()[0] - 1 / 3e-6) / (1 / 3e-6) < 0.02  # one photon per excitation + lifetime
     assert g2[400] < 0.05  # no two photons within +-25 ns
     assert abs(g2[:50].mean() - 1.0) < 0.05  # uncorrelated 18..20 us apart
+
+
+def test_combinations_report_each_combination_and_its_size(make_tagger):
+    # Every 10 us: channels 1 and 2 click 300 ps apart; channel 3 joins every second time; Poisson 4 is isolated.
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5),
+                                   PeriodicSource(channel=2, frequency_hz=1e5, phase_ps=300),
+                                   PeriodicSource(channel=3, frequency_hz=5e4, phase_ps=600)])
+    combos = TT.Combinations(tagger, [1, 2, 3], 1000)
+    pair, triple = combos.getChannel([1, 2]), combos.getChannel([1, 2, 3])
+    two, three, one = combos.getSumChannel(2), combos.getSumChannel(3), combos.getSumChannel(1)
+    assert combos.getCombination(triple) == [1, 2, 3] and combos.getChannelByMask(0b011) == pair
+    rate = TT.Countrate(tagger, [pair, triple, two, three, one])
+    run_for(rate, SECOND // 100)
+    np.testing.assert_allclose(rate.getData(), [5e4, 5e4, 5e4, 5e4, 0], rtol=0.01)
+    with pytest.raises(ValueError, match="not one of the monitored"):
+        combos.getChannel([1, 7])
+
+
+def test_combinations_need_empty_guard_windows(make_tagger):
+    # Clicks 800 ps apart chain into one cluster spanning 1.6 ns > 1 ns window: not a combination.
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5),
+                                   PeriodicSource(channel=2, frequency_hz=1e5, phase_ps=800),
+                                   PeriodicSource(channel=3, frequency_hz=1e5, phase_ps=1600)])
+    combos = TT.Combinations(tagger, [1, 2, 3], 1000)
+    sums = [combos.getSumChannel(n) for n in (1, 2, 3)]
+    rate = TT.Countrate(tagger, sums)
+    run_for(rate, SECOND // 100)
+    assert rate.getCountsTotal().sum() == 0

@@ -56,6 +56,7 @@ from .tagger import TimeTagger, TimeTaggerBase
 from .virtual import (
     Coincidence,
     Coincidences,
+    Combinations,
     Combiner,
     DelayedChannel,
     DelayedChannels,
@@ -95,6 +96,7 @@ __all__ = [
     "Coincidence",
     "CoincidenceTimestamp",
     "Coincidences",
+    "Combinations",
     "Combiner",
     "Correlation",
     "CorrelationPairs",

@@ -34,6 +34,13 @@ def merge_sorted(*arrays: np.ndarray) -> np.ndarray:
     return merged
 
 
+def _popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits per value (np.bitwise_count exists from NumPy 2.0; the project allows 1.24)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values).astype(np.int64)
+    return sum(((values >> i) & 1 for i in range(33)), np.zeros(values.size, dtype=np.int64))
+
+
 class VirtualChannelBase(IteratorBase):
     """An iterator whose output is added to the chunk before the measurements see it."""
 
@@ -371,3 +378,104 @@ class SyntheticSingleTag(VirtualChannelBase):
         if self._requests:
             self._emit(chunk, self._outputs[0], np.full(self._requests, chunk.begin_ps, dtype=np.int64))
             self._requests = 0
+
+
+class Combinations(VirtualChannelBase):
+    """Tags for each combination of ``channels`` clicking within ``window_size`` between two empty guard windows.
+
+    A combination is a cluster of clicks whose successive gaps are at most the window and whose span is at most
+    the window, with no click within a window before or after it; its tag is at its last click. Channels are
+    enabled on request (getChannel, getChannels, getChannelByMask, getSumChannel), as with the vendor.
+    A cluster that straddles a chunk boundary is emitted at the boundary at the earliest (within a window).
+    """
+
+    def __init__(self, tagger: TimeTaggerBase, channels: list[int], window_size: int):
+        self._inputs = channel_list("channels", channels)
+        if len(set(self._inputs)) != len(self._inputs) or len(self._inputs) > 32:
+            raise ValueError(f"channels must be distinct, at most 32, got {self._inputs}")
+        self._window = int(window_size)
+        if self._window <= 0:
+            raise ValueError(f"window_size must be positive (ps), got {window_size}")
+        self._by_mask: dict[int, int] = {}
+        self._by_sum: dict[int, int] = {}
+        self._open_times = EMPTY
+        self._open_bits = np.empty(0, dtype=np.int64)
+        super().__init__(tagger, self._inputs, outputs=[])
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._open_times, self._open_bits = EMPTY, np.empty(0, dtype=np.int64)
+
+    def _mask_of(self, input_channels: list[int]) -> int:
+        mask = 0
+        for c in channel_list("input_channels", input_channels):
+            if int(c) not in self._inputs:
+                raise ValueError(f"channel {c} is not one of the monitored channels {self._inputs}")
+            mask |= 1 << self._inputs.index(int(c))
+        return mask
+
+    def getChannelByMask(self, input_mask: int) -> int:
+        """Virtual channel of the combination given as a bit mask over the monitored channels."""
+        mask = int(input_mask)
+        if not 0 < mask < (1 << len(self._inputs)):
+            raise ValueError(f"input_mask must be within 1..{(1 << len(self._inputs)) - 1}, got {mask}")
+        with self._lock:
+            if mask not in self._by_mask:
+                self._by_mask[mask] = self._tagger._allocate_virtual_channel()
+            return self._by_mask[mask]
+
+    def getChannel(self, input_channels: list[int]) -> int:  # type: ignore[override]
+        """Virtual channel of the combination formed by exactly these channels."""
+        return self.getChannelByMask(self._mask_of(input_channels))
+
+    def getChannels(self, list_of_input_channel_sets: list[list[int]]) -> list[int]:  # type: ignore[override]
+        """Virtual channels of several combinations."""
+        return [self.getChannel(s) for s in list_of_input_channel_sets]
+
+    def getSumChannel(self, n_channels: int) -> int:
+        """Virtual channel with a tag for every combination of exactly ``n_channels`` channels."""
+        n = int(n_channels)
+        if not 1 <= n <= len(self._inputs):
+            raise ValueError(f"n_channels must be within 1..{len(self._inputs)}, got {n}")
+        with self._lock:
+            if n not in self._by_sum:
+                self._by_sum[n] = self._tagger._allocate_virtual_channel()
+            return self._by_sum[n]
+
+    def getCombination(self, virtual_channel: int) -> list[int]:
+        """The monitored channels that form the combination on ``virtual_channel``."""
+        for mask, channel in self._by_mask.items():
+            if channel == int(virtual_channel):
+                return [c for i, c in enumerate(self._inputs) if mask >> i & 1]
+        raise ValueError(f"channel {virtual_channel} is not a combination channel of this Combinations")
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        arrays = [chunk.get(c) for c in self._inputs]
+        times = np.concatenate([self._open_times, *arrays])
+        bits = np.concatenate([self._open_bits, *[np.full(a.size, 1 << i, dtype=np.int64)
+                                                  for i, a in enumerate(arrays)]])
+        if times.size == 0:
+            return
+        order = np.argsort(times, kind="stable")
+        times, bits = times[order], bits[order]
+        starts = np.flatnonzero(np.concatenate([[True], np.diff(times) > self._window]))
+        ends = np.concatenate([starts[1:], [times.size]]) - 1
+        closed = times[ends] + self._window < chunk.end_ps  # no later click can join
+        # The last cluster may continue in the next chunk.
+        if not closed[-1]:
+            self._open_times, self._open_bits = times[starts[-1]:], bits[starts[-1]:]
+        else:
+            self._open_times, self._open_bits = EMPTY, np.empty(0, dtype=np.int64)
+        starts, ends = starts[closed], ends[closed]
+        if starts.size == 0:
+            return
+        valid = times[ends] - times[starts] <= self._window
+        masks = np.bitwise_or.reduceat(bits, starts)[valid]
+        stamps = times[ends][valid]
+        folds = _popcount(masks)  # channels in each combination
+        with self._lock:
+            by_mask, by_sum = dict(self._by_mask), dict(self._by_sum)
+        for mask, channel in by_mask.items():
+            self._emit(chunk, channel, stamps[masks == mask])
+        for n, channel in by_sum.items():
+            self._emit(chunk, channel, stamps[folds == n])
