@@ -234,3 +234,16 @@ def test_combinations_need_empty_guard_windows(make_tagger):
     rate = TT.Countrate(tagger, sums)
     run_for(rate, SECOND // 100)
     assert rate.getCountsTotal().sum() == 0
+
+
+def test_constant_fraction_discriminator_marks_the_pulse_centre(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e6, pulse_width_ps=4000),
+                                   PeriodicSource(channel=2, frequency_hz=1e6, pulse_width_ps=50_000)])
+    cfd = TT.ConstantFractionDiscriminator(tagger, [1, 2], search_window=10_000)
+    centre, too_long = cfd.getChannels()
+    corr = TT.Correlation(tagger, centre, 1, binwidth=10, n_bins=1000)
+    rate = TT.Countrate(tagger, [centre, too_long])
+    run_for(corr, SECOND // 100)
+    run_for(rate, SECOND // 100)
+    assert abs(np.average(corr.getIndex(), weights=corr.getData()) - 2000) < 10  # half the 4 ns pulse
+    np.testing.assert_allclose(rate.getData(), [1e6, 0])  # 50 ns pulses exceed the search window

@@ -479,3 +479,38 @@ class Combinations(VirtualChannelBase):
             self._emit(chunk, channel, stamps[masks == mask])
         for n, channel in by_sum.items():
             self._emit(chunk, channel, stamps[folds == n])
+
+
+class ConstantFractionDiscriminator(VirtualChannelBase):
+    """The mean of each rising edge and the following falling edge, for pulses shorter than ``search_window``."""
+
+    def __init__(self, tagger: TimeTaggerBase, channels: list[int], search_window: int):
+        rising = channel_list("channels", channels)
+        if any(c < 0 for c in rising):
+            raise ValueError(f"give rising-edge channels only (the falling edges are added), got {rising}")
+        self._window = int(search_window)
+        if self._window <= 0:
+            raise ValueError(f"search_window must be positive (ps), got {search_window}")
+        self._rising = rising
+        self._pending: dict[int, int] = {}  # a rising edge whose falling edge may come in the next chunk
+        super().__init__(tagger, [e for c in rising for e in (c, -c)], n_outputs=len(rising))
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._pending.clear()
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        for channel, out in zip(self._rising, self._outputs, strict=True):
+            rises, falls = chunk.get(channel), chunk.get(-channel)
+            if channel in self._pending:
+                rises = np.concatenate([[self._pending.pop(channel)], rises])
+            if rises.size == 0:
+                continue
+            nxt = np.searchsorted(falls, rises, side="right")
+            next_rise = np.concatenate([rises[1:], [np.iinfo(np.int64).max]])
+            has_fall = nxt < falls.size
+            fall = np.where(has_fall, falls[np.minimum(nxt, max(falls.size - 1, 0))] if falls.size else 0, 0)
+            ok = has_fall & (fall < next_rise) & (fall - rises <= self._window)
+            if not has_fall[-1] and chunk.end_ps - rises[-1] <= self._window:
+                self._pending[channel] = int(rises[-1])
+            self._emit(chunk, out, (rises[ok] + fall[ok]) // 2)
