@@ -247,3 +247,12 @@ def test_constant_fraction_discriminator_marks_the_pulse_centre(make_tagger):
     run_for(rate, SECOND // 100)
     assert abs(np.average(corr.getIndex(), weights=corr.getData()) - 2000) < 10  # half the 4 ns pulse
     np.testing.assert_allclose(rate.getData(), [1e6, 0])  # 50 ns pulses exceed the search window
+
+
+def test_conditional_filter_channel_keeps_only_triggered_syncs(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=3, frequency_hz=10e6), PoissonSource(channel=1, rate_hz=5e4)])
+    filtered = TT.ConditionalFilterChannel(tagger, [3], [1])
+    rate = TT.Countrate(tagger, [1, 3, filtered.getChannel()])
+    run_for(rate, SECOND // 10)
+    clicks, syncs, kept = rate.getCountsTotal()
+    assert syncs > 900_000 and 0.95 * clicks < kept <= clicks  # one sync after each click, the input unchanged

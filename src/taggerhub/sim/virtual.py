@@ -514,3 +514,33 @@ class ConstantFractionDiscriminator(VirtualChannelBase):
             if not has_fall[-1] and chunk.end_ps - rises[-1] <= self._window:
                 self._pending[channel] = int(rises[-1])
             self._emit(chunk, out, (rises[ok] + fall[ok]) // 2)
+
+
+class ConditionalFilterChannel(VirtualChannelBase):
+    """Copies of ``filter_channels`` keeping a tag only if a ``trigger_channels`` tag came since the previous one."""
+
+    def __init__(self, tagger: TimeTaggerBase, filter_channels: list[int] | int, trigger_channels: list[int]):
+        self._filtered = channel_list("filter_channels", filter_channels)
+        self._triggers = channel_list("trigger_channels", trigger_channels)
+        if set(self._filtered) & set(self._triggers):
+            raise ValueError("a channel cannot be both filtered and a trigger")
+        self._armed = [False] * len(self._filtered)
+        super().__init__(tagger, [*self._filtered, *self._triggers], n_outputs=len(self._filtered))
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._armed = [False] * len(self._filtered)
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        trig = merge_sorted(*[chunk.get(c) for c in self._triggers])
+        for i, (channel, out) in enumerate(zip(self._filtered, self._outputs, strict=True)):
+            tags = chunk.get(channel)
+            if tags.size == 0:
+                self._armed[i] = self._armed[i] or trig.size > 0
+                continue
+            seen = np.searchsorted(trig, tags, side="right")
+            keep = np.empty(tags.size, dtype=bool)
+            keep[0] = self._armed[i] or seen[0] > 0
+            keep[1:] = seen[1:] > seen[:-1]
+            self._armed[i] = bool(trig.size > seen[-1])
+            self._emit(chunk, out, tags[keep])
