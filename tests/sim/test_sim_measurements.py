@@ -276,3 +276,21 @@ def test_histogram2d_places_each_start_at_its_two_first_stops(make_tagger):
     assert data.shape == (5, 5) and data.dtype == np.int32
     assert data[1, 3] == data.sum() and abs(data.sum() - 1000) <= 1  # (120 ns, 340 ns) for every start
     assert hist.getIndex().shape == (5, 5, 2) and hist.getIndex()[1, 3].tolist() == [100_000, 300_000]
+
+
+def test_frequency_counter_measures_frequency_and_phase_drift(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=10e6, jitter_ps=20.0),
+                                   PeriodicSource(channel=2, frequency_hz=10.001e6)])
+    counter = TT.FrequencyCounter(tagger, [1, 2], sampling_interval=10**9, fitting_window=10**8)
+    run_for(counter, SECOND // 100)
+    data = counter.getDataObject(remove=True)
+    assert data.size == 9 and data.getIndex().tolist() == list(range(1, 10))
+    freq = data.getFrequency()
+    assert np.isnan(freq[:, 0]).all()
+    # Phase noise of a 1000-tag fit with ~22 ps RMS jitter: ~1e-5 cycles, so ~0.01 Hz over 1 ms.
+    np.testing.assert_allclose(freq[:, 1:], [[10e6] * 8, [10.001e6] * 8], atol=0.1)
+    np.testing.assert_allclose(data.getFrequencyInstantaneous(), [[10e6] * 9, [10.001e6] * 9], rtol=1e-7)
+    drift = data.getPhase(10e6)[1]  # the 1 kHz offset gains one cycle per ms
+    np.testing.assert_allclose(np.diff(drift), 1.0, atol=1e-3)
+    assert data.getPeriodsCount().shape == (2, 9) and data.getPeriodsCount().dtype == np.int64
+    assert counter.getDataObject().size == 0  # removed

@@ -38,6 +38,7 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
+from .frequency import FrequencyCounter, FrequencyCounterData
 from .histograms import CountBetweenMarkers, GatedCounter, Histogram, Histogram2D, StartStop, TimeDifferences
 from .iterators import IteratorBase
 from .logbins import (
@@ -114,6 +115,8 @@ __all__ = [
     "EventGenerator",
     "Experimental",
     "FrontendType",
+    "FrequencyCounter",
+    "FrequencyCounterData",
     "FrequencyMultiplier",
     "GatedChannel",
     "GatedChannels",
