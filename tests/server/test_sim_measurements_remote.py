@@ -47,3 +47,24 @@ def test_virtual_channels_streams_and_synchronized_measurements_work_remotely(se
     snapshot = counter.getDataObject()
     assert (snapshot.getData() == 8000).all()
     TT.freeTimeTagger(tagger)
+
+
+def test_server_serves_the_lab_file_with_its_channel_settings(start_server, tmp_path):
+    lab = tmp_path / "lab.toml"
+    lab.write_text(
+        '[[device]]\nserial = "LAB2000"\nmodel = "Time Tagger 20"\n'
+        '[[device.source]]\nkind = "poisson"\nchannel = 3\nrate_hz = 50000.0\n'
+        "[device.channel.1]\ntest_signal = true\nevent_divider = 2\n"
+    )
+    server = start_server(env={"TAGGERHUB_SIMULATOR_CONFIG_FILE": str(lab)})
+    TT = client.createProxy(port=server.port)
+    assert TT.scanTimeTagger() == ["LAB2000"]
+    tagger = TT.createTimeTagger()
+    assert tagger.getModel() == "Time Tagger 20" and tagger.getTestSignal(1)
+    rate = TT.Countrate(tagger, [1, 3])
+    rate.startFor(int(5e11))
+    assert rate.waitUntilFinished(20_000)
+    test_signal, poisson = rate.getData()
+    assert abs(test_signal - 62.5e6 / 74 / 2) / (62.5e6 / 74 / 2) < 0.01  # the lab's event divider applies
+    assert abs(poisson - 5e4) / 5e4 < 0.05
+    TT.freeTimeTagger(tagger)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import sys
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import experimental as Experimental  # noqa: N812 - the vendor's name
+from . import lab as _lab_files  # load_lab etc. must not become remotely callable module functions
+from . import synchronized as _synchronized  # SynchronizedTagger stays out of the reflected namespace
 from .enums import (
     CHANNEL_UNUSED,
     FLAT_CONSTANTS,
@@ -36,9 +38,9 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
-from .histograms import CountBetweenMarkers, GatedCounter, Histogram, StartStop, TimeDifferences
+from .frequency import FrequencyCounter, FrequencyCounterData
+from .histograms import CountBetweenMarkers, GatedCounter, Histogram, Histogram2D, StartStop, TimeDifferences
 from .iterators import IteratorBase
-from .lab import DeviceSpec, load_lab
 from .logbins import (
     ChannelGate,
     HistogramCustomBins,
@@ -46,7 +48,7 @@ from .logbins import (
     HistogramLogBins,
     HistogramLogBinsData,
 )
-from .measurements import Correlation, Counter, CounterData, Countrate
+from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
 from .refclock import ReferenceClockState, SoftwareClockState
 from .sampling import Sampler, TriggerOnCountrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
@@ -55,7 +57,10 @@ from .tagger import TimeTagger, TimeTaggerBase
 from .virtual import (
     Coincidence,
     Coincidences,
+    Combinations,
     Combiner,
+    ConditionalFilterChannel,
+    ConstantFractionDiscriminator,
     DelayedChannel,
     DelayedChannels,
     EventGenerator,
@@ -69,6 +74,11 @@ globals().update(FLAT_CONSTANTS)
 
 # `from taggerhub.sim.Experimental import SimDetector` works as with the vendor module.
 sys.modules[f"{__name__}.Experimental"] = Experimental
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .lab import DeviceSpec
 
 SIMULATOR_VERSION = "2.22.6"  # the vendor library version whose API this simulator mirrors
 
@@ -89,8 +99,13 @@ __all__ = [
     "Coincidence",
     "CoincidenceTimestamp",
     "Coincidences",
+    "Combinations",
     "Combiner",
+    "ConditionalFilterChannel",
+    "ConstantFractionDiscriminator",
     "Correlation",
+    "CorrelationPairs",
+    "CorrelationPairsData",
     "CountBetweenMarkers",
     "Counter",
     "CounterData",
@@ -100,12 +115,15 @@ __all__ = [
     "EventGenerator",
     "Experimental",
     "FrontendType",
+    "FrequencyCounter",
+    "FrequencyCounterData",
     "FrequencyMultiplier",
     "GatedChannel",
     "GatedChannels",
     "GatedCounter",
     "GatedChannelInitial",
     "Histogram",
+    "Histogram2D",
     "HistogramCustomBins",
     "HistogramCustomBinsData",
     "HistogramLogBins",
@@ -151,7 +169,7 @@ class _Lab:
 
     def specs(self) -> list[DeviceSpec]:
         if self.devices is None:
-            self.devices = load_lab(None)
+            self.devices = _lab_files.load_lab(None)
         return self.devices
 
 
@@ -167,7 +185,7 @@ def configure(
     """Choose the simulated devices (from a lab file or specs), the clock mode and the random seed."""
     if clock not in ("realtime", "virtual"):
         raise ValueError(f"clock must be 'realtime' or 'virtual', got {clock!r}")
-    specs = devices if devices is not None else load_lab(lab_file)
+    specs = devices if devices is not None else _lab_files.load_lab(lab_file)
     with _lab.lock:
         _lab.devices = specs
         _lab.clock = clock
@@ -236,6 +254,9 @@ def freeTimeTagger(tagger: TimeTaggerBase) -> bool:
     """Close a tagger and release its measurements; return False if it was not open."""
     if not isinstance(tagger, TimeTaggerBase):
         raise TypeError(f"freeTimeTagger expects a TimeTagger object, got {type(tagger).__name__}")
+    if isinstance(tagger, _synchronized.SynchronizedTagger):
+        raise ValueError("freeTimeTagger needs the tagger from createTimeTagger(), not the proxy of "
+                         "SynchronizedMeasurements.getTagger()")
     with _lab.lock:
         serial = getattr(tagger, "_serial", None)
         was_open = _lab.open.get(serial) is tagger

@@ -33,6 +33,7 @@ __all__ = [
     "TransformDeadtime",
     "TransformEfficiency",
     "TransformGaussianBroadening",
+    "TwoStateExponentialSignalGenerator",
     "UniformSignalGenerator",
 ]
 
@@ -155,6 +156,26 @@ class GammaSignalGenerator(_Generator):
 
     def _gaps(self, n: int) -> np.ndarray:
         return self._rand.gamma(self._alpha, self._beta, n)
+
+
+class TwoStateExponentialSignalGenerator(_Generator):
+    """A single two-level emitter: excitation after Exp(``excitation_time``), emission after Exp(``life_time``).
+
+    Consecutive photons are separated by the sum of both waiting times, so the emitter is antibunched:
+    its autocorrelation vanishes at zero delay.
+    """
+
+    def __init__(self, tagger: TimeTaggerBase, excitation_time: float, life_time: float,
+                 base_channel: int = CHANNEL_UNUSED, seed: int = -1):
+        self._excitation = _seconds_to_ps("excitation_time", excitation_time, allow_zero=False)
+        self._life = _seconds_to_ps("life_time", life_time, allow_zero=False)
+        super().__init__(tagger, base_channel, seed)
+
+    def _mean_gap_ps(self) -> float:
+        return self._excitation + self._life
+
+    def _gaps(self, n: int) -> np.ndarray:
+        return self._rand.exponential(self._excitation, n) + self._rand.exponential(self._life, n)
 
 
 class PatternSignalGenerator(VirtualChannelBase):

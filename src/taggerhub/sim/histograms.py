@@ -307,3 +307,69 @@ class CountBetweenMarkers(GatedCounter):
         """Counts per bin, shape (n_values,)."""
         with self._lock:
             return self._data[0].astype(np.int32)
+
+
+class Histogram2D(IteratorBase):
+    """2D histogram of (first stop_1 - start, first stop_2 - start), each start valid until the next one."""
+
+    def __init__(self, tagger: TimeTaggerBase, start_channel: int, stop_channel_1: int, stop_channel_2: int,
+                 binwidth_1: int, binwidth_2: int, n_bins_1: int, n_bins_2: int):
+        self._bw = (positive("binwidth_1", binwidth_1), positive("binwidth_2", binwidth_2))
+        self._n = (positive("n_bins_1", n_bins_1), positive("n_bins_2", n_bins_2))
+        self._hist = np.zeros(self._n, dtype=np.int64)
+        self._pending: tuple[int, int | None, int | None] | None = None  # start time, dt on each axis so far
+        super().__init__(tagger, [int(start_channel), int(stop_channel_1), int(stop_channel_2)])
+
+    def _describe(self) -> dict[str, Any]:
+        return {"binwidth_1": self._bw[0], "binwidth_2": self._bw[1], "n_bins_1": self._n[0], "n_bins_2": self._n[1]}
+
+    def _on_clear(self) -> None:
+        self._hist[:] = 0
+        self._pending = None
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        new_starts = chunk.get(self._channels[0])
+        prior = [] if self._pending is None else [self._pending[0]]
+        starts = np.concatenate([np.asarray(prior, dtype=np.int64), new_starts])
+        if starts.size == 0:
+            return
+        following = np.concatenate([starts[1:], [np.iinfo(np.int64).max]])
+        dts = []
+        for axis in (0, 1):
+            stops = chunk.get(self._channels[1 + axis])
+            j = np.searchsorted(stops, starts, side="right")
+            first = np.where(j < stops.size, stops[np.minimum(j, max(stops.size - 1, 0))] if stops.size else 0, -1)
+            found = (j < stops.size) & (first < following)
+            dt = np.where(found, first - starts, -1)
+            if prior and self._pending[1 + axis] is not None:  # found in an earlier chunk
+                dt[0] = self._pending[1 + axis]
+            dts.append(dt)
+        dt1, dt2 = dts
+        done = (dt1 >= 0) & (dt2 >= 0)
+        inside = done & (dt1 < self._n[0] * self._bw[0]) & (dt2 < self._n[1] * self._bw[1])
+        if inside.any():
+            flat = (dt1[inside] // self._bw[0]) * self._n[1] + dt2[inside] // self._bw[1]
+            self._hist += np.bincount(flat, minlength=self._hist.size).reshape(self._n)
+        last = starts.size - 1
+        self._pending = None
+        if not done[last]:
+            self._pending = (int(starts[last]), int(dt1[last]) if dt1[last] >= 0 else None,
+                             int(dt2[last]) if dt2[last] >= 0 else None)
+
+    def getData(self) -> np.ndarray:
+        """Counts, shape (n_bins_1, n_bins_2)."""
+        with self._lock:
+            return self._hist.astype(np.int32)
+
+    def getIndex_1(self) -> np.ndarray:
+        """Bin positions of axis 1 in ps."""
+        return np.arange(self._n[0], dtype=np.int64) * self._bw[0]
+
+    def getIndex_2(self) -> np.ndarray:
+        """Bin positions of axis 2 in ps."""
+        return np.arange(self._n[1], dtype=np.int64) * self._bw[1]
+
+    def getIndex(self) -> np.ndarray:
+        """Meshgrid of both axes, shape (n_bins_1, n_bins_2, 2)."""
+        grid_1, grid_2 = np.meshgrid(self.getIndex_1(), self.getIndex_2(), indexing="ij")
+        return np.stack([grid_1, grid_2], axis=-1)

@@ -294,3 +294,88 @@ class Correlation(IteratorBase):
     def getIndex(self) -> np.ndarray:
         """Centre of each bin in ps (time of channel_1 minus time of channel_2)."""
         return np.arange(self._n_bins, dtype=np.int64) * self._binwidth - self._offset + self._binwidth // 2
+
+
+class CorrelationPairsData:
+    """Snapshot of a CorrelationPairs: histograms for every ordered channel pair."""
+
+    def __init__(self, hist: np.ndarray, self_pairs: np.ndarray, n: np.ndarray, capture_ps: int, binwidth: int,
+                 zero_bin: int | None, index: np.ndarray):
+        self._hist, self._self_pairs, self._n = hist.copy(), self_pairs.copy(), n.copy()
+        self._capture_ps, self._binwidth, self._zero_bin, self._index = capture_ps, binwidth, zero_bin, index
+
+    def getCounts(self, exclude_self_coincidences: bool = True) -> np.ndarray:
+        """Counts, shape (channels, channels, n_bins): [i, j] histograms t(channel i) - t(channel j)."""
+        counts = self._hist.copy()
+        if not exclude_self_coincidences and self._zero_bin is not None:
+            for i, n in enumerate(self._self_pairs):
+                counts[i, i, self._zero_bin] += n
+        return counts.astype(np.int32)
+
+    def getG2(self, exclude_self_coincidences: bool = True) -> np.ndarray:
+        """Counts scaled by capture duration / (binwidth * N_i * N_j); 1 for uncorrelated signals."""
+        counts = self.getCounts(exclude_self_coincidences).astype(np.float64)
+        norm = np.outer(self._n, self._n).astype(np.float64) * self._binwidth
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return counts * (self._capture_ps / norm)[:, :, None]
+
+    def getIndex(self) -> np.ndarray:
+        """Centre of each bin in ps."""
+        return self._index.copy()
+
+
+class CorrelationPairs(IteratorBase):
+    """Correlation histograms between every pair of ``channels`` (both signs), in one measurement."""
+
+    def __init__(self, tagger: TimeTaggerBase, channels: list[int], binwidth: int = 1000, n_bins: int = 1000):
+        channels = channel_list("CorrelationPairs", channels)
+        if len(set(channels)) != len(channels):
+            raise ValueError(f"channels must be distinct, got {channels}")
+        self._binwidth = positive("binwidth", binwidth)
+        self._n_bins = positive("n_bins", n_bins)
+        self._offset = self._binwidth * self._n_bins // 2
+        k = len(channels)
+        self._hist = np.zeros((k, k, self._n_bins), dtype=np.int64)
+        self._self_pairs = np.zeros(k, dtype=np.int64)
+        self._n = np.zeros(k, dtype=np.int64)
+        lo, hi = -self._offset, self._binwidth * self._n_bins - self._offset
+        self._windows = {(i, j): PairWindow(lo, hi) for i in range(k) for j in range(k)}
+        super().__init__(tagger, channels)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"binwidth": self._binwidth, "n_bins": self._n_bins}
+
+    def _on_clear(self) -> None:
+        self._hist[:] = 0
+        self._self_pairs[:] = 0
+        self._n[:] = 0
+        for window in self._windows.values():
+            window.clear()
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        tags = [chunk.get(c) for c in self._channels]
+        self._n += [t.size for t in tags]
+        for (i, j), window in self._windows.items():
+            _, dt = window.feed(tags[j], tags[i], chunk.end_ps)  # t(i) - t(j)
+            if dt.size:
+                self._hist[i, j] += np.bincount((dt + self._offset) // self._binwidth,
+                                                minlength=self._n_bins)[: self._n_bins]
+        zero = self._zero_bin()
+        if zero is not None:
+            for i, t in enumerate(tags):
+                self._hist[i, i, zero] -= t.size  # a tag is not its own partner...
+                self._self_pairs[i] += t.size  # ...unless the caller asks for it
+
+    def _zero_bin(self) -> int | None:
+        zero = self._offset // self._binwidth
+        return zero if 0 <= zero < self._n_bins else None
+
+    def getIndex(self) -> np.ndarray:
+        """Centre of each bin in ps."""
+        return np.arange(self._n_bins, dtype=np.int64) * self._binwidth - self._offset + self._binwidth // 2
+
+    def getDataObject(self) -> CorrelationPairsData:
+        """Snapshot of all pair histograms."""
+        with self._lock:
+            return CorrelationPairsData(self._hist, self._self_pairs, self._n, self._capture_ps, self._binwidth,
+                                        self._zero_bin(), self.getIndex())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import types
 
 import taggerhub.sim
 
@@ -23,7 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
     taggerhub.sim.configure(args.lab, clock=args.clock, seed=args.seed)
-    sys.modules["TimeTagger"] = taggerhub.sim
+    # The vendor server exposes every public module function; a remote client must not reconfigure the lab.
+    view = types.ModuleType("TimeTagger", taggerhub.sim.__doc__)
+    view.__dict__.update({k: v for k, v in vars(taggerhub.sim).items()
+                          if not k.startswith("__") and k != "configure"})
+    sys.modules["TimeTagger"] = view
     from TimeTaggerRPC import server  # imported late: it binds `TimeTagger` at import time
 
     server.start_server(host=args.host, port=args.port)

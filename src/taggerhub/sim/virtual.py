@@ -34,6 +34,13 @@ def merge_sorted(*arrays: np.ndarray) -> np.ndarray:
     return merged
 
 
+def _popcount(values: np.ndarray) -> np.ndarray:
+    """Set bits per value (np.bitwise_count exists from NumPy 2.0; the project allows 1.24)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values).astype(np.int64)
+    return sum(((values >> i) & 1 for i in range(33)), np.zeros(values.size, dtype=np.int64))
+
+
 class VirtualChannelBase(IteratorBase):
     """An iterator whose output is added to the chunk before the measurements see it."""
 
@@ -371,3 +378,169 @@ class SyntheticSingleTag(VirtualChannelBase):
         if self._requests:
             self._emit(chunk, self._outputs[0], np.full(self._requests, chunk.begin_ps, dtype=np.int64))
             self._requests = 0
+
+
+class Combinations(VirtualChannelBase):
+    """Tags for each combination of ``channels`` clicking within ``window_size`` between two empty guard windows.
+
+    A combination is a cluster of clicks whose successive gaps are at most the window and whose span is at most
+    the window, with no click within a window before or after it; its tag is at its last click. Channels are
+    enabled on request (getChannel, getChannels, getChannelByMask, getSumChannel), as with the vendor.
+    A cluster that straddles a chunk boundary is emitted at the boundary at the earliest (within a window).
+    """
+
+    def __init__(self, tagger: TimeTaggerBase, channels: list[int], window_size: int):
+        self._inputs = channel_list("channels", channels)
+        if len(set(self._inputs)) != len(self._inputs) or len(self._inputs) > 32:
+            raise ValueError(f"channels must be distinct, at most 32, got {self._inputs}")
+        self._window = int(window_size)
+        if self._window <= 0:
+            raise ValueError(f"window_size must be positive (ps), got {window_size}")
+        self._by_mask: dict[int, int] = {}
+        self._by_sum: dict[int, int] = {}
+        self._open_times = EMPTY
+        self._open_bits = np.empty(0, dtype=np.int64)
+        super().__init__(tagger, self._inputs, outputs=[])
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._open_times, self._open_bits = EMPTY, np.empty(0, dtype=np.int64)
+
+    def _mask_of(self, input_channels: list[int]) -> int:
+        mask = 0
+        for c in channel_list("input_channels", input_channels):
+            if int(c) not in self._inputs:
+                raise ValueError(f"channel {c} is not one of the monitored channels {self._inputs}")
+            mask |= 1 << self._inputs.index(int(c))
+        return mask
+
+    def getChannelByMask(self, input_mask: int) -> int:
+        """Virtual channel of the combination given as a bit mask over the monitored channels."""
+        mask = int(input_mask)
+        if not 0 < mask < (1 << len(self._inputs)):
+            raise ValueError(f"input_mask must be within 1..{(1 << len(self._inputs)) - 1}, got {mask}")
+        with self._lock:
+            if mask not in self._by_mask:
+                self._by_mask[mask] = self._tagger._allocate_virtual_channel()
+            return self._by_mask[mask]
+
+    def getChannel(self, input_channels: list[int]) -> int:  # type: ignore[override]
+        """Virtual channel of the combination formed by exactly these channels."""
+        return self.getChannelByMask(self._mask_of(input_channels))
+
+    def getChannels(self, list_of_input_channel_sets: list[list[int]]) -> list[int]:  # type: ignore[override]
+        """Virtual channels of several combinations."""
+        return [self.getChannel(s) for s in list_of_input_channel_sets]
+
+    def getSumChannel(self, n_channels: int) -> int:
+        """Virtual channel with a tag for every combination of exactly ``n_channels`` channels."""
+        n = int(n_channels)
+        if not 1 <= n <= len(self._inputs):
+            raise ValueError(f"n_channels must be within 1..{len(self._inputs)}, got {n}")
+        with self._lock:
+            if n not in self._by_sum:
+                self._by_sum[n] = self._tagger._allocate_virtual_channel()
+            return self._by_sum[n]
+
+    def getCombination(self, virtual_channel: int) -> list[int]:
+        """The monitored channels that form the combination on ``virtual_channel``."""
+        for mask, channel in self._by_mask.items():
+            if channel == int(virtual_channel):
+                return [c for i, c in enumerate(self._inputs) if mask >> i & 1]
+        raise ValueError(f"channel {virtual_channel} is not a combination channel of this Combinations")
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        arrays = [chunk.get(c) for c in self._inputs]
+        times = np.concatenate([self._open_times, *arrays])
+        bits = np.concatenate([self._open_bits, *[np.full(a.size, 1 << i, dtype=np.int64)
+                                                  for i, a in enumerate(arrays)]])
+        if times.size == 0:
+            return
+        order = np.argsort(times, kind="stable")
+        times, bits = times[order], bits[order]
+        starts = np.flatnonzero(np.concatenate([[True], np.diff(times) > self._window]))
+        ends = np.concatenate([starts[1:], [times.size]]) - 1
+        closed = times[ends] + self._window < chunk.end_ps  # no later click can join
+        # The last cluster may continue in the next chunk.
+        if not closed[-1]:
+            self._open_times, self._open_bits = times[starts[-1]:], bits[starts[-1]:]
+        else:
+            self._open_times, self._open_bits = EMPTY, np.empty(0, dtype=np.int64)
+        starts, ends = starts[closed], ends[closed]
+        if starts.size == 0:
+            return
+        valid = times[ends] - times[starts] <= self._window
+        masks = np.bitwise_or.reduceat(bits, starts)[valid]
+        stamps = times[ends][valid]
+        folds = _popcount(masks)  # channels in each combination
+        with self._lock:
+            by_mask, by_sum = dict(self._by_mask), dict(self._by_sum)
+        for mask, channel in by_mask.items():
+            self._emit(chunk, channel, stamps[masks == mask])
+        for n, channel in by_sum.items():
+            self._emit(chunk, channel, stamps[folds == n])
+
+
+class ConstantFractionDiscriminator(VirtualChannelBase):
+    """The mean of each rising edge and the following falling edge, for pulses shorter than ``search_window``."""
+
+    def __init__(self, tagger: TimeTaggerBase, channels: list[int], search_window: int):
+        rising = channel_list("channels", channels)
+        if any(c < 0 for c in rising):
+            raise ValueError(f"give rising-edge channels only (the falling edges are added), got {rising}")
+        self._window = int(search_window)
+        if self._window <= 0:
+            raise ValueError(f"search_window must be positive (ps), got {search_window}")
+        self._rising = rising
+        self._pending: dict[int, int] = {}  # a rising edge whose falling edge may come in the next chunk
+        super().__init__(tagger, [e for c in rising for e in (c, -c)], n_outputs=len(rising))
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._pending.clear()
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        for channel, out in zip(self._rising, self._outputs, strict=True):
+            rises, falls = chunk.get(channel), chunk.get(-channel)
+            if channel in self._pending:
+                rises = np.concatenate([[self._pending.pop(channel)], rises])
+            if rises.size == 0:
+                continue
+            nxt = np.searchsorted(falls, rises, side="right")
+            next_rise = np.concatenate([rises[1:], [np.iinfo(np.int64).max]])
+            has_fall = nxt < falls.size
+            fall = np.where(has_fall, falls[np.minimum(nxt, max(falls.size - 1, 0))] if falls.size else 0, 0)
+            ok = has_fall & (fall < next_rise) & (fall - rises <= self._window)
+            if not has_fall[-1] and chunk.end_ps - rises[-1] <= self._window:
+                self._pending[channel] = int(rises[-1])
+            self._emit(chunk, out, (rises[ok] + fall[ok]) // 2)
+
+
+class ConditionalFilterChannel(VirtualChannelBase):
+    """Copies of ``filter_channels`` keeping a tag only if a ``trigger_channels`` tag came since the previous one."""
+
+    def __init__(self, tagger: TimeTaggerBase, filter_channels: list[int] | int, trigger_channels: list[int]):
+        self._filtered = channel_list("filter_channels", filter_channels)
+        self._triggers = channel_list("trigger_channels", trigger_channels)
+        if set(self._filtered) & set(self._triggers):
+            raise ValueError("a channel cannot be both filtered and a trigger")
+        self._armed = [False] * len(self._filtered)
+        super().__init__(tagger, [*self._filtered, *self._triggers], n_outputs=len(self._filtered))
+
+    def _on_clear(self) -> None:
+        super()._on_clear()
+        self._armed = [False] * len(self._filtered)
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        trig = merge_sorted(*[chunk.get(c) for c in self._triggers])
+        for i, (channel, out) in enumerate(zip(self._filtered, self._outputs, strict=True)):
+            tags = chunk.get(channel)
+            if tags.size == 0:
+                self._armed[i] = self._armed[i] or trig.size > 0
+                continue
+            seen = np.searchsorted(trig, tags, side="right")
+            keep = np.empty(tags.size, dtype=bool)
+            keep[0] = self._armed[i] or seen[0] > 0
+            keep[1:] = seen[1:] > seen[:-1]
+            self._armed[i] = bool(trig.size > seen[-1])
+            self._emit(chunk, out, tags[keep])

@@ -53,6 +53,8 @@ def _wait(predicate, timeout_s: float = 20.0) -> None:
 
 def test_vendor_server_serves_the_simulator_to_the_vendor_client(vendor_server):
     TT = vendor_client.createProxy(host="127.0.0.1", port=vendor_server)
+    assert {"configure", "load_lab"}.isdisjoint(dir(TT))  # the lab is not reconfigurable remotely
+    assert {"Countrate", "Correlation", "SynchronizedMeasurements", "createTimeTagger"} <= set(dir(TT))
     tagger = TT.createTimeTagger()
     assert tagger.getModel() == "Time Tagger Ultra"
     tagger.setTestSignal([1, 2], True)

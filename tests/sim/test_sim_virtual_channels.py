@@ -192,3 +192,67 @@ def test_synthetic_single_tag_emits_one_tag_per_trigger_call(make_tagger):
     assert rate.getCountsTotal()[0] == 5
     run_for(rate, SECOND // 100)
     assert rate.getCountsTotal()[0] == 0
+
+
+def test_two_state_emitter_is_antibunched(make_tagger):
+    E = TT.Experimental
+    tagger = make_tagger("ultra")
+    emitter = E.TwoStateExponentialSignalGenerator(tagger, 1e-6, 2e-6)
+    corr = TT.Correlation(tagger, emitter.getChannel(), binwidth=50_000, n_bins=801)
+    rate = TT.Countrate(tagger, [emitter.getChannel()])
+    run_for(corr, SECOND)
+    run_for(rate, SECOND // 10)
+    g2 = corr.getDataNormalized()
+    assert abs(rate.getData()[0] - 1 / 3e-6) / (1 / 3e-6) < 0.02  # one photon per excitation + lifetime
+    assert g2[400] < 0.05  # no two photons within +-25 ns
+    assert abs(g2[:50].mean() - 1.0) < 0.05  # uncorrelated 18..20 us apart
+
+
+def test_combinations_report_each_combination_and_its_size(make_tagger):
+    # Every 10 us: channels 1 and 2 click 300 ps apart; channel 3 joins every second time; Poisson 4 is isolated.
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5),
+                                   PeriodicSource(channel=2, frequency_hz=1e5, phase_ps=300),
+                                   PeriodicSource(channel=3, frequency_hz=5e4, phase_ps=600)])
+    combos = TT.Combinations(tagger, [1, 2, 3], 1000)
+    pair, triple = combos.getChannel([1, 2]), combos.getChannel([1, 2, 3])
+    two, three, one = combos.getSumChannel(2), combos.getSumChannel(3), combos.getSumChannel(1)
+    assert combos.getCombination(triple) == [1, 2, 3] and combos.getChannelByMask(0b011) == pair
+    rate = TT.Countrate(tagger, [pair, triple, two, three, one])
+    run_for(rate, SECOND // 100)
+    np.testing.assert_allclose(rate.getData(), [5e4, 5e4, 5e4, 5e4, 0], rtol=0.01)
+    with pytest.raises(ValueError, match="not one of the monitored"):
+        combos.getChannel([1, 7])
+
+
+def test_combinations_need_empty_guard_windows(make_tagger):
+    # Clicks 800 ps apart chain into one cluster spanning 1.6 ns > 1 ns window: not a combination.
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e5),
+                                   PeriodicSource(channel=2, frequency_hz=1e5, phase_ps=800),
+                                   PeriodicSource(channel=3, frequency_hz=1e5, phase_ps=1600)])
+    combos = TT.Combinations(tagger, [1, 2, 3], 1000)
+    sums = [combos.getSumChannel(n) for n in (1, 2, 3)]
+    rate = TT.Countrate(tagger, sums)
+    run_for(rate, SECOND // 100)
+    assert rate.getCountsTotal().sum() == 0
+
+
+def test_constant_fraction_discriminator_marks_the_pulse_centre(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e6, pulse_width_ps=4000),
+                                   PeriodicSource(channel=2, frequency_hz=1e6, pulse_width_ps=50_000)])
+    cfd = TT.ConstantFractionDiscriminator(tagger, [1, 2], search_window=10_000)
+    centre, too_long = cfd.getChannels()
+    corr = TT.Correlation(tagger, centre, 1, binwidth=10, n_bins=1000)
+    rate = TT.Countrate(tagger, [centre, too_long])
+    run_for(corr, SECOND // 100)
+    run_for(rate, SECOND // 100)
+    assert abs(np.average(corr.getIndex(), weights=corr.getData()) - 2000) < 10  # half the 4 ns pulse
+    np.testing.assert_allclose(rate.getData(), [1e6, 0])  # 50 ns pulses exceed the search window
+
+
+def test_conditional_filter_channel_keeps_only_triggered_syncs(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=3, frequency_hz=10e6), PoissonSource(channel=1, rate_hz=5e4)])
+    filtered = TT.ConditionalFilterChannel(tagger, [3], [1])
+    rate = TT.Countrate(tagger, [1, 3, filtered.getChannel()])
+    run_for(rate, SECOND // 10)
+    clicks, syncs, kept = rate.getCountsTotal()
+    assert syncs > 900_000 and 0.95 * clicks < kept <= clicks  # one sync after each click, the input unchanged

@@ -231,3 +231,66 @@ def test_histogram_custom_bins_counts_pairs_in_the_given_bins(make_tagger):
     np.testing.assert_allclose(g2[[0, 3]], 1.0, atol=0.05)
     with pytest.raises(ValueError, match="strictly increasing"):
         TT.HistogramCustomBins(tagger, 2, 1, [10, 5])
+
+
+def test_correlation_pairs_match_single_correlations(make_tagger):
+    pairs = PhotonPairSource(channel_a=1, channel_b=2, pair_rate_hz=1e5, delay_ps=3000)
+    tagger = make_tagger("ultra", [pairs, PoissonSource(channel=3, rate_hz=1e5)])
+    sync = TT.SynchronizedMeasurements(tagger)
+    both = TT.CorrelationPairs(sync.getTagger(), [1, 2, 3], binwidth=100, n_bins=100)
+    single = TT.Correlation(sync.getTagger(), 2, 1, binwidth=100, n_bins=100)
+    auto = TT.Correlation(sync.getTagger(), 3, binwidth=100, n_bins=100)
+    rate = TT.Countrate(sync.getTagger(), [3])
+    sync.startFor(SECOND // 10)
+    assert sync.waitUntilFinished(60_000)
+    data = both.getDataObject()
+    counts = data.getCounts()
+    assert counts.shape == (3, 3, 100) and counts.dtype == np.int32
+    np.testing.assert_array_equal(counts[1, 0], single.getData())
+    assert counts[0, 1].sum() == counts[1, 0].sum()  # the same pairs, seen from the other channel
+    assert abs(data.getIndex()[counts[0, 1].argmax()] + 3000) == 50  # a bin next to -3000 ps
+    np.testing.assert_array_equal(counts[2, 2], auto.getData())
+    with_self = data.getCounts(exclude_self_coincidences=False)
+    assert with_self[2, 2, 50] - counts[2, 2, 50] == rate.getCountsTotal()[0]  # one self-pair per tag at 0
+    np.testing.assert_array_equal(data.getIndex(), single.getIndex())
+
+
+def test_the_synchronized_proxy_tagger_cannot_be_freed(make_tagger):
+    tagger = make_tagger("ultra")
+    tagger.setTestSignal(1, True)
+    sync = TT.SynchronizedMeasurements(tagger)
+    with pytest.raises(ValueError, match=r"SynchronizedMeasurements\.getTagger"):
+        TT.freeTimeTagger(sync.getTagger())
+    rate = TT.Countrate(tagger, [1])
+    run_for(rate, SECOND // 100)  # the real tagger still works
+    assert rate.getCountsTotal()[0] == 8000
+
+
+def test_histogram2d_places_each_start_at_its_two_first_stops(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e6),
+                                   PeriodicSource(channel=2, frequency_hz=1e6, phase_ps=120_000),
+                                   PeriodicSource(channel=3, frequency_hz=1e6, phase_ps=340_000)])
+    hist = TT.Histogram2D(tagger, 1, 2, 3, 100_000, 100_000, 5, 5)
+    run_for(hist, SECOND // 1000)
+    data = hist.getData()
+    assert data.shape == (5, 5) and data.dtype == np.int32
+    assert data[1, 3] == data.sum() and abs(data.sum() - 1000) <= 1  # (120 ns, 340 ns) for every start
+    assert hist.getIndex().shape == (5, 5, 2) and hist.getIndex()[1, 3].tolist() == [100_000, 300_000]
+
+
+def test_frequency_counter_measures_frequency_and_phase_drift(make_tagger):
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=10e6, jitter_ps=20.0),
+                                   PeriodicSource(channel=2, frequency_hz=10.001e6)])
+    counter = TT.FrequencyCounter(tagger, [1, 2], sampling_interval=10**9, fitting_window=10**8)
+    run_for(counter, SECOND // 100)
+    data = counter.getDataObject(remove=True)
+    assert data.size == 9 and data.getIndex().tolist() == list(range(1, 10))
+    freq = data.getFrequency()
+    assert np.isnan(freq[:, 0]).all()
+    # Phase noise of a 1000-tag fit with ~22 ps RMS jitter: ~1e-5 cycles, so ~0.01 Hz over 1 ms.
+    np.testing.assert_allclose(freq[:, 1:], [[10e6] * 8, [10.001e6] * 8], atol=0.1)
+    np.testing.assert_allclose(data.getFrequencyInstantaneous(), [[10e6] * 9, [10.001e6] * 9], rtol=1e-7)
+    drift = data.getPhase(10e6)[1]  # the 1 kHz offset gains one cycle per ms
+    np.testing.assert_allclose(np.diff(drift), 1.0, atol=1e-3)
+    assert data.getPeriodsCount().shape == (2, 9) and data.getPeriodsCount().dtype == np.int64
+    assert counter.getDataObject().size == 0  # removed
