@@ -254,7 +254,7 @@ class Hub:
             return self.access.authorize(session, "library", method, None, is_constructor)
         return self.access.authorize(session, target._kind, method, self.table.owner_of(target))
 
-    def call(self, target: Adapter, method: str, args: tuple, kwargs: dict) -> Any:
+    def call(self, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
         session = self.current_session()
 
         def action() -> Any:
@@ -263,11 +263,15 @@ class Hub:
             obj = target._obj
             if obj is None:
                 raise ObjectGone(f"{type(target).__name__} object has been freed")
-            call_args, call_kwargs = self._resolve_all(args, kwargs, session) if args or kwargs else (args, kwargs)
-            result = getattr(obj, method)(*call_args, **call_kwargs)
+            if args is None:  # a property of the backend object
+                result = getattr(obj, method)
+            else:
+                call_args, call_kwargs = self._resolve_all(args, kwargs, session) if args or kwargs else (args, kwargs)
+                result = getattr(obj, method)(*call_args, **call_kwargs)
             return self._wrap(result, target, session) if self.api.is_backend_object(result) else result
 
-        return self._timed(f"{type(target).__name__}.{method}", session, action, (target._kind, method, args, kwargs))
+        return self._timed(f"{type(target).__name__}.{method}", session, action,
+                           (target._kind, method, args or (), kwargs))
 
     @staticmethod
     def _log_failure(session: Session, method: str, exc: Exception) -> None:
