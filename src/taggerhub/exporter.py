@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,7 @@ class TaggerhubCollector(Collector):
         self._last_serial = settings.serial
         self.connects = 0
         self._healthy = True
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="taggerhub-exporter")
         self.failures = 0
 
     # -- connection -----------------------------------------------------------------
@@ -171,6 +173,7 @@ class TaggerhubCollector(Collector):
     def close(self) -> None:
         with self._lock:
             self._drop()
+        self._pool.shutdown(wait=True)
 
     # -- reading --------------------------------------------------------------------
     def _read_rates(self, link: _Link) -> dict[int, float]:
@@ -194,11 +197,17 @@ class TaggerhubCollector(Collector):
         return dict(self._last_rates)
 
     def read(self) -> Reading:
-        """Ask the server for everything once; drop the connection on any failure."""
+        """Ask the server for everything once; drop the connection on any failure.
+
+        The count rates (on the Countrate's own connection) and the server's
+        figures are fetched side by side, so a busy server delays a scrape by
+        one queued call, not two.
+        """
         started = time.perf_counter()
         reading = Reading(serial=self._last_serial)
         with self._lock:
             tagger_error: Exception | None = None
+            rates: Future[dict[int, float]] | None = None
             try:
                 if self._link is None:
                     self._link = self._connect()
@@ -207,15 +216,20 @@ class TaggerhubCollector(Collector):
                         self._open_tagger(self._link)
                     except Exception as exc:
                         tagger_error = exc
+                if self._link.countrate is not None:
+                    rates = self._pool.submit(self._read_rates, self._link)
                 reading.metrics = self._link.library.hub_metrics()
             except Exception as exc:
+                if rates is not None:
+                    wait([rates])  # the link is closed below; let the other call finish first
                 self._failed("server unavailable", exc)
             if reading.metrics is not None and self._link is not None:
                 try:
                     if tagger_error is not None:
                         raise tagger_error
+                    assert rates is not None
                     reading.serial, reading.model = self._link.serial, self._link.model
-                    reading.rates = self._read_rates(self._link)
+                    reading.rates = rates.result()
                     overflows = reading.metrics.get("overflows", {})
                     reading.overflows = int(overflows[reading.serial] if reading.serial in overflows
                                             else self._link.tagger.getOverflows())  # older servers
