@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port
+from conftest import free_port, wait_for_port
 from taggerhub import client
 from taggerhub.config import ExporterSettings
 from taggerhub.exporter import Reading, TaggerhubCollector, build_registry, families, parse_address, parse_channels
@@ -148,3 +150,23 @@ def test_unknown_tagger_serial_reports_server_up_but_taggerhub_down(server) -> N
     assert value(found, "taggerhub_tagger_up", serial="NOSUCHSERIAL") == 0
     assert value(found, "taggerhub_rpc_calls_total", method="TimeTaggerRPC.createTimeTagger", outcome="error") == 1
     collector.close()
+
+
+@pytest.mark.integration
+def test_exporter_serves_without_a_server_and_exits_cleanly_on_sigterm() -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "taggerhub", "exporter", "--listen", f"127.0.0.1:{port}",
+                             "--server", f"127.0.0.1:{free_port()}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc=proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+        assert "\ntaggerhub_up 0.0\n" in body
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        output = proc.communicate()[0]
+    assert "server unavailable" in output  # logged once, as it happened
