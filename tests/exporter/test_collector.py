@@ -112,7 +112,8 @@ def test_scrape_of_a_server_that_never_answers_ends_within_the_timeout() -> None
 
 @pytest.mark.integration
 def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server) -> None:
-    settings = ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 4], rate_window_s=0.2)
+    # A generous timeout: this test is about values, and the machine may be busy.
+    settings = ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 4], rate_window_s=0.2, timeout_s=10)
     collector = TaggerhubCollector(settings)
     registry = build_registry(collector)
     first = samples(registry)
@@ -130,6 +131,7 @@ def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server
     assert value(second, "taggerhub_tagger_overflows_total", serial=serial) == 0
     # The server counts a call when it returns: the second scrape sees the first one.
     assert value(second, "taggerhub_rpc_calls_total", method="TimeTaggerRPC.hub_metrics", outcome="ok") == 1
+    assert value(second, "taggerhub_exporter_connects_total") == 1
     collector.close()
     TT = client.createProxy(port=server.port)
     try:
@@ -143,7 +145,8 @@ def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server
 
 @pytest.mark.integration
 def test_unknown_tagger_serial_reports_server_up_but_taggerhub_down(server) -> None:
-    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", serial="NOSUCHSERIAL"))
+    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", serial="NOSUCHSERIAL",
+                                                    timeout_s=10))
     found = samples(build_registry(collector))
     assert value(found, "taggerhub_server_up") == 1
     assert value(found, "taggerhub_up") == 0

@@ -7,6 +7,7 @@ each, and a Prometheus scraping both every second, queried over its HTTP API.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -57,11 +58,11 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any
 class Proc:
     """A subprocess with its output in a file, stopped with SIGTERM (then SIGKILL)."""
 
-    def __init__(self, cmd: list[str], log_path: Path, port: int):
+    def __init__(self, cmd: list[str], log_path: Path, port: int, env: dict[str, str] | None = None):
         self.log_path = log_path
         self.port = port
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         wait_for_port(port, proc=self.proc)
 
     def stop(self) -> None:
@@ -82,9 +83,10 @@ def start_server(tmp: Path, port: int, lab: Path) -> Proc:
 
 def start_exporter(tmp: Path, server_port: int, channels: str) -> Proc:
     port = free_port()
+    # A generous call timeout: a busy CI machine must not pass for a dead server.
     return Proc([sys.executable, "-m", "taggerhub", "exporter", "--listen", f"127.0.0.1:{port}",
                  "--server", f"127.0.0.1:{server_port}", "--channels", channels],
-                tmp / f"exporter-{port}.log", port)
+                tmp / f"exporter-{port}.log", port, env={"TAGGERHUB_EXPORTER_TIMEOUT_S": "5"})
 
 
 def prometheus_config(tmp: Path, targets: list[str]) -> Path:
@@ -182,7 +184,7 @@ def test_channel_rates_match_the_simulated_signals(stack: Stack) -> None:
     inst = stack.instance("a")
     time.sleep(3)  # a few more one-second windows
     for channel, expected in (("1", TEST_SIGNAL_HZ), ("2", POISSON_HZ)):
-        samples = stack.query(f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="{channel}"}}[5s]')
+        samples = stack.query(f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="{channel}"}}[8s]')
         (series,) = samples
         assert series["metric"]["serial"] == "2138000EXA"
         values = [float(v) for _, v in series["values"]]
@@ -286,7 +288,7 @@ def test_server_restart_takes_up_to_zero_and_back_without_restarting_the_exporte
     inst = stack.instance("b")
     exporter = stack.exporters["b"].proc
     up = f'taggerhub_up{{instance="{inst}"}}'
-    assert stack.scalar(up) == 1
+    wait_until(lambda: stack.scalar(up) == 1, 10, "taggerhub_up 1 before the restart")
     connects = stack.scalar(f'taggerhub_exporter_connects_total{{instance="{inst}"}}')
     port = stack.servers["b"].port
     stack.servers["b"].stop()
