@@ -173,3 +173,17 @@ def test_exporter_serves_without_a_server_and_exits_cleanly_on_sigterm() -> None
             proc.kill()
         output = proc.communicate()[0]
     assert "server unavailable" in output  # logged once, as it happened
+
+
+@pytest.mark.integration
+def test_channel_outside_the_tagger_reports_taggerhub_down_and_logs_why(server, caplog) -> None:
+    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 99],
+                                                    timeout_s=10))
+    with caplog.at_level("WARNING", logger="taggerhub.exporter"):
+        found = samples(build_registry(collector))
+        samples(build_registry(collector))  # still down: logged once, not every scrape
+    collector.close()
+    assert value(found, "taggerhub_server_up") == 1
+    assert value(found, "taggerhub_up") == 0
+    warnings = [r for r in caplog.records if r.name == "taggerhub.exporter"]
+    assert len(warnings) == 1 and "99" in warnings[0].error
