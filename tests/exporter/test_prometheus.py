@@ -111,6 +111,7 @@ class Stack:
     exporters: dict[str, Proc] = field(default_factory=dict)
     labs: dict[str, Path] = field(default_factory=dict)
     keep: list[Any] = field(default_factory=list)
+    dead_target: str = ""  # a lab PC whose exporter does not run
 
     def instance(self, name: str) -> str:
         return f"127.0.0.1:{self.exporters[name].port}"
@@ -127,6 +128,11 @@ class Stack:
 
     def query(self, expr: str) -> list[dict]:
         return self.api("query", query=expr)["result"]
+
+    def alerts(self, name: str) -> dict[str, str]:
+        """State of alert ``name`` by instance (pending or firing)."""
+        return {a["labels"]["instance"]: a["state"] for a in self.api("alerts")["alerts"]
+                if a["labels"]["alertname"] == name}
 
     def scalar(self, expr: str) -> float | None:
         result = self.query(expr)
@@ -163,7 +169,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.exporters["a"] = start_exporter(tmp, stack.servers["a"].port, "1,2,3")
         stack.exporters["b"] = start_exporter(tmp, stack.servers["b"].port, "1,2")
         procs += stack.exporters.values()
-        config = prometheus_config(tmp, [stack.instance("a"), stack.instance("b")])
+        stack.dead_target = f"127.0.0.1:{free_port()}"
+        config = prometheus_config(tmp, [stack.instance("a"), stack.instance("b"), stack.dead_target])
         prometheus = Proc(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
                            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
                           tmp / "prometheus.log", prom_port)
@@ -260,6 +267,25 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
                 assert result, f"{path.name}: panel {panel['title']!r} would stay empty: {expr}"
 
 
+def test_alert_rules_evaluate_on_live_data(stack: Stack) -> None:
+    def rules() -> dict[str, dict]:
+        return {r["name"]: r for g in stack.api("rules")["groups"] for r in g["rules"]}
+
+    assert set(rules()) >= {"TaggerhubExporterDown", "TaggerhubTaggerDown", "TaggerhubChannelRateZero",
+                            "TaggerhubRefusedHandshakesSpike", "TaggerhubTaggerOverflows"}
+    def evaluated() -> dict[str, dict] | None:
+        current = rules()
+        return current if all(r["health"] != "unknown" for r in current.values()) else None
+
+    for name, rule in wait_until(evaluated, 10, "every rule to be evaluated").items():
+        assert rule["health"] == "ok", (name, rule.get("lastError"))
+    # The lab PC without a running exporter, and only it, raises the exporter-down alert.
+    down = wait_until(lambda: stack.alerts("TaggerhubExporterDown"), 10, "the exporter-down alert")
+    assert down == {stack.dead_target: "pending"}
+    assert stack.alerts("TaggerhubChannelRateZero") == {}
+    assert stack.alerts("TaggerhubTaggerOverflows") == {}
+
+
 @pytest.mark.parametrize("args", [
     ["check", "config", str(MONITORING / "prometheus" / "prometheus.yml")],
     ["check", "rules", str(MONITORING / "prometheus" / "rules" / "taggerhub.rules.yml")],
@@ -293,11 +319,13 @@ def test_server_restart_takes_up_to_zero_and_back_without_restarting_the_exporte
     port = stack.servers["b"].port
     stack.servers["b"].stop()
     wait_until(lambda: stack.scalar(up) == 0, 20, "taggerhub_up 0 after the server stopped")
+    wait_until(lambda: inst in stack.alerts("TaggerhubTaggerDown"), 10, "the tagger-down alert to be pending")
     # The exporter itself stays scrapeable meanwhile, and reports the tagger down too.
     assert stack.scalar(f'max_over_time(up{{instance="{inst}"}}[5s])') == 1
     assert stack.scalar(f'taggerhub_server_up{{instance="{inst}"}}') == 0
     stack.servers["b"] = start_server(stack.tmp, port, stack.labs["b"])
     wait_until(lambda: stack.scalar(up) == 1, 20, "taggerhub_up 1 after the server came back")
+    wait_until(lambda: inst not in stack.alerts("TaggerhubTaggerDown"), 10, "the tagger-down alert to clear")
     wait_until(lambda: stack.query(f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="2"}} > 0'),
                10, "count rates from the recreated Countrate")
     assert exporter.poll() is None and stack.exporters["b"].proc is exporter
