@@ -34,7 +34,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .errors import ServerUnavailable
 
     try:
-        proxy = createProxy(host=args.host, port=args.port, token=args.token)
+        proxy = createProxy(host=args.host, port=args.port, token=args.token, tls_ca=args.tls_ca,
+                            tls_cert=args.tls_cert, tls_key=args.tls_key)
         status = proxy.hub_status()
     except ServerUnavailable as exc:
         print(f"taggerhub server at {args.host}:{args.port} is not reachable: {exc}", file=sys.stderr)
@@ -93,8 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--port", type=int, default=23000)
     status.add_argument("--token", default=None, help="access token (default: $TAGGERHUB_TOKEN)")
     status.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    status.add_argument("--tls-ca", default=None, help="lab CA to verify the server (default: $TAGGERHUB_TLS_CA)")
+    status.add_argument("--tls-cert", default=None, help="client certificate for mutual TLS")
+    status.add_argument("--tls-key", default=None, help="key of the client certificate")
     status.set_defaults(func=cmd_status)
     add_exporter_parser(sub)
+
+    from .cli_access import add_parsers as add_access_parsers
+
+    add_access_parsers(sub)
     return parser
 
 
@@ -115,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, BackendUnavailable, ValueError) as exc:
+    except (ConfigError, BackendUnavailable, ValueError, PermissionError, LookupError) as exc:
         print(f"taggerhub {args.command}: {exc}", file=sys.stderr)
         return 2
 
