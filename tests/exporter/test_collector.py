@@ -61,7 +61,7 @@ def test_rpc_histogram_is_cumulative_with_count_and_sum() -> None:
     for duration in (0.00005, 0.0003, 0.0003, 0.02, 7.0):
         stats.record_call("Countrate.getData", "ok", duration)
     stats.record_call("Countrate.getData", "error", 0.001)
-    stats.record_refused("unauthenticated")
+    stats.record_refused("bad_token")
     metrics = {"status": {"devices": [], "backend": "simulator", "backend_version": "2", "version": "0"},
                "rpc": stats.snapshot(), "sessions": [["alice", "user", 2]], "objects": {"Countrate": 3}}
 
@@ -80,7 +80,7 @@ def test_rpc_histogram_is_cumulative_with_count_and_sum() -> None:
     assert value(found, "taggerhub_rpc_duration_seconds_count", method=method) == 6
     assert value(found, "taggerhub_rpc_duration_seconds_sum", method=method) == pytest.approx(7.02165)
     assert value(found, "taggerhub_rpc_calls_total", method=method, outcome="error") == 1
-    assert value(found, "taggerhub_refused_handshakes_total", reason="unauthenticated") == 1
+    assert value(found, "taggerhub_refused_handshakes_total", reason="bad_token") == 1
     assert value(found, "taggerhub_refused_handshakes_total", reason="tls") == 0  # known reasons start at 0
     assert value(found, "taggerhub_client_sessions", user="alice", role="user") == 2
     assert value(found, "taggerhub_server_objects", type="Countrate") == 3
