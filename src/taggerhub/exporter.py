@@ -39,6 +39,7 @@ from Pyro5.api import BatchProxy
 
 from . import client, transport
 from .config import ExporterSettings
+from .tls import client_context
 
 log = logging.getLogger("taggerhub.exporter")
 PS_PER_S = 1e12
@@ -109,6 +110,8 @@ class TaggerhubCollector(Collector):
     def __init__(self, settings: ExporterSettings):
         self.settings = settings
         self.host, self.port = parse_address(settings.server, "exporter.server")
+        # Built once, so that a bad certificate path stops the exporter at start, not at every scrape.
+        self._ssl = client_context(settings.tls_ca, settings.tls_cert, settings.tls_key) if settings.tls_ca else None
         self._lock = threading.Lock()  # one scrape at a time: the Countrate window is shared
         self._link: _Link | None = None
         self._last_rates: dict[int, float] = {}
@@ -123,7 +126,7 @@ class TaggerhubCollector(Collector):
     def _make_proxy(self, uri: str, token: str | None) -> Any:
         transport.install()
         pyro_config.SOCK_NODELAY = True  # as client.createProxy: small messages, no Nagle delay
-        proxy = client.Proxy(uri, token=token)
+        proxy = client.Proxy(uri, token=token, ssl_context=self._ssl)
         proxy._pyroTimeout = self.settings.timeout_s  # connect and every call
         return proxy
 
