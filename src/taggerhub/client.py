@@ -21,6 +21,7 @@ from typing import Any
 
 import Pyro5.api
 import Pyro5.client
+import Pyro5.core
 import Pyro5.errors
 from Pyro5 import config as pyro_config
 from Pyro5 import core, protocol, serializers, socketutil
@@ -130,7 +131,8 @@ class Proxy(Pyro5.client.Proxy):
     def _adopt(self, value: Any) -> Any:
         """Turn proxies in a result into taggerhub proxies with this proxy's settings."""
         if isinstance(value, Pyro5.client.Proxy) and not isinstance(value, Proxy):
-            adopted = Proxy(value._pyroUri, serializer=self._pyroSerializer, ssl_context=self._taggerhub_ssl)
+            adopted = Proxy(self._reached_as(value._pyroUri), serializer=self._pyroSerializer,
+                            ssl_context=self._taggerhub_ssl)
             adopted._pyroHandshake = self._pyroHandshake
             adopted._pyroMethods = set(value._pyroMethods)
             adopted._pyroAttrs = set(value._pyroAttrs)
@@ -140,6 +142,20 @@ class Proxy(Pyro5.client.Proxy):
         if isinstance(value, list | tuple) and any(isinstance(v, Pyro5.client.Proxy) for v in value):
             return type(value)(self._adopt(v) for v in value)
         return value
+
+    def _reached_as(self, uri: Pyro5.core.URI) -> Pyro5.core.URI:
+        """Point a returned object's URI at the address this proxy reaches the server by.
+
+        The server names itself as it listens (``localhost:23000``, ``0.0.0.0:23000``),
+        which is wrong on the far side of an SSH forward, a NAT or a container port
+        map; every object it returns lives on the server this proxy already reaches.
+        """
+        mine = self._pyroUri
+        if uri.protocol != "PYRO" or uri.sockname or mine.sockname or uri.location == mine.location:
+            return uri
+        moved = Pyro5.core.URI(uri)
+        moved.host, moved.port = mine.host, mine.port
+        return moved
 
     @staticmethod
     def _plain(value: Any) -> Any:
