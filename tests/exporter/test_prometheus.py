@@ -206,6 +206,19 @@ def test_channel_rates_match_the_simulated_signals(stack: Stack) -> None:
     assert info["model"] == "Time Tagger Ultra" and info["backend"] == "simulator"
 
 
+def test_rate_follows_the_signal_off_and_on_again(stack: Stack) -> None:
+    """Rates are per scrape window, not a running average: switching the signal off shows 0 at once."""
+    inst = stack.instance("a")
+    rate = f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="1"}}'
+    tagger = stack.keep[1]
+    tagger.setTestSignal(1, False)
+    try:
+        wait_until(lambda: stack.scalar(rate) == 0, 10, "channel 1 to read 0 Hz")
+    finally:
+        tagger.setTestSignal(1, True)
+    wait_until(lambda: stack.scalar(f"{rate} > 0.98 * {TEST_SIGNAL_HZ}"), 10, "channel 1 back at 800 kHz")
+
+
 def test_session_count_follows_connected_clients(stack: Stack) -> None:
     inst = stack.instance("a")
     sessions = f'sum(taggerhub_client_sessions{{instance="{inst}"}})'
