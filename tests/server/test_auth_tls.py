@@ -156,3 +156,41 @@ def test_large_arrays_cross_tls_intact(start_auth_server, lab_pki):
     assert data.shape == (2, 400_000) and data.dtype == np.int32
     assert data.sum() > 0 and np.array_equal(data, data.astype(np.int64).astype(np.int32))
     assert tagger.getTestSignal(1) is True  # the connection is still in step after the big read
+
+
+def test_client_certificate_from_a_foreign_ca_refused(start_auth_server, lab_pki, tmp_path):
+    foreign = tmp_path / "foreign"
+    certs.init(foreign, ["localhost"], clients=["ada"])  # same user name, wrong CA
+    server = start_auth_server(**tls_env(lab_pki, require_client_cert=True))
+    with pytest.raises(Pyro5.errors.CommunicationError):
+        client.createProxy(port=server.port, tls_ca=str(lab_pki / "ca.pem"), tls_cert=str(foreign / "ada.pem"),
+                           tls_key=str(foreign / "ada-key.pem"))
+    assert "certificate verify failed" in server.server.log()
+
+
+def test_vendor_client_works_with_auth_on_over_mutual_tls(start_auth_server, lab_pki):
+    """The vendor's TimeTaggerRPC client cannot send a token, but Pyro5's SSL settings carry a certificate."""
+    import subprocess
+    import sys
+    import textwrap
+
+    server = start_auth_server(**tls_env(lab_pki, require_client_cert=True))
+    script = textwrap.dedent(f"""
+        from Pyro5 import config
+        config.SSL = True
+        config.SSL_CACERTS = {str(lab_pki / "ca.pem")!r}
+        config.SSL_CLIENTCERT = {str(lab_pki / "oscar.pem")!r}
+        config.SSL_CLIENTKEY = {str(lab_pki / "oscar-key.pem")!r}
+        from TimeTaggerRPC import client
+        TT = client.createProxy(host="localhost", port={server.port})
+        tagger = TT.createTimeTagger()
+        print(tagger.getSerial())
+        try:
+            tagger.setTestSignal(1, True)
+        except PermissionError as exc:
+            print("denied:", exc)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    serial, denied = result.stdout.strip().splitlines()
+    assert serial and denied == "denied: setTestSignal() needs role operator or higher; user 'oscar' is observer"
