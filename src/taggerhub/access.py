@@ -113,11 +113,11 @@ class Access:
 
     # -- calls ----------------------------------------------------------------------
     def authorize(self, session: Any, kind: str, method: str, owner: str | None,
-                  is_constructor: bool = False) -> Level:
+                  is_constructor: bool = False) -> Level | None:
         """Raise AccessDenied unless ``session`` may call ``method`` on an object of ``kind``; return its level."""
-        level, _rule = permissions.level_of(kind, method, is_constructor)
         if not self.enabled:
-            return level
+            return None
+        level, _rule = permissions.level_of(kind, method, is_constructor)
         # The users file is the truth for connected sessions too: removals and role changes apply at once.
         self.store.reload_if_changed()
         user = self.store.get(session.user)

@@ -29,39 +29,43 @@ class BufferedConnection(socketutil.SocketConnection):
     def __init__(self, sock: socket.socket, objectId: str | None = None):
         super().__init__(sock, objectId)
         self._buffered = isinstance(sock, ssl.SSLSocket)
-        self._buffer = bytearray()
-        self._chunk = memoryview(bytearray(READ_CHUNK)) if self._buffered else None
+        self._chunk = memoryview(bytearray(READ_CHUNK)) if self._buffered else memoryview(b"")
+        self._start = self._end = 0  # unread bytes are self._chunk[self._start:self._end]
 
     def recv(self, size: int) -> bytes:
         if not self._buffered:
             return super().recv(size)
-        buffer, chunk = self._buffer, self._chunk
-        assert chunk is not None
-        if size - len(buffer) > len(chunk):
+        start, end = self._start, self._end
+        if end - start >= size:  # the usual case: served from the record already read
+            self._start = start + size
+            return bytes(self._chunk[start:start + size])
+        if size > len(self._chunk):
             return self._recv_large(size)
-        while len(buffer) < size:
-            try:
-                received = self.sock.recv_into(chunk)  # into one reused buffer: no allocation per read
-            except TimeoutError:
-                raise errors.TimeoutError("receiving: timeout") from None
-            except OSError as exc:
-                raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
-            if not received:
-                raise errors.ConnectionClosedError("receiving: not enough data")
-            buffer += chunk[:received]
-        if len(buffer) == size:
-            data = bytes(buffer)
-            buffer.clear()
-            return data
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data
+        chunk = self._chunk
+        if start:  # move what is left to the front
+            chunk[: end - start] = chunk[start:end]
+            end, start = end - start, 0
+        while end < size:
+            end += self._read_into(chunk[end:])
+        self._start, self._end = size, end
+        return bytes(chunk[:size])
+
+    def _read_into(self, view: memoryview) -> int:
+        try:
+            received = self.sock.recv_into(view)
+        except TimeoutError:
+            raise errors.TimeoutError("receiving: timeout") from None
+        except OSError as exc:
+            raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
+        if not received:
+            raise errors.ConnectionClosedError("receiving: not enough data")
+        return received
 
     def _recv_large(self, size: int) -> bytes:
         """Read a big payload (array data) in large pieces; memory grows only as bytes arrive."""
-        parts = [bytes(self._buffer)]
-        self._buffer.clear()
+        parts = [bytes(self._chunk[self._start:self._end])]
         filled = len(parts[0])
+        self._start = self._end = 0
         while filled < size:
             try:
                 part = self.sock.recv(min(size - filled, 1 << 20))
