@@ -251,8 +251,8 @@ class Hub:
             return None
         if target is None:
             is_constructor = method in self.api.iterator_classes or method == "SynchronizedMeasurements"
-            return self.access.authorize(session, "library", method, None, is_constructor)
-        return self.access.authorize(session, target._kind, method, self.table.owner_of(target))
+            return self.access.authorize(session, "library", method, lambda: None, is_constructor)
+        return self.access.authorize(session, target._kind, method, lambda: self.table.owner_of(target))
 
     def call(self, target: Adapter, method: str, args: tuple, kwargs: dict) -> Any:
         session = self.current_session()
