@@ -226,3 +226,16 @@ def test_vendor_client_still_works_with_auth_off_on_localhost(start_server):
     tagger = TT.createTimeTagger()
     tagger.setTestSignal(1, True)
     assert tagger.getTestSignal(1) is True
+
+
+def test_control_lease_binds_sessions_with_auth_off_too(start_server):
+    server = start_server()
+    ours, theirs = client.createProxy(port=server.port), vendor_client.createProxy(port=server.port)
+    mine, their_tagger = ours.createTimeTagger(), theirs.createTimeTagger()
+    assert ours.acquireControl(30) == 30
+    with pytest.raises(PermissionError, match="control lease held by user 'anonymous'"):
+        their_tagger.setTestSignal(1, True)  # the vendor's client gets a plain PermissionError
+    assert their_tagger.getTestSignal(1) is False
+    mine.setTestSignal(1, True)
+    assert ours.releaseControl() is True
+    their_tagger.setTestSignal(1, False)
