@@ -185,3 +185,15 @@ def test_result_object_properties_are_read_not_called(server):
     assert isinstance(data.size, int) and data.size > 0
     assert data.overflow is False
     assert data.getData().shape == (2, data.size)
+
+
+def test_tagger_outlives_a_library_proxy_dropped_at_once(server):
+    import gc
+
+    tagger = client.createProxy(port=server.port).createTimeTagger()
+    gc.collect()  # the library proxy and its connection are gone now
+    time.sleep(0.3)
+    assert tagger.getSerial()
+    rate = client.createProxy(port=server.port).Countrate(tagger, [1])
+    gc.collect()
+    assert rate.getData().shape == (1,)
