@@ -53,6 +53,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exporter(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .exporter import parse_channels, run
+    from .logs import setup_logging
+
+    settings = load_settings(args.config, overrides={"exporter": {
+        "listen": args.listen, "server": args.server, "token": args.token,
+        "channels": parse_channels(args.channels) if args.channels is not None else None,
+    }})
+    setup_logging(args.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return run(settings.exporter, stop)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taggerhub", description=__doc__)
     parser.add_argument("--version", action="version", version=f"taggerhub {__version__}")
@@ -77,7 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--token", default=None, help="access token (default: $TAGGERHUB_TOKEN)")
     status.add_argument("--json", action="store_true", help="print machine-readable JSON")
     status.set_defaults(func=cmd_status)
+    add_exporter_parser(sub)
     return parser
+
+
+def add_exporter_parser(sub: argparse._SubParsersAction) -> None:
+    exporter = sub.add_parser("exporter", help="serve Prometheus metrics of a taggerhub server and its tagger")
+    exporter.add_argument("--listen", default=None, help="HOST:PORT for /metrics (default 0.0.0.0:9234)")
+    exporter.add_argument("--server", default=None, help="taggerhub server HOST:PORT (default localhost:23000)")
+    exporter.add_argument("--channels", default=None,
+                          help="comma-separated channels to report count rates for (default: every input)")
+    exporter.add_argument("--token", default=None, help="access token (default: $TAGGERHUB_EXPORTER_TOKEN)")
+    exporter.add_argument("--config", default=None, help="taggerhub TOML settings file ([exporter] section)")
+    exporter.add_argument("--log-level", default="INFO")
+    exporter.set_defaults(func=cmd_exporter)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -73,8 +73,11 @@ class TlsSettings:
 class ExporterSettings:
     listen: str = "0.0.0.0:9234"
     server: str = "localhost:23000"
-    channels: list[int] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)  # empty: every input of the tagger
     token: str = ""
+    serial: str = ""  # which tagger to watch; empty: the one the server has open (or the first)
+    timeout_s: float = 2.0  # per RPC; keeps scrapes short when the server is down
+    rate_window_s: float = 0.5  # shortest count-rate window; faster scrapes repeat the last rates
 
 
 @dataclass
