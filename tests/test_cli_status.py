@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
 import pytest
-
-from conftest import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +18,9 @@ def run_status(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_status_exits_1_with_a_one_line_message_when_nothing_listens():
-    port = free_port()
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens on it
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     result = run_status("--host", "127.0.0.1", "--port", str(port))
     assert result.returncode == 1
     assert f"127.0.0.1:{port} is not reachable" in result.stderr
