@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from Pyro5.api import BatchProxy
 
 from . import client, transport
 from .config import ExporterSettings
@@ -113,9 +115,12 @@ class TaggerhubCollector(Collector):
         self._lock = threading.Lock()  # one scrape at a time: the Countrate window is shared
         self._link: _Link | None = None
         self._last_rates: dict[int, float] = {}
+        self._pending_ps = 0  # count-rate windows too short to publish yet
+        self._pending_counts: dict[int, float] = {}
         self._last_serial = settings.serial
         self.connects = 0
         self._healthy = True
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="taggerhub-exporter")
         self.failures = 0
 
     # -- connection -----------------------------------------------------------------
@@ -149,7 +154,7 @@ class TaggerhubCollector(Collector):
         link.channels = list(self.settings.channels) or [c for c in tagger.getChannelList() if c > 0]
         link.countrate = link.library.Countrate(tagger, link.channels)
         link.countrate._pyroTimeout = self.settings.timeout_s
-        self._last_rates = {}
+        self._last_rates, self._pending_ps, self._pending_counts = {}, 0, {}
         self._last_serial = link.serial
 
     def _drop(self) -> None:
@@ -168,23 +173,41 @@ class TaggerhubCollector(Collector):
     def close(self) -> None:
         with self._lock:
             self._drop()
+        self._pool.shutdown(wait=True)
 
     # -- reading --------------------------------------------------------------------
     def _read_rates(self, link: _Link) -> dict[int, float]:
-        window_ps = int(link.countrate.getCaptureDuration())
-        if window_ps < self.settings.rate_window_s * PS_PER_S:
-            return dict(self._last_rates)  # too short to be a fair average: repeat the last one
-        rates = link.countrate.getData()
-        link.countrate.clear()
-        self._last_rates = {ch: float(r) for ch, r in zip(link.channels, rates, strict=True)}
+        """Average rates since the previous scrape, in one round trip (read and clear as a batch).
+
+        Windows shorter than ``rate_window_s`` (several Prometheus servers, or
+        very fast scrapes) are pooled until long enough; meanwhile the last
+        rates are repeated.
+        """
+        batch = BatchProxy(link.countrate)
+        batch.getData()
+        batch.getCaptureDuration()
+        batch.clear()
+        rates, window_ps, _ = batch()
+        self._pending_ps += int(window_ps)
+        for channel, rate in zip(link.channels, rates, strict=True):
+            self._pending_counts[channel] = self._pending_counts.get(channel, 0.0) + float(rate) * int(window_ps)
+        if self._pending_ps >= self.settings.rate_window_s * PS_PER_S:
+            self._last_rates = {ch: n / self._pending_ps for ch, n in self._pending_counts.items()}
+            self._pending_ps, self._pending_counts = 0, {}
         return dict(self._last_rates)
 
     def read(self) -> Reading:
-        """Ask the server for everything once; drop the connection on any failure."""
+        """Ask the server for everything once; drop the connection on any failure.
+
+        The count rates (on the Countrate's own connection) and the server's
+        figures are fetched side by side, so a busy server delays a scrape by
+        one queued call, not two.
+        """
         started = time.perf_counter()
         reading = Reading(serial=self._last_serial)
         with self._lock:
             tagger_error: Exception | None = None
+            rates: Future[dict[int, float]] | None = None
             try:
                 if self._link is None:
                     self._link = self._connect()
@@ -193,16 +216,23 @@ class TaggerhubCollector(Collector):
                         self._open_tagger(self._link)
                     except Exception as exc:
                         tagger_error = exc
+                if self._link.countrate is not None:
+                    rates = self._pool.submit(self._read_rates, self._link)
                 reading.metrics = self._link.library.hub_metrics()
             except Exception as exc:
+                if rates is not None:
+                    wait([rates])  # the link is closed below; let the other call finish first
                 self._failed("server unavailable", exc)
             if reading.metrics is not None and self._link is not None:
                 try:
                     if tagger_error is not None:
                         raise tagger_error
+                    assert rates is not None
                     reading.serial, reading.model = self._link.serial, self._link.model
-                    reading.rates = self._read_rates(self._link)
-                    reading.overflows = int(self._link.tagger.getOverflows())
+                    reading.rates = rates.result()
+                    overflows = reading.metrics.get("overflows", {})
+                    reading.overflows = int(overflows[reading.serial] if reading.serial in overflows
+                                            else self._link.tagger.getOverflows())  # older servers
                     reading.tagger_ok = True
                     if not self._healthy:
                         log.info("recovered", extra={"server": f"{self.host}:{self.port}", "serial": reading.serial})

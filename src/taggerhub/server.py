@@ -312,7 +312,18 @@ class Hub:
             "rpc": self.stats.snapshot(),
             "sessions": [[u, r, n] for (u, r), n in sorted(by_user.items())],
             "objects": self.table.counts_by_type(),
+            "overflows": self.device_overflows(),
         }
+
+    def device_overflows(self) -> dict[str, int]:
+        """Overflow count per open device, so the exporter needs no extra call per scrape."""
+        with self._devices_lock:
+            open_devices = [(serial, a._obj) for serial, a in self._devices.items() if a._obj is not None]
+        overflows = {}
+        for serial, device in open_devices:
+            with contextlib.suppress(Exception):  # a failing device shows as missing, not as an error
+                overflows[serial] = int(device.getOverflows())
+        return overflows
 
 
 def _address_of(conn: Any) -> str:
