@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from containers import (
+
+from .containers import (
     DEFAULT_BASE_IMAGE,
     ENGINE_SCRIPT,
     PREFIX,

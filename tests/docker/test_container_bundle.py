@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from containers import PREFIX, REPO, RUN_ID, ComposeProject, docker, free_port
 
 from taggerhub import client
+
+from .containers import PREFIX, REPO, RUN_ID, ComposeProject, docker, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

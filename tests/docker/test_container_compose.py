@@ -6,11 +6,12 @@ import json
 import urllib.request
 
 import pytest
-from containers import docker, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from taggerhub import client
 from taggerhub.errors import ObjectGone, ServerUnavailable
+
+from .containers import docker, wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -7,7 +7,8 @@ import shutil
 import subprocess
 
 import pytest
-from containers import REPO
+
+from .containers import REPO
 
 pytestmark = pytest.mark.docker
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from containers import PREFIX, REPO, RUN_ID, ComposeProject, free_port, wait_until, write_env_file
+
+from .containers import PREFIX, REPO, RUN_ID, ComposeProject, free_port, wait_until, write_env_file
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

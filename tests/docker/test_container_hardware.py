@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from containers import PREFIX, REPO, RUN_ID, ComposeProject, docker, free_port, wait_until, write_env_file
 
 from taggerhub import client
+
+from .containers import PREFIX, REPO, RUN_ID, ComposeProject, docker, free_port, wait_until, write_env_file
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

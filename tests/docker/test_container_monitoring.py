@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from containers import PREFIX, REPO, RUN_ID, ComposeProject, docker, free_port, wait_until, write_env_file
+
+from .containers import PREFIX, REPO, RUN_ID, ComposeProject, docker, free_port, wait_until, write_env_file
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
