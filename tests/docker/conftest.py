@@ -85,8 +85,9 @@ def docker_compose_command(compose_project: ComposeProject) -> str:
 
 @pytest.fixture(scope="session")
 def docker_setup() -> list[str]:
-    # The image is built by the taggerhub_image fixture: never build or pull here.
-    return ["up --detach --wait --wait-timeout 120 --no-build --pull never"]
+    # The image is built by the taggerhub_image fixture: never build or pull here. Waiting for
+    # healthy happens in taggerhub_service, after which pytest-docker always runs the cleanup.
+    return ["up --detach --no-build --pull never"]
 
 
 @pytest.fixture(scope="session")
@@ -98,4 +99,5 @@ def docker_cleanup() -> list[str]:
 def taggerhub_service(docker_services, compose_project: ComposeProject) -> ComposeProject:
     """compose.yaml up and healthy (pytest-docker starts it and takes it down after the session)."""
     assert docker_services.port_for("taggerhub", compose_project.rpc_port) == compose_project.rpc_port
+    docker_services.wait_until_responsive(lambda: compose_project.health() == "healthy", timeout=120, pause=0.5)
     return compose_project

@@ -17,11 +17,11 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def hardware_container(taggerhub_image):
     """The image run as plain `docker run`, hardware backend, no USB device attached."""
     name, port = f"{PREFIX}-hw-{RUN_ID}", free_port()
-    docker("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:{port}",
-           "--env", "TAGGERHUB_SERVER_BACKEND=hardware", "--env", f"TAGGERHUB_SERVER_PORT={port}",
-           "--env", "TAGGERHUB_SERVER_INSECURE=true", "--env", "TAGGERHUB_SERVER_ADVERTISE_HOST=127.0.0.1",
-           taggerhub_image)
     try:
+        docker("run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:{port}",
+               "--env", "TAGGERHUB_SERVER_BACKEND=hardware", "--env", f"TAGGERHUB_SERVER_PORT={port}",
+               "--env", "TAGGERHUB_SERVER_INSECURE=true", "--env", "TAGGERHUB_SERVER_ADVERTISE_HOST=127.0.0.1",
+               taggerhub_image)
         yield name, port
     finally:
         docker("rm", "--force", "--volumes", name, check=False)
