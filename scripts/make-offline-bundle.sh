@@ -80,7 +80,7 @@ fi
 cp "$repo"/compose.yaml "$repo"/compose.*.yaml "$dir/"   # hardware, and the vpn/ssh overlays
 mkdir -p "$dir/deploy" "$dir/docs"
 cp -R "$repo/deploy/config" "$repo/deploy/monitoring" "$dir/deploy/"
-cp "$repo/deploy/example.env" "$dir/deploy/"
+cp "$repo/deploy/example.env" "$repo/deploy/no-build-ca.pem" "$dir/deploy/"
 [ -d "$repo/monitoring" ] && cp -R "$repo/monitoring" "$dir/"
 cp "$repo/docs/container.md" "$dir/docs/"
 cp "$repo/deploy/offline/load.sh" "$dir/load.sh"
