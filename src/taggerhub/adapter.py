@@ -58,6 +58,7 @@ class Adapter:
     """Base of generated adapters. Attributes with a leading underscore are never exposed."""
 
     _backend_class: type | None = None
+    _entry: Any = None  # the object table's record while the adapter is served
 
     def __init__(self, obj: Any, gate: CallGate, kind: str, parent: Adapter | None = None):
         self._obj = obj

@@ -81,12 +81,25 @@ class ExporterSettings:
 
 
 @dataclass
+class VpnSettings:
+    """WireGuard key material and addresses for `taggerhub vpn` (the tunnel itself runs in a sidecar)."""
+
+    dir: str = "wireguard"  # holds <interface>.conf (server) and peers/<name>.conf (clients)
+    interface: str = "wg0"
+    address: str = "10.13.13.1/24"  # the server's tunnel address; peers get the next free ones
+    listen_port: int = 51820
+    endpoint: str = ""  # host:port that peers dial, written into their configs
+    keepalive_s: int = 25
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    vpn: VpnSettings = field(default_factory=VpnSettings)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

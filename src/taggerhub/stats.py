@@ -33,13 +33,18 @@ class RpcStats:
         self._connections_total = 0
 
     def record_call(self, method: str, outcome: str, duration_s: float) -> None:
+        bucket = bisect.bisect_left(DURATION_BUCKETS_S, duration_s)
+        key = (method, outcome)
         with self._lock:
-            key = (method, outcome)
             self._calls[key] = self._calls.get(key, 0) + 1
-            buckets = self._buckets.setdefault(method, [0] * (len(DURATION_BUCKETS_S) + 1))
-            buckets[bisect.bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
-            self._sum_s[method] = self._sum_s.get(method, 0.0) + duration_s
-            self._count[method] = self._count.get(method, 0) + 1
+            buckets = self._buckets.get(method)
+            if buckets is None:
+                buckets = self._buckets[method] = [0] * (len(DURATION_BUCKETS_S) + 1)
+                self._sum_s[method] = 0.0
+                self._count[method] = 0
+            buckets[bucket] += 1
+            self._sum_s[method] += duration_s
+            self._count[method] += 1
 
     def record_refused(self, reason: str) -> None:
         with self._lock:
