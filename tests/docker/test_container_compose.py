@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from TimeTaggerRPC import client as vendor_client
 
 from taggerhub import client
 from taggerhub.errors import ObjectGone, ServerUnavailable
@@ -43,9 +44,17 @@ def test_compose_up_without_settings_serves_the_simulator_to_a_host_client(tagge
     assert rates[0] == pytest.approx(800e3, rel=0.05)
 
 
-def test_objects_handed_to_the_host_carry_the_published_address(taggerhub_service):
-    tagger = client.createProxy(host="127.0.0.1", port=taggerhub_service.rpc_port).createTimeTagger()
+def test_vendor_client_on_the_host_reaches_objects_at_the_published_address(taggerhub_service):
+    # The vendor's client uses object URIs as the server writes them: compose advertises the
+    # published address, not the 0.0.0.0 the server listens on inside the container.
+    TT = vendor_client.createProxy(host="127.0.0.1", port=taggerhub_service.rpc_port)
+    tagger = TT.createTimeTagger()
     assert tagger._pyroUri.location == f"127.0.0.1:{taggerhub_service.rpc_port}"
+    tagger.setTestSignal(2, True)
+    rate = TT.Countrate(tagger, [2])
+    rate.startFor(int(0.1e12))
+    rate.waitUntilFinished()
+    assert rate.getData()[0] == pytest.approx(800e3, rel=0.05)
 
 
 def test_ports_are_published_on_loopback_only(taggerhub_service):
