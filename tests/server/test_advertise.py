@@ -37,7 +37,8 @@ def test_without_advertised_host_objects_carry_the_bind_address(start_server):
 
 def test_taggerhub_client_keeps_its_own_route_whatever_is_advertised(start_server):
     server = start_server(env={"TAGGERHUB_SERVER_ADVERTISE_HOST": "lab-pc.invalid"})
-    tagger = client.createProxy(port=server.port).createTimeTagger()
+    TT = client.createProxy(port=server.port)  # kept: the session (and its objects) lives with it
+    tagger = TT.createTimeTagger()
     assert tagger.getModel() == "Time Tagger Ultra"
 
 
