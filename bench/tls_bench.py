@@ -84,6 +84,13 @@ def echo_floor(work: Path, tls: bool, calls: int = 5000) -> float:
     return percentile(timings, 0.5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -109,6 +116,9 @@ def main() -> int:
     }
     ports = {name: free_port() for name in setups}
     procs = [start(ports[name], env, work / f"{name}.log") for name, (env, _) in setups.items()]
+    server_pid = dict(zip(setups, (proc.pid for proc in procs), strict=True))
+    client_cpu = dict.fromkeys(setups, 0.0)
+    server_cpu = dict.fromkeys(setups, 0.0)
     try:
         # Keep the library proxies: a session (and the tagger it opened) ends when its last connection closes.
         libraries = {name: client.createProxy(port=ports[name], **options) for name, (_, options) in setups.items()}
@@ -120,21 +130,26 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, proxy in taggers.items():
                 timings = samples[name]
+                cpu_client, cpu_server = time.process_time(), cpu_seconds(server_pid[name])
                 for _ in range(args.calls):
                     started = time.perf_counter()
                     proxy.getSerial()
                     timings.append(time.perf_counter() - started)
+                client_cpu[name] += time.process_time() - cpu_client
+                server_cpu[name] += cpu_seconds(server_pid[name]) - cpu_server
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
     print(f"small-call latency, tagger.getSerial() over loopback, {args.rounds} x {args.calls} calls each")
-    print(f"{'server':12} {'p50 us':>8} {'p99 us':>8} {'mean us':>8}")
+    print(f"{'server':12} {'p50 us':>8} {'p99 us':>8} {'mean us':>8}   {'':9} {'CPU/call: client':>16} {'server':>7}")
     stats = {}
     for name, timings in samples.items():
         stats[name] = (percentile(timings, 0.5), percentile(timings, 0.99), statistics.fmean(timings))
         p50, p99, mean = stats[name]
-        print(f"{name:12} {p50 * 1e6:8.1f} {p99 * 1e6:8.1f} {mean * 1e6:8.1f}   p50 x{p50 / stats['plain'][0]:.2f}")
+        n = len(timings)
+        print(f"{name:12} {p50 * 1e6:8.1f} {p99 * 1e6:8.1f} {mean * 1e6:8.1f}   p50 x{p50 / stats['plain'][0]:.2f}"
+              f" {client_cpu[name] / n * 1e6:13.1f} us {server_cpu[name] / n * 1e6:6.1f} us")
     plain_echo, tls_echo = echo_floor(work, False), echo_floor(work, True)
     print(f"bare loopback echo (no Pyro5), p50: plain {plain_echo * 1e6:.1f} us, TLS {tls_echo * 1e6:.1f} us "
           f"(TLS by itself adds {(tls_echo - plain_echo) * 1e6:.1f} us per round trip)")

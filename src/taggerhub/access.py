@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from . import permissions
@@ -112,25 +113,29 @@ class Access:
             self._session_users.pop(session_id, None)
 
     # -- calls ----------------------------------------------------------------------
-    def authorize(self, session: Any, kind: str, method: str, owner: str | None,
-                  is_constructor: bool = False) -> Level:
+    def authorize(self, session: Any, kind: str, method: str, owner: Callable[[], str | None],
+                  is_constructor: bool = False) -> Level | None:
         """Raise AccessDenied unless ``session`` may call ``method`` on an object of ``kind``; return its level."""
+        if not self.enabled:  # no identities to check, but the control lease still binds sessions
+            if self.lease.held() and permissions.level_of(kind, method, is_constructor)[0] is Level.setting:
+                self.lease.check(session.id)
+            return None
         level, _rule = permissions.level_of(kind, method, is_constructor)
-        if not self.enabled:
-            return level
         # The users file is the truth for connected sessions too: removals and role changes apply at once.
         self.store.reload_if_changed()
         user = self.store.get(session.user)
         if user is None:
             raise AccessDenied(f"user {session.user!r} has been removed from the users file")
         role = user.role
-        session.role = role.name
+        if session.role != role.name:
+            session.role = role.name
         if not permissions.allowed(role, level):
             raise AccessDenied(f"{method}() needs role {permissions.MIN_ROLE[level].name} or higher; "
                                f"user {session.user!r} is {role.name}")
-        if level is Level.own and role < Role.admin and owner is not None and owner != session.id:
+        owner_id = owner() if level is Level.own and role < Role.admin else None
+        if owner_id is not None and owner_id != session.id:
             with self._lock:
-                owner_user = self._session_users.get(owner)
+                owner_user = self._session_users.get(owner_id)
             if owner_user != session.user:
                 raise AccessDenied(f"{method}(): this measurement belongs to "
                                    f"{owner_user or 'a client that has left'!r}; only its creator or an admin may "

@@ -125,6 +125,8 @@ class UserStore:
     def reload_if_changed(self, min_interval_s: float = 1.0) -> bool:
         """Re-read the file if it changed since the last read (checked at most every ``min_interval_s``)."""
         now = time.monotonic()
+        if now - self._checked_at < min_interval_s:  # the per-call fast path: no lock, no stat
+            return False
         with self._lock:
             if now - self._checked_at < min_interval_s:
                 return False
@@ -144,8 +146,7 @@ class UserStore:
             return sorted(self._users.values(), key=lambda u: u.name)
 
     def get(self, name: str) -> User | None:
-        with self._lock:
-            return self._users.get(name)
+        return self._users.get(name)  # the dict is replaced whole on reload, never changed in place
 
     def authenticate(self, token: str) -> User | None:
         """The user whose token this is, or None."""

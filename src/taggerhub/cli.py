@@ -63,6 +63,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, overrides={"exporter": {
         "listen": args.listen, "server": args.server, "token": args.token,
+        "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
         "channels": parse_channels(args.channels) if args.channels is not None else None,
     }})
     setup_logging(args.log_level)
@@ -168,6 +169,9 @@ def add_exporter_parser(sub: argparse._SubParsersAction) -> None:
     exporter.add_argument("--channels", default=None,
                           help="comma-separated channels to report count rates for (default: every input)")
     exporter.add_argument("--token", default=None, help="access token (default: $TAGGERHUB_EXPORTER_TOKEN)")
+    exporter.add_argument("--tls-ca", default=None, help="CA file: connect to the server over TLS")
+    exporter.add_argument("--tls-cert", default=None, help="client certificate, if the server requires one")
+    exporter.add_argument("--tls-key", default=None, help="key of the client certificate")
     exporter.add_argument("--config", default=None, help="taggerhub TOML settings file ([exporter] section)")
     exporter.add_argument("--log-level", default="INFO")
     exporter.set_defaults(func=cmd_exporter)

@@ -12,6 +12,7 @@ Same shape as the vendor's ``TimeTaggerRPC.client``, plus:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import ssl
@@ -138,6 +139,10 @@ class Proxy(Pyro5.client.Proxy):
             adopted._pyroAttrs = set(value._pyroAttrs)
             adopted._pyroOneway = set(value._pyroOneway)
             adopted._pyroTimeout = self._pyroTimeout
+            # Connect now, while this proxy's connection still holds the session open: a library
+            # proxy dropped right after `createTimeTagger()` must not take the new tagger with it.
+            with contextlib.suppress(Pyro5.errors.CommunicationError):
+                adopted._pyroBind()
             return adopted
         if isinstance(value, list | tuple) and any(isinstance(v, Pyro5.client.Proxy) for v in value):
             return type(value)(self._adopt(v) for v in value)

@@ -78,6 +78,9 @@ class ExporterSettings:
     serial: str = ""  # which tagger to watch; empty: the one the server has open (or the first)
     timeout_s: float = 2.0  # per RPC; keeps scrapes short when the server is down
     rate_window_s: float = 0.5  # shortest count-rate window; faster scrapes repeat the last rates
+    tls_ca: str = ""  # CA file: talk TLS to the server and check its certificate against this CA
+    tls_cert: str = ""  # client certificate (servers that require one), with tls_key
+    tls_key: str = ""
 
 
 @dataclass

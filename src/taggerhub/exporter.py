@@ -34,10 +34,12 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from Pyro5 import config as pyro_config
 from Pyro5.api import BatchProxy
 
 from . import client, transport
 from .config import ExporterSettings
+from .tls import client_context
 
 log = logging.getLogger("taggerhub.exporter")
 PS_PER_S = 1e12
@@ -80,7 +82,6 @@ class _Link:
     tagger: Any = None
     countrate: Any = None
     serial: str = ""
-    model: str = ""
     channels: list[int] = field(default_factory=list)
 
     def close(self) -> None:
@@ -98,7 +99,6 @@ class Reading:
     metrics: dict[str, Any] | None = None
     tagger_ok: bool = False
     serial: str = ""
-    model: str = ""
     rates: dict[int, float] = field(default_factory=dict)
     overflows: int | None = None
     duration_s: float = 0.0
@@ -107,11 +107,11 @@ class Reading:
 class TaggerhubCollector(Collector):
     """Reads the server's figures and the watched tagger's count rates at scrape time."""
 
-    def __init__(self, settings: ExporterSettings,
-                 proxy_factory: Callable[[str, str | None], Any] | None = None):
+    def __init__(self, settings: ExporterSettings):
         self.settings = settings
         self.host, self.port = parse_address(settings.server, "exporter.server")
-        self._proxy_factory = proxy_factory or self._make_proxy
+        # Built once, so that a bad certificate path stops the exporter at start, not at every scrape.
+        self._ssl = client_context(settings.tls_ca, settings.tls_cert, settings.tls_key) if settings.tls_ca else None
         self._lock = threading.Lock()  # one scrape at a time: the Countrate window is shared
         self._link: _Link | None = None
         self._last_rates: dict[int, float] = {}
@@ -121,18 +121,18 @@ class TaggerhubCollector(Collector):
         self.connects = 0
         self._healthy = True
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="taggerhub-exporter")
-        self.failures = 0
 
     # -- connection -----------------------------------------------------------------
     def _make_proxy(self, uri: str, token: str | None) -> Any:
         transport.install()
-        proxy = client.Proxy(uri, token=token)
+        pyro_config.SOCK_NODELAY = True  # as client.createProxy: small messages, no Nagle delay
+        proxy = client.Proxy(uri, token=token, ssl_context=self._ssl)
         proxy._pyroTimeout = self.settings.timeout_s  # connect and every call
         return proxy
 
     def _connect(self) -> _Link:
         token = self.settings.token or None
-        library = self._proxy_factory(f"PYRO:{OBJECT_ID}@{self.host}:{self.port}", token)
+        library = self._make_proxy(f"PYRO:{OBJECT_ID}@{self.host}:{self.port}", token)
         link = _Link(library=library)
         try:
             library._pyroBind()
@@ -150,7 +150,6 @@ class TaggerhubCollector(Collector):
         tagger._pyroTimeout = self.settings.timeout_s
         link.tagger = tagger
         link.serial = str(tagger.getSerial())
-        link.model = str(tagger.getModel())
         link.channels = list(self.settings.channels) or [c for c in tagger.getChannelList() if c > 0]
         link.countrate = link.library.Countrate(tagger, link.channels)
         link.countrate._pyroTimeout = self.settings.timeout_s
@@ -167,7 +166,6 @@ class TaggerhubCollector(Collector):
         if self._healthy:  # log the change, not every scrape while down
             log.warning(what, extra={"server": f"{self.host}:{self.port}", "error": f"{type(exc).__name__}: {exc}"})
         self._healthy = False
-        self.failures += 1
         self._drop()
 
     def close(self) -> None:
@@ -228,7 +226,7 @@ class TaggerhubCollector(Collector):
                     if tagger_error is not None:
                         raise tagger_error
                     assert rates is not None
-                    reading.serial, reading.model = self._link.serial, self._link.model
+                    reading.serial = self._link.serial
                     reading.rates = rates.result()
                     overflows = reading.metrics.get("overflows", {})
                     reading.overflows = int(overflows[reading.serial] if reading.serial in overflows

@@ -39,6 +39,10 @@ class ControlLease:
             self._holder = None
         return self._holder
 
+    def held(self) -> bool:
+        """Cheap check for the per-call path: is (or was, until expiry is noticed) a lease taken?"""
+        return self._holder is not None
+
     def holder(self) -> Holder | None:
         with self._lock:
             return self._current()

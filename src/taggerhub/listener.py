@@ -170,7 +170,36 @@ class HubConnectionJob(ClientConnectionJob):
                     self.current.close()
                 return
         self.csock = GuardedConnection(sock)
-        super().__call__()
+        if not self.handleConnection():
+            return
+        try:
+            self._serve()
+        finally:
+            try:
+                self.daemon._clientDisconnect(self.csock)
+            except Exception as exc:  # never let cleanup kill the worker
+                log.warning("error in client disconnect", extra={"error": str(exc)})
+            self.csock.close()
+
+    def _serve(self) -> None:
+        """Handle requests until the client leaves; a broken frame or a long silence drops it with one line."""
+        client = self.server.address_text(self.caddr)
+        while True:
+            try:
+                self.daemon.handleRequest(self.csock)
+            except (OSError, errors.ConnectionClosedError, errors.SecurityError):
+                return
+            except errors.TimeoutError:
+                log.info("idle connection dropped", extra={
+                    "client": client, "idle_timeout_s": self.server.settings.server.idle_timeout_s})
+                return
+            except errors.ProtocolError as exc:
+                log.warning("connection dropped: bad frame", extra={"client": client, "error": str(exc)})
+                return
+            except Exception:
+                log.warning("connection dropped: error while handling a request", extra={"client": client},
+                            exc_info=True)
+                return
 
     def handleConnection(self) -> bool:
         handshake_state.decided = False
@@ -207,9 +236,12 @@ class HubSocketServer(SocketServer_Threadpool):
         self.watchdog.start()
         self.sock.settimeout(None)
 
+    @staticmethod
+    def address_text(address: Any) -> str:
+        return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+
     def refused(self, reason: str, address: Any, detail: str) -> None:
-        text = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-        self.on_refused(reason, text, detail)
+        self.on_refused(reason, self.address_text(address), detail)
 
     def events(self, eventsockets: Any) -> None:
         """Accept one connection and hand it to a worker; never block on the client here."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)  # names come from the served API: a bounded set
 def level_of(kind: str, method: str, is_constructor: bool = False) -> tuple[Level, Rule | None]:
     """The level of ``method`` on an object of ``kind``, and the rule that decided it."""
     name = "<measurement class>" if is_constructor else method

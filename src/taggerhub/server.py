@@ -66,10 +66,10 @@ class Hub:
             "enum_definitions": self.enum_definitions_doc,
             "hub_status": self.status,
             "hub_metrics": self.metrics,
-            "acquireControl": self.acquire_control_doc,
-            "releaseControl": self.release_control_doc,
-            "hub_sessions": self.sessions_doc,
-            "hub_end_session": self.end_session_doc,
+            "acquireControl": self.acquire_control,
+            "releaseControl": self.release_control,
+            "hub_sessions": self.list_sessions,
+            "hub_end_session": self.end_session,
         })
         self.library = self.library_class(None, self, "library")
 
@@ -247,14 +247,19 @@ class Hub:
         if level_of(kind, name, is_constructor)[0] in STATE_CHANGING:
             self.access.record_call(session, method, args, kwargs, outcome, error)
 
-    def authorize(self, session: Session, target: Adapter | None, method: str) -> Level:
-        """Raise AccessDenied if ``session`` may not call ``method`` on ``target`` (role, owner, lease)."""
+    def authorize(self, session: Session, target: Adapter | None, method: str) -> Level | None:
+        """Raise AccessDenied if ``session`` may not call ``method`` on ``target`` (role, owner, lease).
+
+        Return the call's level, or None with auth off (then nothing is checked).
+        """
+        if not self.access.enabled and not self.access.lease.held():
+            return None
         if target is None:
             is_constructor = method in self.api.iterator_classes or method == "SynchronizedMeasurements"
-            return self.access.authorize(session, "library", method, None, is_constructor)
-        return self.access.authorize(session, target._kind, method, self.table.owner_of(target))
+            return self.access.authorize(session, "library", method, lambda: None, is_constructor)
+        return self.access.authorize(session, target._kind, method, lambda: self.table.owner_of(target))
 
-    def call(self, target: Adapter, method: str, args: tuple, kwargs: dict) -> Any:
+    def call(self, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
         session = self.current_session()
 
         def action() -> Any:
@@ -263,11 +268,15 @@ class Hub:
             obj = target._obj
             if obj is None:
                 raise ObjectGone(f"{type(target).__name__} object has been freed")
-            call_args, call_kwargs = self._resolve_all(args, kwargs, session) if args or kwargs else (args, kwargs)
-            result = getattr(obj, method)(*call_args, **call_kwargs)
+            if args is None:  # a property of the backend object
+                result = getattr(obj, method)
+            else:
+                call_args, call_kwargs = self._resolve_all(args, kwargs, session) if args or kwargs else (args, kwargs)
+                result = getattr(obj, method)(*call_args, **call_kwargs)
             return self._wrap(result, target, session) if self.api.is_backend_object(result) else result
 
-        return self._timed(f"{type(target).__name__}.{method}", session, action, (target._kind, method, args, kwargs))
+        return self._timed(f"{type(target).__name__}.{method}", session, action,
+                           (target._kind, method, args or (), kwargs))
 
     @staticmethod
     def _log_failure(session: Session, method: str, exc: Exception) -> None:
@@ -317,7 +326,7 @@ class Hub:
             if name == "hub_metrics":
                 return self.metrics()
             if name in ACCESS_CALLS:
-                return getattr(self, ACCESS_CALLS[name])(session, *args, **kwargs)
+                return getattr(self, ACCESS_CALLS[name])(*args, **kwargs)
             function = self.api.functions.get(name)
             if function is None:
                 raise AttributeError(f"unknown function {name!r}")
@@ -359,15 +368,24 @@ class Hub:
         return True
 
     # -- control lease and sessions (access management) ------------------------------
-    def acquire_control(self, session: Session, timeout_s: float = 60.0) -> float:
+    def acquire_control(self, timeout_s: float = 60.0) -> float:
+        """Take the exclusive control lease for ``timeout_s`` seconds: others cannot change device settings.
+
+        Calling it again renews it. It ends on releaseControl(), at its end time, or when you disconnect.
+        """
+        session = self.current_session()
         granted = self.access.lease.acquire(session.id, session.user, session.address, timeout_s)
         log.info("control lease taken", extra={"user": session.user, "session": session.id, "seconds": granted})
         return granted
 
-    def release_control(self, session: Session) -> bool:
+    def release_control(self) -> bool:
+        """Give the control lease back (admins may end anyone's); return whether one was held."""
+        session = self.current_session()
         return self.access.lease.release(session.id, force=self.access.enabled and session.role == "admin")
 
-    def list_sessions(self, session: Session) -> list[dict[str, Any]]:
+    def list_sessions(self) -> list[dict[str, Any]]:
+        """List connected clients: user, role, address, since, calls, objects owned, lease (admin)."""
+        session = self.current_session()
         holder = self.access.lease.holder()
         rows = []
         for s in self.sessions():
@@ -377,36 +395,17 @@ class Hub:
             rows.append(row)
         return sorted(rows, key=lambda r: r["since"])
 
-    def end_session(self, session: Session, session_id: str) -> int:
-        """Disconnect every connection of session ``session_id``; return how many were closed."""
+    def end_session(self, session_id: str) -> int:
+        """Disconnect every connection of session ``session_id`` (admin); what only it used is freed."""
         with self._sessions_lock:
             conns = [c for c, s in self._conns.values() if s.id == session_id]
         if not conns:
             raise LookupError(f"no session {session_id!r} (see hub_sessions())")
         for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
-        log.warning("session ended by admin", extra={"session": session_id, "by": session.user})
+            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
+                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+        log.warning("session ended by admin", extra={"session": session_id, "by": self.current_session().user})
         return len(conns)
-
-    def acquire_control_doc(self, timeout_s: float = 60.0) -> float:
-        """Take the exclusive control lease for ``timeout_s`` seconds: others cannot change device settings.
-
-        Calling it again renews it. It ends on releaseControl(), at its end time, or when you disconnect.
-        """
-        raise NotImplementedError  # documentation only: served through Hub.library_call
-
-    def release_control_doc(self) -> bool:
-        """Give the control lease back (admins may end anyone's)."""
-        raise NotImplementedError
-
-    def sessions_doc(self) -> list:
-        """List connected clients: user, role, address, since, calls, objects owned (admin)."""
-        raise NotImplementedError
-
-    def end_session_doc(self, session_id: str) -> int:
-        """Disconnect a client session (admin); what only it used is freed."""
-        raise NotImplementedError
 
     def free_everything(self) -> int:
         return self.table.free_all()

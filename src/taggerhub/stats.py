@@ -16,7 +16,9 @@ from typing import Any
 DURATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 OUTCOMES = ("ok", "error", "denied")
 # Reported as 0 from the start, so that rate() and alerts see the first refusal.
-REFUSAL_REASONS = ("bad_handshake", "unauthenticated", "tls", "connection_limit")
+# The reasons access.py (HandshakeRefused) and listener.py (dropped before the handshake) give.
+REFUSAL_REASONS = ("no_token", "bad_token", "unknown_user", "cert_mismatch", "user_connections",
+                   "busy", "tls", "handshake_timeout", "protocol")
 
 
 class RpcStats:

@@ -61,7 +61,7 @@ def test_rpc_histogram_is_cumulative_with_count_and_sum() -> None:
     for duration in (0.00005, 0.0003, 0.0003, 0.02, 7.0):
         stats.record_call("Countrate.getData", "ok", duration)
     stats.record_call("Countrate.getData", "error", 0.001)
-    stats.record_refused("unauthenticated")
+    stats.record_refused("bad_token")
     metrics = {"status": {"devices": [], "backend": "simulator", "backend_version": "2", "version": "0"},
                "rpc": stats.snapshot(), "sessions": [["alice", "user", 2]], "objects": {"Countrate": 3}}
 
@@ -80,7 +80,7 @@ def test_rpc_histogram_is_cumulative_with_count_and_sum() -> None:
     assert value(found, "taggerhub_rpc_duration_seconds_count", method=method) == 6
     assert value(found, "taggerhub_rpc_duration_seconds_sum", method=method) == pytest.approx(7.02165)
     assert value(found, "taggerhub_rpc_calls_total", method=method, outcome="error") == 1
-    assert value(found, "taggerhub_refused_handshakes_total", reason="unauthenticated") == 1
+    assert value(found, "taggerhub_refused_handshakes_total", reason="bad_token") == 1
     assert value(found, "taggerhub_refused_handshakes_total", reason="tls") == 0  # known reasons start at 0
     assert value(found, "taggerhub_client_sessions", user="alice", role="user") == 2
     assert value(found, "taggerhub_server_objects", type="Countrate") == 3
@@ -112,7 +112,8 @@ def test_scrape_of_a_server_that_never_answers_ends_within_the_timeout() -> None
 
 @pytest.mark.integration
 def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server) -> None:
-    settings = ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 4], rate_window_s=0.2)
+    # A generous timeout: this test is about values, and the machine may be busy.
+    settings = ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 4], rate_window_s=0.2, timeout_s=10)
     collector = TaggerhubCollector(settings)
     registry = build_registry(collector)
     first = samples(registry)
@@ -130,6 +131,7 @@ def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server
     assert value(second, "taggerhub_tagger_overflows_total", serial=serial) == 0
     # The server counts a call when it returns: the second scrape sees the first one.
     assert value(second, "taggerhub_rpc_calls_total", method="TimeTaggerRPC.hub_metrics", outcome="ok") == 1
+    assert value(second, "taggerhub_exporter_connects_total") == 1
     collector.close()
     TT = client.createProxy(port=server.port)
     try:
@@ -143,7 +145,8 @@ def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server
 
 @pytest.mark.integration
 def test_unknown_tagger_serial_reports_server_up_but_taggerhub_down(server) -> None:
-    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", serial="NOSUCHSERIAL"))
+    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", serial="NOSUCHSERIAL",
+                                                    timeout_s=10))
     found = samples(build_registry(collector))
     assert value(found, "taggerhub_server_up") == 1
     assert value(found, "taggerhub_up") == 0
@@ -170,3 +173,17 @@ def test_exporter_serves_without_a_server_and_exits_cleanly_on_sigterm() -> None
             proc.kill()
         output = proc.communicate()[0]
     assert "server unavailable" in output  # logged once, as it happened
+
+
+@pytest.mark.integration
+def test_channel_outside_the_tagger_reports_taggerhub_down_and_logs_why(server, caplog) -> None:
+    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 99],
+                                                    timeout_s=10))
+    with caplog.at_level("WARNING", logger="taggerhub.exporter"):
+        found = samples(build_registry(collector))
+        samples(build_registry(collector))  # still down: logged once, not every scrape
+    collector.close()
+    assert value(found, "taggerhub_server_up") == 1
+    assert value(found, "taggerhub_up") == 0
+    warnings = [r for r in caplog.records if r.name == "taggerhub.exporter"]
+    assert len(warnings) == 1 and "99" in warnings[0].error

@@ -7,6 +7,7 @@ each, and a Prometheus scraping both every second, queried over its HTTP API.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -57,11 +58,11 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any
 class Proc:
     """A subprocess with its output in a file, stopped with SIGTERM (then SIGKILL)."""
 
-    def __init__(self, cmd: list[str], log_path: Path, port: int):
+    def __init__(self, cmd: list[str], log_path: Path, port: int, env: dict[str, str] | None = None):
         self.log_path = log_path
         self.port = port
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         wait_for_port(port, proc=self.proc)
 
     def stop(self) -> None:
@@ -82,9 +83,10 @@ def start_server(tmp: Path, port: int, lab: Path) -> Proc:
 
 def start_exporter(tmp: Path, server_port: int, channels: str) -> Proc:
     port = free_port()
+    # A generous call timeout: a busy CI machine must not pass for a dead server.
     return Proc([sys.executable, "-m", "taggerhub", "exporter", "--listen", f"127.0.0.1:{port}",
                  "--server", f"127.0.0.1:{server_port}", "--channels", channels],
-                tmp / f"exporter-{port}.log", port)
+                tmp / f"exporter-{port}.log", port, env={"TAGGERHUB_EXPORTER_TIMEOUT_S": "5"})
 
 
 def prometheus_config(tmp: Path, targets: list[str]) -> Path:
@@ -109,6 +111,7 @@ class Stack:
     exporters: dict[str, Proc] = field(default_factory=dict)
     labs: dict[str, Path] = field(default_factory=dict)
     keep: list[Any] = field(default_factory=list)
+    dead_target: str = ""  # a lab PC whose exporter does not run
 
     def instance(self, name: str) -> str:
         return f"127.0.0.1:{self.exporters[name].port}"
@@ -125,6 +128,11 @@ class Stack:
 
     def query(self, expr: str) -> list[dict]:
         return self.api("query", query=expr)["result"]
+
+    def alerts(self, name: str) -> dict[str, str]:
+        """State of alert ``name`` by instance (pending or firing)."""
+        return {a["labels"]["instance"]: a["state"] for a in self.api("alerts")["alerts"]
+                if a["labels"]["alertname"] == name}
 
     def scalar(self, expr: str) -> float | None:
         result = self.query(expr)
@@ -161,7 +169,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.exporters["a"] = start_exporter(tmp, stack.servers["a"].port, "1,2,3")
         stack.exporters["b"] = start_exporter(tmp, stack.servers["b"].port, "1,2")
         procs += stack.exporters.values()
-        config = prometheus_config(tmp, [stack.instance("a"), stack.instance("b")])
+        stack.dead_target = f"127.0.0.1:{free_port()}"
+        config = prometheus_config(tmp, [stack.instance("a"), stack.instance("b"), stack.dead_target])
         prometheus = Proc(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
                            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
                           tmp / "prometheus.log", prom_port)
@@ -182,7 +191,7 @@ def test_channel_rates_match_the_simulated_signals(stack: Stack) -> None:
     inst = stack.instance("a")
     time.sleep(3)  # a few more one-second windows
     for channel, expected in (("1", TEST_SIGNAL_HZ), ("2", POISSON_HZ)):
-        samples = stack.query(f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="{channel}"}}[5s]')
+        samples = stack.query(f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="{channel}"}}[8s]')
         (series,) = samples
         assert series["metric"]["serial"] == "2138000EXA"
         values = [float(v) for _, v in series["values"]]
@@ -195,6 +204,19 @@ def test_channel_rates_match_the_simulated_signals(stack: Stack) -> None:
     assert stack.scalar(f'taggerhub_up{{instance="{inst}"}}') == 1
     info = stack.query(f'taggerhub_tagger_info{{instance="{inst}"}}')[0]["metric"]
     assert info["model"] == "Time Tagger Ultra" and info["backend"] == "simulator"
+
+
+def test_rate_follows_the_signal_off_and_on_again(stack: Stack) -> None:
+    """Rates are per scrape window, not a running average: switching the signal off shows 0 at once."""
+    inst = stack.instance("a")
+    rate = f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="1"}}'
+    tagger = stack.keep[1]
+    tagger.setTestSignal(1, False)
+    try:
+        wait_until(lambda: stack.scalar(rate) == 0, 10, "channel 1 to read 0 Hz")
+    finally:
+        tagger.setTestSignal(1, True)
+    wait_until(lambda: stack.scalar(f"{rate} > 0.98 * {TEST_SIGNAL_HZ}"), 10, "channel 1 back at 800 kHz")
 
 
 def test_session_count_follows_connected_clients(stack: Stack) -> None:
@@ -258,6 +280,25 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
                 assert result, f"{path.name}: panel {panel['title']!r} would stay empty: {expr}"
 
 
+def test_alert_rules_evaluate_on_live_data(stack: Stack) -> None:
+    def rules() -> dict[str, dict]:
+        return {r["name"]: r for g in stack.api("rules")["groups"] for r in g["rules"]}
+
+    assert set(rules()) >= {"TaggerhubExporterDown", "TaggerhubTaggerDown", "TaggerhubChannelRateZero",
+                            "TaggerhubRefusedHandshakesSpike", "TaggerhubTaggerOverflows"}
+    def evaluated() -> dict[str, dict] | None:
+        current = rules()
+        return current if all(r["health"] != "unknown" for r in current.values()) else None
+
+    for name, rule in wait_until(evaluated, 10, "every rule to be evaluated").items():
+        assert rule["health"] == "ok", (name, rule.get("lastError"))
+    # The lab PC without a running exporter, and only it, raises the exporter-down alert.
+    down = wait_until(lambda: stack.alerts("TaggerhubExporterDown"), 10, "the exporter-down alert")
+    assert down == {stack.dead_target: "pending"}
+    assert stack.alerts("TaggerhubChannelRateZero") == {}
+    assert stack.alerts("TaggerhubTaggerOverflows") == {}
+
+
 @pytest.mark.parametrize("args", [
     ["check", "config", str(MONITORING / "prometheus" / "prometheus.yml")],
     ["check", "rules", str(MONITORING / "prometheus" / "rules" / "taggerhub.rules.yml")],
@@ -286,16 +327,18 @@ def test_server_restart_takes_up_to_zero_and_back_without_restarting_the_exporte
     inst = stack.instance("b")
     exporter = stack.exporters["b"].proc
     up = f'taggerhub_up{{instance="{inst}"}}'
-    assert stack.scalar(up) == 1
+    wait_until(lambda: stack.scalar(up) == 1, 10, "taggerhub_up 1 before the restart")
     connects = stack.scalar(f'taggerhub_exporter_connects_total{{instance="{inst}"}}')
     port = stack.servers["b"].port
     stack.servers["b"].stop()
     wait_until(lambda: stack.scalar(up) == 0, 20, "taggerhub_up 0 after the server stopped")
+    wait_until(lambda: inst in stack.alerts("TaggerhubTaggerDown"), 10, "the tagger-down alert to be pending")
     # The exporter itself stays scrapeable meanwhile, and reports the tagger down too.
     assert stack.scalar(f'max_over_time(up{{instance="{inst}"}}[5s])') == 1
     assert stack.scalar(f'taggerhub_server_up{{instance="{inst}"}}') == 0
     stack.servers["b"] = start_server(stack.tmp, port, stack.labs["b"])
     wait_until(lambda: stack.scalar(up) == 1, 20, "taggerhub_up 1 after the server came back")
+    wait_until(lambda: inst not in stack.alerts("TaggerhubTaggerDown"), 10, "the tagger-down alert to clear")
     wait_until(lambda: stack.query(f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="2"}} > 0'),
                10, "count rates from the recreated Countrate")
     assert exporter.poll() is None and stack.exporters["b"].proc is exporter

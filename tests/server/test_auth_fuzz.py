@@ -142,6 +142,9 @@ def test_malformed_frames_and_handshakes_leave_server_serving_with_stable_memory
     assert server.server.proc.poll() is None
     counts = TT.hub_metrics()["rpc"]["refused_handshakes"]
     assert counts.get("protocol", 0) > 50 and counts.get("bad_token", 0) + counts.get("no_token", 0) > 10
+    log = server.server.log()
+    assert "connection dropped: bad frame" in log  # after login: one line each, no tracebacks
+    assert "Traceback" not in log
 
 
 def test_compressed_bomb_and_oversized_frames_are_dropped(start_auth_server):

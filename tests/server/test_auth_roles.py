@@ -126,10 +126,10 @@ def test_control_lease_blocks_settings_of_others_and_ends(auth_server):
     assert TT_otto.releaseControl() is True
     theirs.setTestSignal(2, False)
     # Times out by itself.
-    TT_olga.acquireControl(0.5)
+    TT_olga.acquireControl(2)
     with pytest.raises(AccessDenied, match="olga"):
         mine.setTestSignal(2, True)
-    time.sleep(0.7)
+    time.sleep(2.2)
     mine.setTestSignal(2, True)
     # Ends when the holder disconnects.
     TT_olga.acquireControl(60)
@@ -238,3 +238,16 @@ def test_vendor_client_still_works_with_auth_off_on_localhost(start_server):
     tagger = TT.createTimeTagger()
     tagger.setTestSignal(1, True)
     assert tagger.getTestSignal(1) is True
+
+
+def test_control_lease_binds_sessions_with_auth_off_too(start_server):
+    server = start_server()
+    ours, theirs = client.createProxy(port=server.port), vendor_client.createProxy(port=server.port)
+    mine, their_tagger = ours.createTimeTagger(), theirs.createTimeTagger()
+    assert ours.acquireControl(30) == 30
+    with pytest.raises(PermissionError, match="control lease held by user 'anonymous'"):
+        their_tagger.setTestSignal(1, True)  # the vendor's client gets a plain PermissionError
+    assert their_tagger.getTestSignal(1) is False
+    mine.setTestSignal(1, True)
+    assert ours.releaseControl() is True
+    their_tagger.setTestSignal(1, False)

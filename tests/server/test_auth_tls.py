@@ -26,6 +26,16 @@ def tls_env(pki, require_client_cert=False, server_name="server", **extra):
     }
 
 
+def log_shows(server, text: str, timeout_s: float = 5.0) -> bool:
+    """The server logs a refusal just after the client sees it: wait a little for the line."""
+    deadline = time.monotonic() + timeout_s
+    while text not in server.server.log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def refused(server, admin_proxy) -> dict:
     return admin_proxy.hub_metrics()["rpc"]["refused_handshakes"]
 
@@ -95,22 +105,22 @@ def test_expired_client_certificate_refused(start_auth_server, lab_pki):
     ada = client.createProxy(port=server.port, tls_ca=ca, tls_cert=str(lab_pki / "ada.pem"),
                              tls_key=str(lab_pki / "ada-key.pem"))
     assert refused(server, ada)["tls"] >= 1
-    assert "certificate has expired" in server.server.log()
+    assert log_shows(server, "certificate has expired")
 
 
 def test_slow_tls_client_neither_blocks_others_nor_keeps_its_socket(start_auth_server, lab_pki):
-    server = start_auth_server(**tls_env(lab_pki), TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S="1")
+    server = start_auth_server(**tls_env(lab_pki), TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S="3")
     ca = str(lab_pki / "ca.pem")
     silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]  # never say hello
     try:
         started = time.monotonic()
         TT = client.createProxy(port=server.port, token=server.tokens["otto"], tls_ca=ca)
         assert TT.getVersion()
-        assert time.monotonic() - started < 0.9  # accepted while the silent ones hang
+        assert time.monotonic() - started < 2.5  # served while the silent ones still hang
         for sock in silent:
-            sock.settimeout(5)
+            sock.settimeout(10)
             assert sock.recv(10) == b""  # dropped by the server after the handshake timeout
-        assert time.monotonic() - started < 4
+        assert 2.5 < time.monotonic() - started < 10
     finally:
         for sock in silent:
             sock.close()
@@ -138,7 +148,7 @@ def test_trickling_clients_are_cut_at_the_handshake_deadline(start_auth_server, 
                 closed = True
                 break
         elapsed = time.monotonic() - started
-    assert closed and 1.3 < elapsed < 4, f"closed={closed} after {elapsed:.1f} s"
+    assert closed and 1.3 < elapsed < 8, f"closed={closed} after {elapsed:.1f} s"
     admin = client.createProxy(port=server.port, token=server.tokens["ada"], tls_ca=str(lab_pki / "ca.pem"))
     assert refused(server, admin)["handshake_timeout"] >= 1
 
@@ -156,3 +166,41 @@ def test_large_arrays_cross_tls_intact(start_auth_server, lab_pki):
     assert data.shape == (2, 400_000) and data.dtype == np.int32
     assert data.sum() > 0 and np.array_equal(data, data.astype(np.int64).astype(np.int32))
     assert tagger.getTestSignal(1) is True  # the connection is still in step after the big read
+
+
+def test_client_certificate_from_a_foreign_ca_refused(start_auth_server, lab_pki, tmp_path):
+    foreign = tmp_path / "foreign"
+    certs.init(foreign, ["localhost"], clients=["ada"])  # same user name, wrong CA
+    server = start_auth_server(**tls_env(lab_pki, require_client_cert=True))
+    with pytest.raises(Pyro5.errors.CommunicationError):
+        client.createProxy(port=server.port, tls_ca=str(lab_pki / "ca.pem"), tls_cert=str(foreign / "ada.pem"),
+                           tls_key=str(foreign / "ada-key.pem"))
+    assert log_shows(server, "certificate verify failed")
+
+
+def test_vendor_client_works_with_auth_on_over_mutual_tls(start_auth_server, lab_pki):
+    """The vendor's TimeTaggerRPC client cannot send a token, but Pyro5's SSL settings carry a certificate."""
+    import subprocess
+    import sys
+    import textwrap
+
+    server = start_auth_server(**tls_env(lab_pki, require_client_cert=True))
+    script = textwrap.dedent(f"""
+        from Pyro5 import config
+        config.SSL = True
+        config.SSL_CACERTS = {str(lab_pki / "ca.pem")!r}
+        config.SSL_CLIENTCERT = {str(lab_pki / "oscar.pem")!r}
+        config.SSL_CLIENTKEY = {str(lab_pki / "oscar-key.pem")!r}
+        from TimeTaggerRPC import client
+        TT = client.createProxy(host="localhost", port={server.port})
+        tagger = TT.createTimeTagger()
+        print(tagger.getSerial())
+        try:
+            tagger.setTestSignal(1, True)
+        except PermissionError as exc:
+            print("denied:", exc)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    serial, denied = result.stdout.strip().splitlines()
+    assert serial and denied == "denied: setTestSignal() needs role operator or higher; user 'oscar' is observer"

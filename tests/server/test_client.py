@@ -174,3 +174,26 @@ def test_marshal_clients_are_refused_with_a_clear_reason(server):
     with pytest.raises(Pyro5.errors.CommunicationError, match="marshal serializer is refused"):
         proxy.getVersion()
     assert client.createProxy(port=server.port).getVersion()
+
+
+def test_result_object_properties_are_read_not_called(server):
+    TT = client.createProxy(port=server.port)
+    tagger = TT.createTimeTagger()
+    counter = TT.Counter(tagger, [1, 2], binwidth=int(1e8), n_values=7)
+    time.sleep(0.5)
+    data = counter.getDataObject()
+    assert isinstance(data.size, int) and data.size > 0
+    assert data.overflow is False
+    assert data.getData().shape == (2, data.size)
+
+
+def test_tagger_outlives_a_library_proxy_dropped_at_once(server):
+    import gc
+
+    tagger = client.createProxy(port=server.port).createTimeTagger()
+    gc.collect()  # the library proxy and its connection are gone now
+    time.sleep(0.3)
+    assert tagger.getSerial()
+    rate = client.createProxy(port=server.port).Countrate(tagger, [1])
+    gc.collect()
+    assert rate.getData().shape == (1,)

@@ -47,7 +47,7 @@ def test_silent_client_is_dropped_after_handshake_timeout_and_idle_client_after_
         answer = b""
         while chunk := silent.recv(1000):  # at most a CONNECTFAIL, then the server closes
             answer += chunk
-        assert 0.8 < time.monotonic() - started < 4
+        assert 0.8 < time.monotonic() - started < 8
         assert answer == b"" or answer.startswith(b"PYRO")
     idle = client.createProxy(port=server.port, token=server.tokens["otto"])
     assert idle.getVersion()
@@ -82,7 +82,7 @@ def test_trickling_pyro_handshake_is_cut_at_the_deadline(start_auth_server):
                 closed = True
                 break
         elapsed = time.monotonic() - started
-    assert closed and 1.3 < elapsed < 4, f"closed={closed} after {elapsed:.1f} s of {len(frame)} bytes"
+    assert closed and 1.3 < elapsed < 8, f"closed={closed} after {elapsed:.1f} s of {len(frame)} bytes"
 
 
 def test_serve_with_auth_but_no_users_file_names_the_file(tmp_path):
