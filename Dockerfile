@@ -62,10 +62,10 @@ WORKDIR /var/lib/taggerhub
 # By uid alone, so that the supplementary groups (plugdev) apply too.
 USER ${TAGGERHUB_UID}
 # With auth and TLS on, the check needs a token (TAGGERHUB_TOKEN, an observer's will do) and the
-# lab CA (TAGGERHUB_HEALTHCHECK_TLS_CA; the server certificate must name 127.0.0.1).
+# lab CA (TAGGERHUB_MONITOR_TLS_CA; the server certificate must name 127.0.0.1).
 HEALTHCHECK --interval=5s --timeout=5s --start-period=60s --retries=3 \
   CMD taggerhub status --host 127.0.0.1 --port "${TAGGERHUB_SERVER_PORT}" \
-      ${TAGGERHUB_HEALTHCHECK_TLS_CA:+--tls-ca "$TAGGERHUB_HEALTHCHECK_TLS_CA"} >/dev/null || exit 1
+      ${TAGGERHUB_MONITOR_TLS_CA:+--tls-ca "$TAGGERHUB_MONITOR_TLS_CA"} >/dev/null || exit 1
 STOPSIGNAL SIGTERM
 CMD ["supervisord", "--configuration", "/etc/supervisor/supervisord.conf"]
 
