@@ -30,14 +30,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from Pyro5.errors import CommunicationError
+
     from .client import createProxy
-    from .errors import ServerUnavailable
 
     try:
         proxy = createProxy(host=args.host, port=args.port, token=args.token, tls_ca=args.tls_ca,
                             tls_cert=args.tls_cert, tls_key=args.tls_key)
         status = proxy.hub_status()
-    except ServerUnavailable as exc:
+    except CommunicationError as exc:  # ServerUnavailable, or refused while fetching metadata
         print(f"taggerhub server at {args.host}:{args.port} is not reachable: {exc}", file=sys.stderr)
         return 1
     if args.json:

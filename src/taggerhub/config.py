@@ -38,6 +38,11 @@ class ServerSettings:
     shutdown_timeout_s: float = 4.0
     log_level: str = "INFO"
     insecure: bool = False  # allow non-loopback binds without auth and TLS
+    # Address clients reach the server at, put in the URIs of returned objects, when it differs
+    # from the bind address (a container publishing 0.0.0.0, NAT): "" = the bind address;
+    # port 0 = the listening port.
+    advertise_host: str = ""
+    advertise_port: int = 0
 
 
 @dataclass
@@ -185,5 +190,7 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"server.port must be 0..65535, got {settings.server.port}")
     if settings.simulator.clock not in ("realtime", "virtual"):
         raise ConfigError(f"simulator.clock must be 'realtime' or 'virtual', got {settings.simulator.clock!r}")
+    if not 0 <= settings.server.advertise_port <= 65535:
+        raise ConfigError(f"server.advertise_port must be 0..65535, got {settings.server.advertise_port}")
     if settings.server.max_message_bytes < 1024:
         raise ConfigError("server.max_message_bytes must be at least 1024")

@@ -581,13 +581,21 @@ def configure_pyro(settings: Settings) -> None:
     transport.install(server=True)
 
 
+def advertised_address(settings: Settings) -> dict[str, Any]:
+    """Pyro5's NAT arguments: the address clients use when it is not the bind address (containers)."""
+    if not settings.server.advertise_host:
+        return {}
+    return {"nathost": settings.server.advertise_host, "natport": settings.server.advertise_port}
+
+
 def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[Hub, HubDaemon]:
     """Create the hub and its daemon, listening as the settings say."""
     listener.check_exposure(settings)
     tls_context = tls.server_context(settings.tls) if settings.tls.enabled else None
     configure_pyro(settings)
     hub = Hub(backend, settings, backend_name)
-    daemon = HubDaemon(hub, tls_context=tls_context, host=settings.server.host, port=settings.server.port)
+    daemon = HubDaemon(hub, tls_context=tls_context, host=settings.server.host, port=settings.server.port,
+                       **advertised_address(settings))
     hub.daemon = daemon
     daemon.register(hub.library, settings.server.object_id)
     return hub, daemon

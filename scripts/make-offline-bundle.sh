@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Make an offline bundle for air-gapped lab PCs: the taggerhub image (`docker save`), the
+# compose files and config, and load.sh, which loads the image without any registry.
+#
+#   scripts/make-offline-bundle.sh [--image NAME:TAG] [--output FILE.tar] [--build]
+#                                  [--with-monitoring] [--also IMAGE]...
+#
+# --image            image to bundle (default $TAGGERHUB_IMAGE or taggerhub:latest); built
+#                    from this checkout first when missing, or always with --build
+#                    (BASE_IMAGE from $TAGGERHUB_BASE_IMAGE, pip's CA from $TAGGERHUB_BUILD_CA)
+# --output           the bundle, a plain tar: the image inside is compressed already
+#                    (default dist/taggerhub-bundle-VERSION.tar)
+# --with-monitoring  also save the Prometheus and Grafana images (they must be pulled first)
+# --also IMAGE       also save this image, e.g. a sidecar of the vpn or ssh profile (built first)
+#
+# On the lab PC: tar xf taggerhub-bundle-VERSION.tar && cd taggerhub-bundle-VERSION && ./load.sh
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+die() { echo "make-offline-bundle: $*" >&2; exit 1; }
+log() { echo "make-offline-bundle: $*" >&2; }
+
+version="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$repo/pyproject.toml" | head -n 1)"
+image="${TAGGERHUB_IMAGE:-taggerhub:latest}"
+output=""
+build=no
+monitoring=no
+also=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --image) [ $# -ge 2 ] || die "--image needs NAME:TAG"; image="$2"; shift 2 ;;
+    --output) [ $# -ge 2 ] || die "--output needs a file name"; output="$2"; shift 2 ;;
+    --build) build=yes; shift ;;
+    --with-monitoring) monitoring=yes; shift ;;
+    --also) [ $# -ge 2 ] || die "--also needs an image"; also+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+output="${output:-$repo/dist/taggerhub-bundle-$version.tar}"
+case "$output" in *.tar) ;; *) die "--output must end in .tar, got $output" ;; esac
+command -v docker >/dev/null || die "docker is not installed"
+docker info >/dev/null 2>&1 || die "no Docker engine answers (is dockerd running, may this user use it?)"
+
+# Extra images must be here already: check before the long save.
+extras=("${also[@]}")
+if [ "$monitoring" = yes ]; then
+  extras+=("${TAGGERHUB_PROMETHEUS_IMAGE:-prom/prometheus:v2.54.1}" "${TAGGERHUB_GRAFANA_IMAGE:-grafana/grafana:11.2.0}")
+fi
+for ref in "${extras[@]}"; do
+  docker image inspect "$ref" >/dev/null 2>&1 || die "$ref is not here: pull or build it first"
+done
+
+if [ "$build" = yes ] || ! docker image inspect "$image" >/dev/null 2>&1; then
+  log "building $image"
+  args=(--build-arg "BASE_IMAGE=${TAGGERHUB_BASE_IMAGE:-python:3.11-slim-bookworm}" -t "$image")
+  [ -n "${TAGGERHUB_BUILD_CA:-}" ] && args+=(--secret "id=ca,src=$TAGGERHUB_BUILD_CA")
+  docker build "${args[@]}" "$repo" >&2
+fi
+
+name="$(basename "$output" .tar)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+dir="$work/$name"
+mkdir -p "$dir/images"
+
+log "saving $image"
+docker save "$image" | gzip -1 > "$dir/images/taggerhub.tar.gz"
+save_extra() {  # save_extra ARCHIVE-NAME IMAGE...
+  local archive="$1"; shift
+  log "saving $*"
+  docker save "$@" | gzip -1 > "$dir/images/$archive.tar.gz"
+}
+if [ "$monitoring" = yes ]; then
+  save_extra monitoring "${TAGGERHUB_PROMETHEUS_IMAGE:-prom/prometheus:v2.54.1}" \
+    "${TAGGERHUB_GRAFANA_IMAGE:-grafana/grafana:11.2.0}"
+fi
+[ ${#also[@]} -eq 0 ] || save_extra extra "${also[@]}"
+
+# Compose files and the config they mount, in the same layout as in the repository.
+cp "$repo"/compose.yaml "$repo"/compose.*.yaml "$dir/"   # hardware, and the vpn/ssh overlays
+mkdir -p "$dir/deploy" "$dir/docs"
+cp -R "$repo/deploy/config" "$repo/deploy/monitoring" "$dir/deploy/"
+cp "$repo/deploy/example.env" "$repo/deploy/no-build-ca.pem" "$dir/deploy/"
+[ -d "$repo/monitoring" ] && cp -R "$repo/monitoring" "$dir/"
+cp "$repo/docs/container.md" "$dir/docs/"
+cp "$repo/deploy/offline/load.sh" "$dir/load.sh"
+chmod 0755 "$dir/load.sh"
+# compose reads .env beside compose.yaml: the bundled image, and nothing is built or pulled.
+{
+  echo "# Written by make-offline-bundle.sh; add settings from deploy/example.env below."
+  echo "TAGGERHUB_IMAGE=$image"
+} > "$dir/.env"
+(cd "$dir" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
+
+mkdir -p "$(dirname "$output")"
+tar -C "$work" -cf "$output.part" "$name"
+mv "$output.part" "$output"
+log "wrote $output ($(du -h "$output" | cut -f1))"
+echo "$output"
