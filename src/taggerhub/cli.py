@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--port", type=int, default=23000)
     status.add_argument("--token", default=None, help="access token (default: $TAGGERHUB_TOKEN)")
     status.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    status.add_argument("--tls-ca", default=None, help="lab CA to verify the server (default: $TAGGERHUB_TLS_CA)")
+    status.add_argument("--tls-ca", default=None,
+                        help="lab CA to verify the server (default: $TAGGERHUB_CLIENT_TLS_CA)")
     status.add_argument("--tls-cert", default=None, help="client certificate for mutual TLS")
     status.add_argument("--tls-key", default=None, help="key of the client certificate")
     status.set_defaults(func=cmd_status)

@@ -98,7 +98,8 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=23000)
     parser.add_argument("--token", default=None, help="access token (default: $TAGGERHUB_TOKEN)")
-    parser.add_argument("--tls-ca", default=None, help="lab CA to verify the server (default: $TAGGERHUB_TLS_CA)")
+    parser.add_argument("--tls-ca", default=None,
+                        help="lab CA to verify the server (default: $TAGGERHUB_CLIENT_TLS_CA)")
     parser.add_argument("--tls-cert", default=None, help="client certificate for mutual TLS")
     parser.add_argument("--tls-key", default=None, help="key of the client certificate")
 

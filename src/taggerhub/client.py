@@ -270,18 +270,18 @@ def createProxy(
     """Return a proxy of the remote Time Tagger library.
 
     ``token`` defaults to the ``TAGGERHUB_TOKEN`` environment variable. With
-    ``tls_ca`` (default ``TAGGERHUB_TLS_CA``) the connection uses TLS and the
+    ``tls_ca`` (default ``TAGGERHUB_CLIENT_TLS_CA``) the connection uses TLS and the
     server must present a certificate signed by that CA for ``host``;
-    ``tls_cert``/``tls_key`` (``TAGGERHUB_TLS_CERT``/``_KEY``) add a client
+    ``tls_cert``/``tls_key`` (``TAGGERHUB_CLIENT_TLS_CERT``/``_KEY``) add a client
     certificate for mutual TLS. ``ssl_context`` overrides all three.
     """
     transport.install()
     pyro_config.SOCK_NODELAY = True
     token = token if token is not None else os.environ.get("TAGGERHUB_TOKEN") or None
     if ssl_context is None:
-        ca = tls_ca if tls_ca is not None else os.environ.get("TAGGERHUB_TLS_CA", "")
+        ca = tls_ca if tls_ca is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_CA", "")
         if ca:
-            cert = tls_cert if tls_cert is not None else os.environ.get("TAGGERHUB_TLS_CERT", "")
-            key = tls_key if tls_key is not None else os.environ.get("TAGGERHUB_TLS_KEY", "")
+            cert = tls_cert if tls_cert is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_CERT", "")
+            key = tls_key if tls_key is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_KEY", "")
             ssl_context = client_context(ca, cert, key)
     return LibraryProxy(f"PYRO:{_objectId}@{host}:{port}", token=token, ssl_context=ssl_context)
