@@ -5,7 +5,7 @@ ARG BASE_IMAGE=debian:bookworm
 FROM ${BASE_IMAGE}
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      systemd systemd-sysv dbus udev nftables python3 python3-venv python3-apt python3-packaging ca-certificates iproute2 \
+      systemd systemd-sysv dbus udev nftables python3 python3-venv python3-apt python3-packaging procps ca-certificates iproute2 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && rm -f /etc/systemd/system/*.wants/* /lib/systemd/system/multi-user.target.wants/getty* \
  && systemctl mask getty.target console-getty.service systemd-logind.service
