@@ -159,7 +159,7 @@ def reachable(ip: str, port: int, timeout_s: float = 3.0) -> bool:
 
 @pytest.fixture(scope="module")
 def converged(deployment: dict) -> dict:
-    out, recap = play(deployment)
+    _, recap = play(deployment)
     deployment["first"] = recap
     return deployment
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -70,34 +71,56 @@ def test_udev_rules_match_only_the_time_tagger_vendor() -> None:
         assert 'SUBSYSTEM=="usb"' in rule
 
 
-@pytest.mark.slow
-def test_role_templates_render_the_shipped_units_and_rules(tmp_path: Path) -> None:
-    """The role's templates with their defaults give exactly the files in systemd/."""
+def render(tmp_path: Path, templates: list[str], **variables: object) -> None:
+    """Render role templates with the role's defaults (and the given variables) into tmp_path."""
     playbook = tmp_path / "render.yml"
-    playbook.write_text(f"""
-- name: Render the role's unit templates with the role's defaults.
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files:
-    - {ROLE}/defaults/main.yml
-    - {ROLE}/vars/main.yml
-  tasks:
-    - name: Render each template.
-      ansible.builtin.template:
-        src: "{ROLE}/templates/{{{{ item }}}}.j2"
-        dest: "{tmp_path}/{{{{ item }}}}"
-        mode: "0644"
-      loop: {[*UNITS, "99-timetagger.rules"]}
-""")
+    playbook.write_text(json.dumps([{
+        "name": "Render role templates with the role's defaults.",
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+        "vars": variables,
+        "tasks": [{"name": "Render each template.", "loop": templates, "ansible.builtin.template": {
+            "src": f"{ROLE}/templates/{{{{ item }}}}.j2", "dest": f"{tmp_path}/{{{{ item }}}}", "mode": "0644"}}],
+    }]))
     result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook)],
                             capture_output=True, text=True, timeout=120,
                             env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{VENV_BIN}:/usr/bin:/bin",
-                                 "ANSIBLE_LOCALHOST_WARNING": "false"})
+                                 "ANSIBLE_LOCALHOST_WARNING": "false", "HOME": str(Path.home())})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_role_templates_render_the_shipped_units_and_rules(tmp_path: Path) -> None:
+    """The role's templates with their defaults give exactly the files in systemd/."""
+    render(tmp_path, [*UNITS, "99-timetagger.rules"])
     for name in (*UNITS, "99-timetagger.rules"):
         rendered = (tmp_path / name).read_text().split("\n", 1)[1]  # drop the ansible_managed line
         assert rendered == (SYSTEMD / name).read_text(), f"role template {name}.j2 drifted from systemd/{name}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["simulator", "hardware"])
+def test_docker_mode_files_make_a_valid_compose_project(tmp_path: Path, backend: str) -> None:
+    """The .env and override the role writes, with the repository's compose files, configure the service."""
+    if not (REPO / "compose.yaml").exists() or shutil.which("docker") is None:
+        pytest.skip("compose.yaml (container branch) or the docker CLI is not here")
+    render(tmp_path, ["compose.env", "compose.override.yaml"], taggerhub_mode="docker", taggerhub_backend=backend,
+           taggerhub_listen_host="192.0.2.7", taggerhub_rpc_port=23005, taggerhub_config_dir=str(tmp_path / "etc"))
+    (tmp_path / "compose.env").rename(tmp_path / ".env")
+    for name in ("compose.yaml", "compose.hardware.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    result = subprocess.run(["docker", "compose", "config", "--format", "json"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    service = json.loads(result.stdout)["services"]["taggerhub"]
+    assert service["image"] == "taggerhub:0.1.0"
+    assert {(p["host_ip"], p["published"], p["target"]) for p in service["ports"]} >= {("192.0.2.7", "23005", 23005)}
+    assert "23000" in [str(g) for g in service.get("group_add", [])]
+    assert service["environment"]["TAGGERHUB_CONFIG"] == "/etc/taggerhub/taggerhub.toml"
+    assert service["environment"]["TAGGERHUB_SERVER_INSECURE"] == "false"
+    mounts = {v["target"]: v["source"] for v in service["volumes"]}
+    assert mounts["/etc/taggerhub"] == str(tmp_path / "etc")
+    assert ("/dev/bus/usb" in mounts) == (backend == "hardware")
 
 
 @pytest.mark.slow
