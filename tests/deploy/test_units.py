@@ -78,11 +78,13 @@ def render(tmp_path: Path, templates: list[str], **variables: object) -> None:
         "name": "Render role templates with the role's defaults.",
         "hosts": "localhost", "connection": "local", "gather_facts": False,
         "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "vars": variables,
         "tasks": [{"name": "Render each template.", "loop": templates, "ansible.builtin.template": {
             "src": f"{ROLE}/templates/{{{{ item }}}}.j2", "dest": f"{tmp_path}/{{{{ item }}}}", "mode": "0644"}}],
     }]))
-    result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", str(playbook)],
+    # Extra vars: above the defaults, which the play loads as vars_files.
+    (tmp_path / "extra.json").write_text(json.dumps(variables))
+    result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-e", f"@{tmp_path}/extra.json",
+                             str(playbook)],
                             capture_output=True, text=True, timeout=120,
                             env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{VENV_BIN}:/usr/bin:/bin",
                                  "ANSIBLE_LOCALHOST_WARNING": "false", "HOME": str(Path.home())})
