@@ -1,10 +1,12 @@
 """The playbook converges throwaway lab PCs (systemd containers) and a second run changes nothing.
 
-Two containers stand in for lab PCs, reached through the community.docker.docker
-connection: systemd runs as PID 1, the role installs taggerhub natively from a wheelhouse
-built from this checkout, and starts its units. `pc-open` lets the Docker bridge network
-reach the RPC port; `pc-closed` allows only a documentation network, so its firewall must
-drop the host's connection while the server still answers on its own loopback.
+Containers stand in for lab PCs, reached through the community.docker.docker connection:
+systemd runs as PID 1 and the role installs and starts taggerhub. `pc-open` and `pc-closed`
+run native mode from a wheelhouse built from this checkout; `pc-open` lets the Docker bridge
+network reach the RPC port, `pc-closed` allows only a documentation network, so its firewall
+must drop the host's connection while the server still answers on its own loopback.
+`pc-docker` (when the checkout has the container image's Dockerfile and compose files) runs
+Docker mode on a nested Docker engine, with the image loaded from an offline bundle.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / "ansible"
 VENV_BIN = Path(sys.executable).parent
 PREFIX = f"deploy-{os.getpid()}"
+BASE_IMAGE = os.environ.get("TAGGERHUB_BASE_IMAGE", "local/bookworm-py:latest")
+CLI_PLUGINS = Path("/usr/libexec/docker/cli-plugins")
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(540)]
 
@@ -44,6 +48,24 @@ def run(*cmd: str, timeout: float = 300, check: bool = True, **kw) -> subprocess
     return result
 
 
+def docker_mode_possible() -> bool:
+    """Docker mode needs the container branch's files here and a compose plugin to lend the PC."""
+    needed = ("Dockerfile", "compose.yaml", "compose.hardware.yaml", "scripts/make-offline-bundle.sh")
+    return all((REPO / f).exists() for f in needed) and (CLI_PLUGINS / "docker-compose").exists()
+
+
+def make_bundle(tmp: Path, image: str) -> Path:
+    """Build the image from this checkout and write the offline bundle, as a lab admin would."""
+    bundle = tmp / "taggerhub-bundle-deploytest.tar"
+    env = {**os.environ, "TAGGERHUB_BASE_IMAGE": BASE_IMAGE}
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    if ca.exists():
+        env["TAGGERHUB_BUILD_CA"] = str(ca)
+    run("bash", str(REPO / "scripts" / "make-offline-bundle.sh"), "--image", image, "--output", str(bundle),
+        timeout=900, env=env)
+    return bundle
+
+
 def has_command(*args: str) -> bool:
     """Whether this checkout's taggerhub has a subcommand (branches merge at different times)."""
     return run(str(VENV_BIN / "taggerhub"), *args, "--help", check=False, timeout=60).returncode == 0
@@ -57,20 +79,19 @@ class LabPCs:
         self.names: dict[str, str] = {}
         self.ips: dict[str, str] = {}
 
-    def build_image(self) -> str:
-        base = os.environ.get("TAGGERHUB_BASE_IMAGE", "local/bookworm-py:latest")
-        tag = "deploy-labpc:test"
-        run("docker", "build", "--quiet", "--tag", tag, "--build-arg", f"BASE_IMAGE={base}",
+    def build_image(self, target: str) -> str:
+        tag = f"deploy-{target}:test"
+        run("docker", "build", "--quiet", "--tag", tag, "--target", target, "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
             "--file", str(Path(__file__).with_name("labpc.Dockerfile")), str(Path(__file__).parent), timeout=600)
         return tag
 
-    def start(self, host: str, image: str) -> None:
+    def start(self, host: str, image: str, *extra: str) -> None:
         name = f"{PREFIX}-{host}"
         # systemd needs to mount (PrivateTmp, ProtectSystem) and nft needs the netns' netfilter;
         # --privileged is refused by this engine, these capabilities are enough.
         run("docker", "run", "--detach", "--name", name, "--hostname", host,
             "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined",
-            "--tmpfs", "/run", "--tmpfs", "/run/lock", "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro", image)
+            "--tmpfs", "/run", "--tmpfs", "/run/lock", *extra, image)
         self.names[host] = name
         for _ in range(60):
             state = run("docker", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
@@ -98,10 +119,28 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     # taggerhub and its dependencies as wheels: the offline install path of the role.
     run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse), str(REPO), timeout=600)
     pcs = LabPCs(tmp)
+    docker_mode = docker_mode_possible()
     try:
-        image = pcs.build_image()
+        image = pcs.build_image("labpc")
         for host in ("pc-open", "pc-closed"):
-            pcs.start(host, image)
+            pcs.start(host, image, "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro")
+        docker_vars: dict = {}
+        if docker_mode:
+            taggerhub_image = f"taggerhub:{PREFIX}"
+            bundle = make_bundle(tmp, taggerhub_image)
+            # Only the bundle carries the image to the PC: the builder's copy is not needed.
+            run("docker", "image", "rm", taggerhub_image, check=False)
+            # The nested engine makes cgroups of its own; the compose plugin comes from here.
+            pcs.start("pc-docker", pcs.build_image("labpc-docker"), "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                      "--volume", f"{CLI_PLUGINS}:{CLI_PLUGINS}:ro")
+            docker_vars = {
+                "taggerhub_mode": "docker",
+                "taggerhub_docker_install": False,  # the PC has Debian's engine; no registry here
+                "taggerhub_image": taggerhub_image,
+                "taggerhub_image_source": "bundle",
+                "taggerhub_bundle_file": str(bundle),
+                "taggerhub_compose_src_dir": str(REPO),
+            }
         bridge = json.loads(run("docker", "network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Subnet"]
         exporter = has_command("exporter")
         inventory = {"taggerhub": {
@@ -125,7 +164,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 host: {
                     "ansible_host": pcs.names[host],
                     "taggerhub_listen_host": pcs.ips[host],
-                    "taggerhub_allowed_networks": [bridge] if host == "pc-open" else ["192.0.2.0/24"],
+                    "taggerhub_allowed_networks": [bridge] if host != "pc-closed" else ["192.0.2.0/24"],
+                    **(docker_vars if host == "pc-docker" else {}),
                 } for host in pcs.names
             },
         }}
@@ -170,10 +210,13 @@ def test_first_run_converges_and_changes_things(converged: dict) -> None:
         assert counts["changed"] > 0, host
 
 
-def test_rpc_server_answers_from_the_allowed_network(converged: dict) -> None:
+@pytest.mark.parametrize("host", ["pc-open", "pc-docker"])
+def test_rpc_server_answers_from_the_allowed_network(converged: dict, host: str) -> None:
     from taggerhub import client
 
-    ip = converged["pcs"].ips["pc-open"]
+    if host not in converged["pcs"].ips:
+        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+    ip = converged["pcs"].ips[host]
     deadline = time.monotonic() + 30
     while not reachable(ip, 23000, 1.0) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -217,10 +260,13 @@ def test_service_runs_sandboxed_as_the_service_user(converged: dict) -> None:
     assert 'ATTR{idVendor}=="151f"' in rules and 'GROUP="taggerhub"' in rules
 
 
-def test_exporter_serves_metrics_when_this_checkout_has_it(converged: dict) -> None:
+@pytest.mark.parametrize("host", ["pc-open", "pc-docker"])
+def test_exporter_serves_metrics_when_this_checkout_has_it(converged: dict, host: str) -> None:
     if not converged["exporter"]:
         pytest.skip("`taggerhub exporter` is not in this checkout yet")
-    url = f"http://{converged['pcs'].ips['pc-open']}:9234/metrics"
+    if host not in converged["pcs"].ips:
+        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+    url = f"http://{converged['pcs'].ips[host]}:9234/metrics"
     deadline = time.monotonic() + 30
     body = ""
     while time.monotonic() < deadline:
@@ -234,8 +280,29 @@ def test_exporter_serves_metrics_when_this_checkout_has_it(converged: dict) -> N
     assert re.search(r"^taggerhub_up 1", body, flags=re.M), body[:2000]
 
 
+def docker_container_id(pcs: LabPCs) -> str:
+    return pcs.exec("pc-docker", "docker", "ps", "--quiet", "--no-trunc", "--filter",
+                    "label=com.docker.compose.service=taggerhub").stdout.strip()
+
+
+def test_docker_mode_runs_the_compose_project_under_its_unit(converged: dict) -> None:
+    pcs = converged["pcs"]
+    if "pc-docker" not in pcs.names:
+        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+    assert pcs.exec("pc-docker", "systemctl", "is-active", "taggerhub.service").stdout.strip() == "active"
+    container = docker_container_id(pcs)
+    assert container, "no taggerhub container runs on pc-docker"
+    health = pcs.exec("pc-docker", "docker", "inspect", "--format", "{{.State.Health.Status}} {{.Config.Image}}",
+                      container).stdout.split()
+    assert health[0] == "healthy" and health[1].startswith("taggerhub:")
+    # The settings the role wrote are what the server inside runs with.
+    env = pcs.exec("pc-docker", "cat", "/opt/taggerhub/compose/.env").stdout
+    assert f"TAGGERHUB_BIND={pcs.ips['pc-docker']}" in env
+
+
 def test_second_run_changes_nothing(converged: dict) -> None:
     pcs = converged["pcs"]
+    container = docker_container_id(pcs) if "pc-docker" in pcs.names else ""
     before = pcs.exec("pc-open", "systemctl", "show", "taggerhub-native.service", "--property=MainPID").stdout
     out, recap = play(converged)
     for host, counts in recap.items():
@@ -243,3 +310,5 @@ def test_second_run_changes_nothing(converged: dict) -> None:
             line for line in out.splitlines() if line.startswith("changed:"))
     after = pcs.exec("pc-open", "systemctl", "show", "taggerhub-native.service", "--property=MainPID").stdout
     assert before == after, "the second run restarted the server"
+    if container:
+        assert docker_container_id(pcs) == container, "the second run recreated the container"
