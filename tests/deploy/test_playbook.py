@@ -130,8 +130,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             bundle = make_bundle(tmp, taggerhub_image)
             # Only the bundle carries the image to the PC: the builder's copy is not needed.
             run("docker", "image", "rm", taggerhub_image, check=False)
-            # The nested engine makes cgroups of its own; the compose plugin comes from here.
-            pcs.start("pc-docker", pcs.build_image("labpc-docker"), "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            # The nested engine makes cgroups of its own, stores images on a volume (overlay2
+            # cannot sit on the container's overlay root) and enters its containers' namespaces
+            # for health checks (SYS_PTRACE); the compose plugin comes from here.
+            pcs.start("pc-docker", pcs.build_image("labpc-docker"), "--cap-add", "SYS_PTRACE",
+                      "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--mount", "type=volume,dst=/var/lib/docker",
                       "--volume", f"{CLI_PLUGINS}:{CLI_PLUGINS}:ro")
             docker_vars = {
                 "taggerhub_mode": "docker",
