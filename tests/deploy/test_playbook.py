@@ -146,6 +146,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             }
         bridge = json.loads(run("docker", "network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Subnet"]
         exporter = has_command("exporter")
+        secure = has_command("user") and has_command("certs")
         inventory = {"taggerhub": {
             "vars": {
                 "ansible_connection": "community.docker.docker",
@@ -155,11 +156,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 "taggerhub_backend": "simulator",
                 "taggerhub_native_extras": [],
                 "taggerhub_wheelhouse_local_dir": str(wheelhouse),
-                # Auth and TLS come from another branch; until its CLI is in this checkout the
+                # Auth and TLS need the access-management CLI; without it in this checkout the
                 # servers run insecure, reachable only from the firewall's allowed networks.
-                "taggerhub_auth_enabled": False,
-                "taggerhub_tls_enabled": False,
-                "taggerhub_insecure": True,
+                "taggerhub_auth_enabled": secure,
+                "taggerhub_tls_enabled": secure,
+                "taggerhub_insecure": not secure,
                 "taggerhub_exporter_enabled": exporter,
                 "taggerhub_tokens_local_dir": str(tmp / "tokens"),
             },
@@ -174,7 +175,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         }}
         inventory_file = tmp / "inventory.yml"
         inventory_file.write_text(json.dumps(inventory, indent=2))  # JSON is YAML
-        yield {"pcs": pcs, "inventory": inventory_file, "exporter": exporter, "tmp": tmp}
+        yield {"pcs": pcs, "inventory": inventory_file, "exporter": exporter, "secure": secure, "tmp": tmp}
     finally:
         pcs.remove()
 
@@ -207,6 +208,16 @@ def converged(deployment: dict) -> dict:
     return deployment
 
 
+def credentials(converged: dict, host: str) -> dict[str, str]:
+    """Token and lab CA for a PC when auth and TLS are on: the token the role saved, the CA from the PC."""
+    if not converged["secure"]:
+        return {}
+    ca = converged["tmp"] / f"{host}-ca.pem"
+    ca.write_text(converged["pcs"].exec(host, "cat", "/etc/taggerhub/tls/ca.pem").stdout)
+    token = (converged["tmp"] / "tokens" / host / "admin.token").read_text().strip()
+    return {"token": token, "tls_ca": str(ca)}
+
+
 def test_first_run_converges_and_changes_things(converged: dict) -> None:
     for host, counts in converged["first"].items():
         assert counts["failed"] == 0 and counts["unreachable"] == 0, host
@@ -223,7 +234,7 @@ def test_rpc_server_answers_from_the_allowed_network(converged: dict, host: str)
     deadline = time.monotonic() + 30
     while not reachable(ip, 23000, 1.0) and time.monotonic() < deadline:
         time.sleep(0.5)
-    TT = client.createProxy(host=ip, port=23000)
+    TT = client.createProxy(host=ip, port=23000, **credentials(converged, host))
     tagger = TT.createTimeTagger()
     tagger.setTestSignal(1, True)
     rate = TT.Countrate(tagger, [1])
@@ -239,8 +250,10 @@ def test_firewall_drops_the_rpc_port_for_other_networks(converged: dict) -> None
     assert not reachable(pcs.ips["pc-closed"], 23000)
     # The server itself is up there: it answers on the PC's own loopback... and on its own
     # address from inside the PC, which the fib-local rule lets through only from lo.
-    status = pcs.exec("pc-closed", "/opt/taggerhub/venv/bin/taggerhub", "status", "--host", pcs.ips["pc-closed"],
-                      "--port", "23000", check=False)
+    auth = credentials(converged, "pc-closed")
+    env = [f"--env=TAGGERHUB_TOKEN={auth['token']}", "--env=TAGGERHUB_TLS_CA=/etc/taggerhub/tls/ca.pem"] if auth else []
+    status = run("docker", "exec", *env, pcs.names["pc-closed"], "/opt/taggerhub/venv/bin/taggerhub", "status",
+                 "--host", pcs.ips["pc-closed"], "--port", "23000", check=False, timeout=120)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "simulator" in status.stdout
 
