@@ -180,13 +180,26 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         pcs.remove()
 
 
+def diagnostics(pcs: LabPCs) -> str:
+    """The services' own words from every PC, for a failed run's message."""
+    parts = []
+    for host in pcs.names:
+        journal = pcs.exec(host, "journalctl", "--no-pager", "--lines=40", "--unit=taggerhub*", check=False)
+        parts.append(f"\n--- {host}: journal ---\n{journal.stdout[-3000:]}")
+        if host == "pc-docker":
+            logs = pcs.exec(host, "sh", "-c", "docker ps -a; docker logs --tail 30 taggerhub-taggerhub-1 2>&1; "
+                            "docker inspect --format '{{json .State.Health}}' taggerhub-taggerhub-1", check=False)
+            parts.append(f"\n--- {host}: container ---\n{logs.stdout[-3000:]}")
+    return "".join(parts)
+
+
 def play(deployment: dict) -> tuple[str, dict[str, dict[str, int]]]:
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     result = run(str(VENV_BIN / "ansible-playbook"), "-i", str(deployment["inventory"]), str(ANSIBLE / "deploy.yml"),
                  timeout=400, check=False, env=env, cwd=deployment["tmp"])
     out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-6000:]
+    assert result.returncode == 0, out[-6000:] + diagnostics(deployment["pcs"])
     recap = {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
              for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", out, flags=re.M)}
     assert set(recap) == set(deployment["pcs"].names), out[-3000:]
