@@ -66,6 +66,15 @@ def make_bundle(tmp: Path, image: str) -> Path:
     return bundle
 
 
+def exporter_speaks_tls() -> bool:
+    """Whether [exporter] has a setting for the lab CA (needed to reach a server with TLS on)."""
+    from dataclasses import fields
+
+    from taggerhub.config import ExporterSettings
+
+    return any("ca" in f.name or "tls" in f.name for f in fields(ExporterSettings))
+
+
 def has_command(*args: str) -> bool:
     """Whether this checkout's taggerhub has a subcommand (branches merge at different times)."""
     return run(str(VENV_BIN / "taggerhub"), *args, "--help", check=False, timeout=60).returncode == 0
@@ -293,6 +302,8 @@ def test_service_runs_sandboxed_as_the_service_user(converged: dict) -> None:
 def test_exporter_serves_metrics_when_this_checkout_has_it(converged: dict, host: str) -> None:
     if not converged["exporter"]:
         pytest.skip("`taggerhub exporter` is not in this checkout yet")
+    if converged["secure"] and not exporter_speaks_tls():
+        pytest.skip("the exporter has no TLS client settings in this checkout; it cannot reach a TLS server")
     if host not in converged["pcs"].ips:
         pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
     url = f"http://{converged['pcs'].ips[host]}:9234/metrics"
