@@ -72,7 +72,7 @@ def exporter_speaks_tls() -> bool:
 
     from taggerhub.config import ExporterSettings
 
-    return any("ca" in f.name or "tls" in f.name for f in fields(ExporterSettings))
+    return any(f.name.startswith("tls") or f.name.endswith("ca_file") for f in fields(ExporterSettings))
 
 
 def has_command(*args: str) -> bool:
