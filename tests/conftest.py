@@ -37,8 +37,8 @@ def wait_for_port(port: int, timeout_s: float = 20.0, proc: subprocess.Popen | N
 class ServerProcess:
     """A `taggerhub serve` subprocess; logs go to a file for post-mortems."""
 
-    def __init__(self, tmp_path: Path, *extra: str, env: dict[str, str] | None = None):
-        self.port = free_port()
+    def __init__(self, tmp_path: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None):
+        self.port = port or free_port()
         self.log_path = tmp_path / f"server-{self.port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "taggerhub", "serve", "--port", str(self.port), *extra]
@@ -67,8 +67,8 @@ def start_server(tmp_path: Path) -> Iterator:
     """Factory: start_server(*args) -> ServerProcess; every one is stopped afterwards."""
     servers: list[ServerProcess] = []
 
-    def start(*extra: str, env: dict[str, str] | None = None) -> ServerProcess:
-        server = ServerProcess(tmp_path, *extra, env=env)
+    def start(*extra: str, env: dict[str, str] | None = None, port: int | None = None) -> ServerProcess:
+        server = ServerProcess(tmp_path, *extra, env=env, port=port)
         servers.append(server)
         return server
 

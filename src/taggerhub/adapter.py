@@ -47,7 +47,9 @@ EXCLUDED_METHODS = frozenset({
 class CallGate(Protocol):
     """What adapters need from the server: one door for every remote call."""
 
-    def call(self, target: Adapter, method: str, args: tuple, kwargs: dict) -> Any: ...
+    def call(self, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
+        """Call ``method`` on the target's backend object; ``args`` None reads an attribute instead."""
+        ...
 
     def construct(self, library: Adapter, class_name: str, args: tuple, kwargs: dict) -> Any: ...
 
@@ -58,6 +60,7 @@ class Adapter:
     """Base of generated adapters. Attributes with a leading underscore are never exposed."""
 
     _backend_class: type | None = None
+    _entry: Any = None  # the object table's record while the adapter is served
 
     def __init__(self, obj: Any, gate: CallGate, kind: str, parent: Adapter | None = None):
         self._obj = obj
@@ -98,7 +101,7 @@ def _property_proxy(attr: inspect.Attribute) -> property:
     name = attr.name
 
     def fget(self: Adapter) -> Any:
-        return self._gate.call(self, name, (), {})
+        return self._gate.call(self, name, None, {})  # args None: read the attribute, do not call it
 
     return property(fget, doc=inspect.getdoc(attr.object))
 

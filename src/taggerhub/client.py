@@ -12,19 +12,27 @@ Same shape as the vendor's ``TimeTaggerRPC.client``, plus:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
+import ssl
 import threading
 import uuid
 from typing import Any
 
 import Pyro5.api
 import Pyro5.client
+import Pyro5.core
 import Pyro5.errors
 from Pyro5 import config as pyro_config
+from Pyro5 import core, protocol, serializers, socketutil
+from Pyro5.callcontext import current_context
 
 from . import transport
-from .errors import ObjectGone, ServerUnavailable
+from .errors import AccessDenied, ObjectGone, ServerUnavailable
+from .tls import client_context
+
+transport.install()
 
 # Names this process to the server, so that all its proxies (one connection each) form one session.
 _client_id = uuid.uuid4().hex
@@ -37,29 +45,86 @@ def _new_client_id_after_fork() -> None:
 
 os.register_at_fork(after_in_child=_new_client_id_after_fork)
 
+
+
+def _rebuild_error(classname: str, data: dict) -> Exception:
+    """Turn taggerhub's own exceptions from the server back into their classes."""
+    cls = {"taggerhub.errors.AccessDenied": AccessDenied, "taggerhub.errors.ObjectGone": ObjectGone}[classname]
+    error = cls(*data.get("args", ()))
+    error._pyroTraceback = data.get("attributes", {}).get("_pyroTraceback", [])  # type: ignore[attr-defined]
+    return error
+
+
+for _name in ("taggerhub.errors.AccessDenied", "taggerhub.errors.ObjectGone"):
+    serializers.SerializerBase.register_dict_to_class(_name, _rebuild_error)
+
 SAFE_TO_RETRY_PREFIXES = ("get", "is", "enum_definitions", "hub_status", "hub_metrics")
 
 
 class Proxy(Pyro5.client.Proxy):
     """A Pyro5 proxy that any thread may use, carrying taggerhub's connection settings."""
 
-    def __init__(self, uri: Any, token: str | None = None, serializer: str = "msgpack"):
+    def __init__(self, uri: Any, token: str | None = None, serializer: str = "taggerhub",
+                 ssl_context: ssl.SSLContext | None = None):
         super().__init__(uri)
         self._pyroSerializer = serializer
         self._pyroHandshake = {"client": _client_id, "token": token or ""}
         object.__setattr__(self, "_taggerhub_lock", threading.RLock())
+        object.__setattr__(self, "_taggerhub_ssl", ssl_context)
 
     def __setstate__(self, state: Any) -> None:
         super().__setstate__(state)
         object.__setattr__(self, "_taggerhub_lock", threading.RLock())
+        object.__setattr__(self, "_taggerhub_ssl", None)
 
     def __getattr__(self, name: str) -> Any:
-        if name == "_taggerhub_lock":
+        if name in ("_taggerhub_lock", "_taggerhub_ssl"):
             raise AttributeError(name)
         return super().__getattr__(name)
 
+    def _Proxy__pyroCreateConnection(self, replaceUri: bool = False, connected_socket: Any = None) -> bool:
+        """Connect with this proxy's own TLS context (Pyro5's SSL settings are process-wide)."""
+        context = self._taggerhub_ssl
+        if context is None or connected_socket is not None or self._pyroConnection is not None:
+            return super()._Proxy__pyroCreateConnection(replaceUri, connected_socket)
+        uri = core.resolve(self._pyroUri)
+        location = uri.sockname or (uri.host, uri.port)
+        try:
+            sock = socketutil.create_socket(connect=location, timeout=self._pyroTimeout,
+                                            nodelay=pyro_config.SOCK_NODELAY, sslContext=context)
+        except (OSError, ssl.SSLError) as exc:
+            raise ServerUnavailable(f"cannot connect to {uri.location} over TLS: {exc}") from exc
+        conn = transport.FastConnection(sock, uri.object)
+        try:
+            serializer = serializers.serializers[self._pyroSerializer or pyro_config.SERIALIZER]
+            data = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
+            conn.send(protocol.SendingMessage(protocol.MSG_CONNECT, 0, self._pyroSeq, serializer.serializer_id,
+                                              data).data)
+            reply = protocol.recv_stub(conn, [protocol.MSG_CONNECTOK, protocol.MSG_CONNECTFAIL])
+            response = serializers.serializers_by_id[reply.serializer_id].loads(reply.data) if reply.data else "?"
+        except Exception as exc:
+            conn.close()
+            if isinstance(exc, Pyro5.errors.CommunicationError):
+                raise
+            raise Pyro5.errors.CommunicationError(f"cannot connect to {uri.location}: {exc}") from exc
+        if reply.type == protocol.MSG_CONNECTFAIL:
+            conn.close()
+            raise Pyro5.errors.CommunicationError(f"connection to {uri.location} rejected: {response}")
+        self._Proxy__processMetadata(response["meta"])
+        self._pyroConnection = conn
+        self._pyroLocalSocket = conn.sock.getsockname()
+        if replaceUri:
+            self._pyroUri = uri
+        self._pyroValidateHandshake(response["handshake"])
+        if not self._pyroMethods and not self._pyroAttrs:
+            self._pyroGetMetadata(uri.object)
+        return True
+
     def _Proxy__check_owner(self) -> None:
         """Any thread may use this proxy; calls are serialised by ``_taggerhub_lock``."""
+
+    def _pyroValidateHandshake(self, response: Any) -> None:
+        transport.speed_up(self._pyroConnection)
 
     def _pyroClaimOwnership(self) -> None:
         """Kept for code written for TimeTaggerRPC; not needed with taggerhub's proxies."""
@@ -67,16 +132,35 @@ class Proxy(Pyro5.client.Proxy):
     def _adopt(self, value: Any) -> Any:
         """Turn proxies in a result into taggerhub proxies with this proxy's settings."""
         if isinstance(value, Pyro5.client.Proxy) and not isinstance(value, Proxy):
-            adopted = Proxy(value._pyroUri, serializer=self._pyroSerializer)
+            adopted = Proxy(self._reached_as(value._pyroUri), serializer=self._pyroSerializer,
+                            ssl_context=self._taggerhub_ssl)
             adopted._pyroHandshake = self._pyroHandshake
             adopted._pyroMethods = set(value._pyroMethods)
             adopted._pyroAttrs = set(value._pyroAttrs)
             adopted._pyroOneway = set(value._pyroOneway)
             adopted._pyroTimeout = self._pyroTimeout
+            # Connect now, while this proxy's connection still holds the session open: a library
+            # proxy dropped right after `createTimeTagger()` must not take the new tagger with it.
+            with contextlib.suppress(Pyro5.errors.CommunicationError):
+                adopted._pyroBind()
             return adopted
         if isinstance(value, list | tuple) and any(isinstance(v, Pyro5.client.Proxy) for v in value):
             return type(value)(self._adopt(v) for v in value)
         return value
+
+    def _reached_as(self, uri: Pyro5.core.URI) -> Pyro5.core.URI:
+        """Point a returned object's URI at the address this proxy reaches the server by.
+
+        The server names itself as it listens (``localhost:23000``, ``0.0.0.0:23000``),
+        which is wrong on the far side of an SSH forward, a NAT or a container port
+        map; every object it returns lives on the server this proxy already reaches.
+        """
+        mine = self._pyroUri
+        if uri.protocol != "PYRO" or uri.sockname or mine.sockname or uri.location == mine.location:
+            return uri
+        moved = Pyro5.core.URI(uri)
+        moved.host, moved.port = mine.host, mine.port
+        return moved
 
     @staticmethod
     def _plain(value: Any) -> Any:
@@ -87,13 +171,49 @@ class Proxy(Pyro5.client.Proxy):
             return type(value)(Proxy._plain(v) for v in value)
         return value
 
+    def _invoke_direct(self, methodname: str, vargs: Any, kwargs: Any) -> Any:
+        """One request/response on the established connection, for the common plain call."""
+        conn = self._pyroConnection
+        serializer = serializers.serializers[self._pyroSerializer]
+        data = serializer.dumpsCall(conn.objectId, methodname, vargs, kwargs)
+        self._pyroSeq = seq = (self._pyroSeq + 1) & 0xFFFF
+        request = protocol.SendingMessage(protocol.MSG_INVOKE, 0, seq, serializer.serializer_id, data)
+        try:
+            conn.send(request.data)
+            del request, data
+            reply = protocol.recv_stub(conn, [protocol.MSG_RESULT])
+            if reply.seq != seq:
+                raise Pyro5.errors.ProtocolError(f"reply sequence out of sync, got {reply.seq} expected {seq}")
+            if reply.serializer_id != serializer.serializer_id:
+                raise Pyro5.errors.SerializeError(f"invalid serializer in response: {reply.serializer_id}")
+            if reply.flags & protocol.FLAGS_ITEMSTREAMRESULT:
+                raise Pyro5.errors.ProtocolError("streamed results are not used by taggerhub")
+        except (Pyro5.errors.CommunicationError, KeyboardInterrupt):
+            self._pyroRelease()  # the connection's state is unknown: never reuse it
+            raise
+        current_context.response_annotations = reply.annotations
+        result = serializer.loads(reply.data)
+        if reply.flags & protocol.FLAGS_EXCEPTION:
+            raise result
+        return result
+
     def _pyroInvoke(self, methodname: str, vargs: Any, kwargs: Any, flags: int = 0, objectId: Any = None) -> Any:
         if methodname != "<batch>":
-            vargs = tuple(self._plain(v) for v in vargs)
-            kwargs = {k: self._plain(v) for k, v in (kwargs or {}).items()}
+            if any(isinstance(v, Proxy | list | tuple) for v in vargs):
+                vargs = tuple(self._plain(v) for v in vargs)
+            if kwargs:
+                kwargs = {k: self._plain(v) for k, v in kwargs.items()}
         with self._taggerhub_lock:
+            if current_context.correlation_id is None:
+                # Spares the server generating one per request.
+                current_context.correlation_id = uuid.uuid4()
             try:
-                result = super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
+                if (self._pyroConnection is not None and not flags and objectId is None
+                        and methodname not in self._pyroOneway and not self._pyroRawWireResponse
+                        and not current_context.annotations and self._pyroSerializer in serializers.serializers):
+                    result = self._invoke_direct(methodname, vargs, kwargs)
+                else:
+                    result = super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
             except Pyro5.errors.ConnectionClosedError as exc:
                 if not methodname.startswith(SAFE_TO_RETRY_PREFIXES):
                     raise ServerUnavailable(
@@ -115,9 +235,13 @@ class Proxy(Pyro5.client.Proxy):
 
     def _retry(self, methodname: str, vargs: Any, kwargs: Any, flags: int, objectId: Any, first: Exception) -> Any:
         try:
-            self._pyroReconnect(tries=1)
-            return super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
+            self._pyroRelease()
+            return super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)  # connects anew
         except Pyro5.errors.CommunicationError as exc:
+            if "unknown object" in str(exc):
+                raise ObjectGone(
+                    f"object {self._pyroUri.object} no longer exists on the server (the server restarted)"
+                ) from exc
             raise ServerUnavailable(
                 f"connection to {self._pyroUri.location} lost ({first}); reconnecting failed: {exc}"
             ) from exc
@@ -126,8 +250,9 @@ class Proxy(Pyro5.client.Proxy):
 class LibraryProxy(Proxy):
     """The proxy of the served library, with the backend's enums as attributes (as TimeTaggerRPC's)."""
 
-    def __init__(self, uri: Any, token: str | None = None, serializer: str = "msgpack"):
-        super().__init__(uri, token=token, serializer=serializer)
+    def __init__(self, uri: Any, token: str | None = None, serializer: str = "taggerhub",
+                 ssl_context: ssl.SSLContext | None = None):
+        super().__init__(uri, token=token, serializer=serializer, ssl_context=ssl_context)
         for name, (enum_type, members) in self.enum_definitions().items():
             self.__dict__[name] = getattr(enum, enum_type)(name, [tuple(m) for m in members])
 
@@ -137,12 +262,26 @@ def createProxy(
     port: int = 23000,
     token: str | None = None,
     _objectId: str = "TimeTaggerRPC",
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> LibraryProxy:
     """Return a proxy of the remote Time Tagger library.
 
-    ``token`` defaults to the ``TAGGERHUB_TOKEN`` environment variable.
+    ``token`` defaults to the ``TAGGERHUB_TOKEN`` environment variable. With
+    ``tls_ca`` (default ``TAGGERHUB_TLS_CA``) the connection uses TLS and the
+    server must present a certificate signed by that CA for ``host``;
+    ``tls_cert``/``tls_key`` (``TAGGERHUB_TLS_CERT``/``_KEY``) add a client
+    certificate for mutual TLS. ``ssl_context`` overrides all three.
     """
     transport.install()
     pyro_config.SOCK_NODELAY = True
     token = token if token is not None else os.environ.get("TAGGERHUB_TOKEN") or None
-    return LibraryProxy(f"PYRO:{_objectId}@{host}:{port}", token=token)
+    if ssl_context is None:
+        ca = tls_ca if tls_ca is not None else os.environ.get("TAGGERHUB_TLS_CA", "")
+        if ca:
+            cert = tls_cert if tls_cert is not None else os.environ.get("TAGGERHUB_TLS_CERT", "")
+            key = tls_key if tls_key is not None else os.environ.get("TAGGERHUB_TLS_KEY", "")
+            ssl_context = client_context(ca, cert, key)
+    return LibraryProxy(f"PYRO:{_objectId}@{host}:{port}", token=token, ssl_context=ssl_context)

@@ -68,8 +68,26 @@ class TlsSettings:
 class ExporterSettings:
     listen: str = "0.0.0.0:9234"
     server: str = "localhost:23000"
-    channels: list[int] = field(default_factory=list)
+    channels: list[int] = field(default_factory=list)  # empty: every input of the tagger
     token: str = ""
+    serial: str = ""  # which tagger to watch; empty: the one the server has open (or the first)
+    timeout_s: float = 2.0  # per RPC; keeps scrapes short when the server is down
+    rate_window_s: float = 0.5  # shortest count-rate window; faster scrapes repeat the last rates
+    tls_ca: str = ""  # CA file: talk TLS to the server and check its certificate against this CA
+    tls_cert: str = ""  # client certificate (servers that require one), with tls_key
+    tls_key: str = ""
+
+
+@dataclass
+class VpnSettings:
+    """WireGuard key material and addresses for `taggerhub vpn` (the tunnel itself runs in a sidecar)."""
+
+    dir: str = "wireguard"  # holds <interface>.conf (server) and peers/<name>.conf (clients)
+    interface: str = "wg0"
+    address: str = "10.13.13.1/24"  # the server's tunnel address; peers get the next free ones
+    listen_port: int = 51820
+    endpoint: str = ""  # host:port that peers dial, written into their configs
+    keepalive_s: int = 25
 
 
 @dataclass
@@ -79,6 +97,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    vpn: VpnSettings = field(default_factory=VpnSettings)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

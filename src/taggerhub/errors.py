@@ -21,5 +21,9 @@ class ObjectGone(TaggerhubError, LookupError):
     """The remote object was freed, or the server restarted since the proxy was made."""
 
 
+class VpnError(TaggerhubError, ValueError):
+    """WireGuard configuration cannot be written or applied as asked."""
+
+
 class ServerUnavailable(CommunicationError):
     """The server cannot be reached, or the connection to it was lost."""

@@ -14,8 +14,11 @@ import contextlib
 import logging
 import os
 import signal
+import socket
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -24,17 +27,21 @@ import Pyro5.api
 import Pyro5.errors
 import Pyro5.server
 from Pyro5 import config as pyro_config
+from Pyro5 import protocol, serializers
 from Pyro5.callcontext import current_context
 
-from . import __version__, transport
+from . import __version__, listener, tls, transport
+from .access import Access, HandshakeRefused
 from .adapter import Adapter, BackendApi
 from .config import Settings
 from .errors import AccessDenied, ObjectGone
+from .permissions import STATE_CHANGING, Level, level_of
 from .sessions import ObjectTable, Session
 from .stats import RpcStats
 
 log = logging.getLogger("taggerhub.server")
-SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack"}
+FAST_SERIALIZER_IDS = frozenset({transport.TAGGERHUB_SERIALIZER_ID, 4, 1})  # taggerhub, msgpack, serpent
+SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack", transport.TAGGERHUB_SERIALIZER_ID: "taggerhub"}
 
 
 class Hub:
@@ -46,6 +53,8 @@ class Hub:
         self.backend_name = backend_name
         self.api = BackendApi(backend)
         self.stats = RpcStats()
+        self.access = Access(settings)
+        self._conns: dict[int, tuple[Any, Session]] = {}  # id(conn) -> (conn, session), to end sessions
         self.daemon: Pyro5.server.Daemon | None = None
         self._sessions: dict[int, Session] = {}  # by id() of the connection
         self._clients: dict[str, Session] = {}  # by client id from the handshake
@@ -57,6 +66,10 @@ class Hub:
             "enum_definitions": self.enum_definitions_doc,
             "hub_status": self.status,
             "hub_metrics": self.metrics,
+            "acquireControl": self.acquire_control,
+            "releaseControl": self.release_control,
+            "hub_sessions": self.list_sessions,
+            "hub_end_session": self.end_session,
         })
         self.library = self.library_class(None, self, "library")
 
@@ -86,31 +99,58 @@ class Hub:
         address = _address_of(conn)
         client_id = str(handshake.get("client", "")) if isinstance(handshake, dict) else ""
         self.stats.record_connection()
+        user, role = self._admit(conn, handshake, address)
+        client_id = f"{user}/{client_id}" if client_id else ""  # one process may connect as several users
         with self._sessions_lock:
             session = self._clients.get(client_id) if client_id else None
             if session is not None:
                 session.connections += 1
             else:
-                session = Session(address=address, client_id=client_id)
+                session = Session(address=address, client_id=client_id, user=user, role=role)
                 if client_id:
                     self._clients[client_id] = session
             self._sessions[id(conn)] = session
+            self._conns[id(conn)] = (conn, session)
+        conn.taggerhub_session = session
+        self.access.bind_session(session.id, user)
+        self.access.audit.write("connect", user=user, role=role, address=address, session=session.id)
         log.info("client connected", extra={
             "client": address, "session": session.id, "user": session.user, "connections": session.connections,
         })
         return {"server": "taggerhub", "version": __version__, "session": session.id}
 
+    def _admit(self, conn: Any, handshake: Any, address: str) -> tuple[str, str]:
+        """Who this connection is; refuse (counted, audited, logged) before any object is reachable."""
+        try:
+            return self.access.admit(handshake, address, _peer_cert(conn))
+        except HandshakeRefused as exc:
+            self.stats.record_refused(exc.reason)
+            self.access.audit.write("refused", address=address, reason=exc.reason, error=str(exc))
+            log.warning("handshake refused", extra={"client": address, "reason": exc.reason, "error": str(exc)})
+            raise
+
+    def refused_connection(self, reason: str, address: str, detail: str) -> None:
+        """A connection the listener dropped before the handshake (TLS, timeout, garbage, busy)."""
+        self.stats.record_refused(reason)
+        self.access.audit.write("refused", address=address, reason=reason, error=detail[:300])
+        log.warning("connection refused", extra={"client": address, "reason": reason, "error": detail[:300]})
+
     def close_session(self, conn: Any) -> None:
         with self._sessions_lock:
             session = self._sessions.pop(id(conn), None)
+            self._conns.pop(id(conn), None)
             if session is None:
                 return
+            self.access.connection_closed(session.user)
             session.connections -= 1
             if session.connections > 0:
                 return
-            if session.client_id:
+            if session.client_id and self._clients.get(session.client_id) is session:
                 self._clients.pop(session.client_id, None)
         session.closed = True
+        self.access.session_closed(session.id)
+        self.access.audit.write("disconnect", user=session.user, address=session.address, session=session.id,
+                                calls=session.calls)
         freed = self.table.drop_session(session)
         log.info("client disconnected", extra={
             "client": session.address, "session": session.id, "calls": session.calls, "objects_freed": freed,
@@ -118,6 +158,9 @@ class Hub:
 
     def current_session(self) -> Session:
         conn = current_context.client
+        session = getattr(conn, "taggerhub_session", None)
+        if session is not None:
+            return session
         with self._sessions_lock:
             session = self._sessions.get(id(conn))
         if session is None:  # in-process calls (tests, server-side experiments)
@@ -167,40 +210,80 @@ class Hub:
         return result
 
     # -- the gate -------------------------------------------------------------------
-    def _timed(self, method: str, session: Session, action: Callable[[], Any]) -> Any:
+    def _timed(self, method: str, session: Session, action: Callable[[], Any],
+               audit: tuple[str, str, tuple, dict] | None = None) -> Any:
         started = time.perf_counter()
         outcome = "error"
+        error = ""
         try:
             result = action()
             outcome = "ok"
             return result
-        except AccessDenied:
+        except AccessDenied as exc:
             outcome = "denied"
+            error = str(exc)
+            log.info("call denied", extra={
+                "client": session.address, "session": session.id, "user": session.user, "method": method,
+                "error": error,
+            })
+            if not session.client_id:  # other clients (the vendor's) only know built-in exception classes
+                raise PermissionError(error) from None
             raise
         except Exception as exc:
-            log.info("call failed", extra={
-                "client": session.address, "session": session.id, "method": method,
-                "error": f"{type(exc).__name__}: {exc}",
-            })
+            error = f"{type(exc).__name__}: {exc}"
+            self._log_failure(session, method, exc)
             raise
         finally:
             session.calls += 1
             session.last_call = time.monotonic()
             self.stats.record_call(method, outcome, time.perf_counter() - started)
+            if audit is not None and self.access.audit.path:
+                self._audit(session, method, audit, outcome, error)
 
-    def authorize(self, session: Session, target: Adapter | None, method: str) -> None:
-        """Raise AccessDenied if ``session`` may not call ``method`` on ``target`` (hook for auth)."""
+    def _audit(self, session: Session, method: str, audit: tuple[str, str, tuple, dict], outcome: str,
+               error: str) -> None:
+        kind, name, args, kwargs = audit
+        is_constructor = kind == "library" and name in self.api.iterator_classes
+        if level_of(kind, name, is_constructor)[0] in STATE_CHANGING:
+            self.access.record_call(session, method, args, kwargs, outcome, error)
 
-    def call(self, target: Adapter, method: str, args: tuple, kwargs: dict) -> Any:
+    def authorize(self, session: Session, target: Adapter | None, method: str) -> Level | None:
+        """Raise AccessDenied if ``session`` may not call ``method`` on ``target`` (role, owner, lease).
+
+        Return the call's level, or None with auth off (then nothing is checked).
+        """
+        if not self.access.enabled and not self.access.lease.held():
+            return None
+        if target is None:
+            is_constructor = method in self.api.iterator_classes or method == "SynchronizedMeasurements"
+            return self.access.authorize(session, "library", method, lambda: None, is_constructor)
+        return self.access.authorize(session, target._kind, method, lambda: self.table.owner_of(target))
+
+    def call(self, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
         session = self.current_session()
 
         def action() -> Any:
             self.authorize(session, target, method)
-            obj = self._adapter_for(target, session)._obj
-            call_args, call_kwargs = self._resolve_all(args, kwargs, session)
-            return self._wrap(getattr(obj, method)(*call_args, **call_kwargs), target, session)
+            self.table.use(target, session)
+            obj = target._obj
+            if obj is None:
+                raise ObjectGone(f"{type(target).__name__} object has been freed")
+            if args is None:  # a property of the backend object
+                result = getattr(obj, method)
+            else:
+                call_args, call_kwargs = self._resolve_all(args, kwargs, session) if args or kwargs else (args, kwargs)
+                result = getattr(obj, method)(*call_args, **call_kwargs)
+            return self._wrap(result, target, session) if self.api.is_backend_object(result) else result
 
-        return self._timed(f"{type(target).__name__}.{method}", session, action)
+        return self._timed(f"{type(target).__name__}.{method}", session, action,
+                           (target._kind, method, args or (), kwargs))
+
+    @staticmethod
+    def _log_failure(session: Session, method: str, exc: Exception) -> None:
+        log.info("call failed", extra={
+            "client": session.address, "session": session.id, "method": method,
+            "error": f"{type(exc).__name__}: {exc}",
+        })
 
     def construct(self, library: Adapter, class_name: str, args: tuple, kwargs: dict) -> Any:
         session = self.current_session()
@@ -225,7 +308,7 @@ class Hub:
             adapter = self.api.wrap(obj, self, tagger)
             return self.table.add(adapter, session, parent=tagger)
 
-        return self._timed(f"TimeTaggerRPC.{class_name}", session, action)
+        return self._timed(f"TimeTaggerRPC.{class_name}", session, action, ("library", class_name, args, kwargs))
 
     def library_call(self, library: Adapter, name: str, args: tuple, kwargs: dict) -> Any:
         session = self.current_session()
@@ -242,13 +325,15 @@ class Hub:
                 return self.status()
             if name == "hub_metrics":
                 return self.metrics()
+            if name in ACCESS_CALLS:
+                return getattr(self, ACCESS_CALLS[name])(*args, **kwargs)
             function = self.api.functions.get(name)
             if function is None:
                 raise AttributeError(f"unknown function {name!r}")
             call_args, call_kwargs = self._resolve_all(args, kwargs, session)
             return self._wrap(function(*call_args, **call_kwargs), None, session)
 
-        return self._timed(f"TimeTaggerRPC.{name}", session, action)
+        return self._timed(f"TimeTaggerRPC.{name}", session, action, ("library", name, args, kwargs))
 
     # -- shared devices -------------------------------------------------------------
     def create_tagger(self, session: Session, args: tuple, kwargs: dict) -> Adapter:
@@ -273,8 +358,54 @@ class Hub:
         adapter = self._adapter_for(tagger_ref, session)
         if adapter._kind != "tagger":
             raise TypeError(f"freeTimeTagger() needs a tagger, got a {type(adapter).__name__}")
+        if self.access.enabled and session.role == "admin":
+            freed = self.table.release(adapter, session, force=True)
+            log.warning("device freed for everyone by an admin", extra={
+                "user": session.user, "session": session.id, "objects_freed": freed,
+            })
+            return True
         self.table.release(adapter, session)
         return True
+
+    # -- control lease and sessions (access management) ------------------------------
+    def acquire_control(self, timeout_s: float = 60.0) -> float:
+        """Take the exclusive control lease for ``timeout_s`` seconds: others cannot change device settings.
+
+        Calling it again renews it. It ends on releaseControl(), at its end time, or when you disconnect.
+        """
+        session = self.current_session()
+        granted = self.access.lease.acquire(session.id, session.user, session.address, timeout_s)
+        log.info("control lease taken", extra={"user": session.user, "session": session.id, "seconds": granted})
+        return granted
+
+    def release_control(self) -> bool:
+        """Give the control lease back (admins may end anyone's); return whether one was held."""
+        session = self.current_session()
+        return self.access.lease.release(session.id, force=self.access.enabled and session.role == "admin")
+
+    def list_sessions(self) -> list[dict[str, Any]]:
+        """List connected clients: user, role, address, since, calls, objects owned, lease (admin)."""
+        session = self.current_session()
+        holder = self.access.lease.holder()
+        rows = []
+        for s in self.sessions():
+            row = s.describe(self.table.owned_count(s))
+            row["lease"] = holder is not None and holder.session_id == s.id
+            row["you"] = s is session
+            rows.append(row)
+        return sorted(rows, key=lambda r: r["since"])
+
+    def end_session(self, session_id: str) -> int:
+        """Disconnect every connection of session ``session_id`` (admin); what only it used is freed."""
+        with self._sessions_lock:
+            conns = [c for c, s in self._conns.values() if s.id == session_id]
+        if not conns:
+            raise LookupError(f"no session {session_id!r} (see hub_sessions())")
+        for conn in conns:
+            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
+                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+        log.warning("session ended by admin", extra={"session": session_id, "by": self.current_session().user})
+        return len(conns)
 
     def free_everything(self) -> int:
         return self.table.free_all()
@@ -312,7 +443,41 @@ class Hub:
             "rpc": self.stats.snapshot(),
             "sessions": [[u, r, n] for (u, r), n in sorted(by_user.items())],
             "objects": self.table.counts_by_type(),
+            "overflows": self.device_overflows(),
         }
+
+    def device_overflows(self) -> dict[str, int]:
+        """Overflow count per open device, so the exporter needs no extra call per scrape."""
+        with self._devices_lock:
+            open_devices = [(serial, a._obj) for serial, a in self._devices.items() if a._obj is not None]
+        overflows = {}
+        for serial, device in open_devices:
+            with contextlib.suppress(Exception):  # a failing device shows as missing, not as an error
+                overflows[serial] = int(device.getOverflows())
+        return overflows
+
+
+def _peer_of(conn: Any) -> Any:
+    try:
+        return conn.sock.getpeername()
+    except OSError:
+        return None
+
+
+ACCESS_CALLS = {
+    "acquireControl": "acquire_control", "releaseControl": "release_control",
+    "hub_sessions": "list_sessions", "hub_end_session": "end_session",
+}
+
+
+def _peer_cert(conn: Any) -> dict | None:
+    getpeercert = getattr(getattr(conn, "sock", None), "getpeercert", None)
+    if getpeercert is None:
+        return None
+    try:
+        return getpeercert() or None
+    except (OSError, ValueError):
+        return None
 
 
 def _address_of(conn: Any) -> str:
@@ -324,17 +489,81 @@ def _address_of(conn: Any) -> str:
 
 
 class HubDaemon(Pyro5.server.Daemon):
-    """Pyro5 daemon that opens and closes hub sessions with the connections."""
+    """Pyro5 daemon that opens and closes hub sessions with the connections.
 
-    def __init__(self, hub: Hub, **kwargs: Any):
+    Plain method calls on served adapters take a short path (:meth:`handleRequest`);
+    everything else (pings, batches, one-way calls, attribute access, metadata
+    requests, unknown objects) is handed to Pyro5's general request handling.
+    """
+
+    def __init__(self, hub: Hub, tls_context: Any = None, **kwargs: Any):
         self.hub = hub
         super().__init__(**kwargs)
+        # Pyro5 picks its transport class inside Daemon.__init__; swap in the subclass that does TLS
+        # and handshake deadlines on worker threads (it only overrides how connections are accepted).
+        self.transportServer.__class__ = listener.HubSocketServer
+        self.transportServer.adopt(hub.settings, tls_context, hub.refused_connection)
 
     def validateHandshake(self, conn: Any, data: Any) -> Any:
-        return self.hub.open_session(conn, data)
+        listener.handshake_state.decided = True
+        response = self.hub.open_session(conn, data)
+        transport.speed_up(conn)
+        conn.peer = _peer_of(conn)
+        return response
 
     def clientDisconnect(self, conn: Any) -> None:
         self.hub.close_session(conn)
+
+    def handleRequest(self, conn: Any) -> None:
+        if not isinstance(conn, transport.FastConnection):
+            return super().handleRequest(conn)
+        header = conn.recv(protocol._header_size)
+        msg = protocol.ReceivingMessage(header)  # validates magic, version and size limits
+        plain = (
+            msg.type == protocol.MSG_INVOKE
+            and not msg.flags & ~protocol.FLAGS_CORR_ID
+            and not msg.annotations_size
+            and msg.serializer_id in FAST_SERIALIZER_IDS
+        )
+        payload = conn.recv(msg.data_size) if plain else b""
+        call = self._plain_call(msg, payload) if plain else None
+        if call is None:
+            conn.unread(header + bytes(payload))
+            return super().handleRequest(conn)
+        target, method, vargs, kwargs, serializer = call
+        context = current_context
+        context.client = conn
+        context.client_sock_addr = getattr(conn, "peer", None)
+        context.seq = msg.seq
+        context.annotations = {}
+        context.msg_flags = msg.flags
+        context.serializer_id = msg.serializer_id
+        context.correlation_id = uuid.UUID(bytes=msg.corr_id) if msg.flags & protocol.FLAGS_CORR_ID else None
+        try:
+            data = serializer.dumps(method(target, *vargs, **kwargs))
+        except Exception as exc:
+            self._sendExceptionResponse(conn, msg.seq, msg.serializer_id, exc,
+                                        Pyro5.errors.format_traceback(detailed=False))
+            return None
+        reply = protocol.SendingMessage(protocol.MSG_RESULT, 0, msg.seq, msg.serializer_id, data)
+        conn.send(reply.data)
+        return None
+
+    def _plain_call(self, msg: Any, payload: Any) -> tuple | None:
+        """Decode a call if it is a plain call of an exposed adapter method; None for anything else."""
+        serializer = serializers.serializers_by_id[msg.serializer_id]
+        msg.add_payload(payload)
+        try:
+            object_id, name, vargs, kwargs = serializer.loadsCall(msg.data)
+        except Exception:
+            return None  # let the general path produce Pyro5's error reply
+        target = self.objectsById.get(object_id)
+        if not isinstance(target, Adapter) or not isinstance(name, str) or name.startswith("_"):
+            return None
+        method = getattr(type(target), name, None)
+        if not callable(method) or not getattr(method, "_pyroExposed", False):
+            return None
+        return target, method, vargs, kwargs or {}, serializer
 
 
 def configure_pyro(settings: Settings) -> None:
@@ -347,14 +576,18 @@ def configure_pyro(settings: Settings) -> None:
     pyro_config.POLLTIMEOUT = 0.5
     pyro_config.DETAILED_TRACEBACK = False
     pyro_config.COMMTIMEOUT = settings.server.idle_timeout_s or 0.0
+    # Hand the GIL over sooner, so a request waiting on a socket is not stuck behind the simulator's thread.
+    sys.setswitchinterval(0.0005)
     transport.install(server=True)
 
 
 def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[Hub, HubDaemon]:
     """Create the hub and its daemon, listening as the settings say."""
+    listener.check_exposure(settings)
+    tls_context = tls.server_context(settings.tls) if settings.tls.enabled else None
     configure_pyro(settings)
     hub = Hub(backend, settings, backend_name)
-    daemon = HubDaemon(hub, host=settings.server.host, port=settings.server.port)
+    daemon = HubDaemon(hub, tls_context=tls_context, host=settings.server.host, port=settings.server.port)
     hub.daemon = daemon
     daemon.register(hub.library, settings.server.object_id)
     return hub, daemon
@@ -374,10 +607,12 @@ def serve(settings: Settings, backend: ModuleType, backend_name: str,
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, lambda _s, _f: _reload_users(hub))
     uri = daemon.uriFor(settings.server.object_id)
     log.info("serving", extra={
         "uri": str(uri), "backend": backend_name, "pid": os.getpid(),
         "host": settings.server.host, "port": daemon.locationStr,
+        "auth": settings.auth.enabled, "tls": settings.tls.enabled,
     })
     if ready:
         ready(str(uri))
@@ -386,4 +621,14 @@ def serve(settings: Settings, backend: ModuleType, backend_name: str,
     finally:
         freed = hub.free_everything()
         log.info("stopped", extra={"objects_freed": freed})
+        hub.access.audit.close()
     return 0
+
+
+def _reload_users(hub: Hub) -> None:
+    """SIGHUP: re-read the users file now (it is also re-read when it changes)."""
+    try:
+        hub.access.store.load()
+        log.info("users reloaded", extra={"users": len(hub.access.store.users())})
+    except Exception as exc:  # keep serving with the users we had
+        log.error("users file not reloaded", extra={"error": str(exc)})

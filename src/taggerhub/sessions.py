@@ -84,6 +84,7 @@ class ObjectTable:
         with self._lock:
             object_id = self._register(adapter)
             entry = _Entry(adapter=adapter, owner=session.id, users={session.id})
+            adapter._entry = entry
             if parent is not None:
                 parent_id = parent._pyroId  # type: ignore[attr-defined]
                 parent_entry = self._entries.get(parent_id)
@@ -106,8 +107,11 @@ class ObjectTable:
 
     def use(self, adapter: Adapter, session: Session) -> None:
         """Record that ``session`` uses ``adapter`` (so it stays alive while the session does)."""
+        entry = adapter._entry
+        if entry is not None and session.id in entry.users:
+            return  # the common case, decided without the lock
         with self._lock:
-            entry = self._entries.get(getattr(adapter, "_pyroId", ""))
+            entry = adapter._entry
             if entry is None:
                 raise ObjectGone(f"{type(adapter).__name__} object has been freed and can no longer be used")
             entry.users.add(session.id)
@@ -182,6 +186,7 @@ class ObjectTable:
 
     def _free_one(self, object_id: str) -> int:
         entry = self._entries.pop(object_id)
+        entry.adapter._entry = None
         self._unregister(entry.adapter)
         try:
             self._release(entry.adapter)

@@ -15,6 +15,10 @@ from typing import Any
 # Seconds; chosen around the loopback latencies measured in bench/.
 DURATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 OUTCOMES = ("ok", "error", "denied")
+# Reported as 0 from the start, so that rate() and alerts see the first refusal.
+# The reasons access.py (HandshakeRefused) and listener.py (dropped before the handshake) give.
+REFUSAL_REASONS = ("no_token", "bad_token", "unknown_user", "cert_mismatch", "user_connections",
+                   "busy", "tls", "handshake_timeout", "protocol")
 
 
 class RpcStats:
@@ -27,17 +31,22 @@ class RpcStats:
         self._buckets: dict[str, list[int]] = {}
         self._sum_s: dict[str, float] = {}
         self._count: dict[str, int] = {}
-        self._refused: dict[str, int] = {}
+        self._refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
         self._connections_total = 0
 
     def record_call(self, method: str, outcome: str, duration_s: float) -> None:
+        bucket = bisect.bisect_left(DURATION_BUCKETS_S, duration_s)
+        key = (method, outcome)
         with self._lock:
-            key = (method, outcome)
             self._calls[key] = self._calls.get(key, 0) + 1
-            buckets = self._buckets.setdefault(method, [0] * (len(DURATION_BUCKETS_S) + 1))
-            buckets[bisect.bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
-            self._sum_s[method] = self._sum_s.get(method, 0.0) + duration_s
-            self._count[method] = self._count.get(method, 0) + 1
+            buckets = self._buckets.get(method)
+            if buckets is None:
+                buckets = self._buckets[method] = [0] * (len(DURATION_BUCKETS_S) + 1)
+                self._sum_s[method] = 0.0
+                self._count[method] = 0
+            buckets[bucket] += 1
+            self._sum_s[method] += duration_s
+            self._count[method] += 1
 
     def record_refused(self, reason: str) -> None:
         with self._lock:

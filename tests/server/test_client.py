@@ -138,6 +138,22 @@ def test_lost_server_raises_clear_error(start_server):
         TT.getVersion()
 
 
+def test_next_call_reconnects_after_server_restart(start_server):
+    first = start_server()
+    TT = client.createProxy(port=first.port)
+    tagger = TT.createTimeTagger()
+    assert tagger.getSerial()
+    first.stop()
+    with pytest.raises(ServerUnavailable):
+        TT.getVersion()
+    start_server(port=first.port)
+    # The library proxy reconnects by itself; objects of the old server are gone and say so.
+    assert TT.getVersion()
+    with pytest.raises(ObjectGone, match="no longer exists"):
+        tagger.getSerial()
+    assert TT.createTimeTagger().getSerial()
+
+
 def test_sigterm_frees_device_and_exits_zero(start_server):
     srv = start_server()
     TT = client.createProxy(port=srv.port)
@@ -147,3 +163,37 @@ def test_sigterm_frees_device_and_exits_zero(start_server):
     assert srv.proc.wait(10) == 0
     assert time.monotonic() - started < 5
     assert "device freed" in srv.log()
+
+
+def test_marshal_clients_are_refused_with_a_clear_reason(server):
+    import Pyro5.client
+    import Pyro5.errors
+
+    proxy = Pyro5.client.Proxy(f"PYRO:TimeTaggerRPC@localhost:{server.port}")
+    proxy._pyroSerializer = "marshal"
+    with pytest.raises(Pyro5.errors.CommunicationError, match="marshal serializer is refused"):
+        proxy.getVersion()
+    assert client.createProxy(port=server.port).getVersion()
+
+
+def test_result_object_properties_are_read_not_called(server):
+    TT = client.createProxy(port=server.port)
+    tagger = TT.createTimeTagger()
+    counter = TT.Counter(tagger, [1, 2], binwidth=int(1e8), n_values=7)
+    time.sleep(0.5)
+    data = counter.getDataObject()
+    assert isinstance(data.size, int) and data.size > 0
+    assert data.overflow is False
+    assert data.getData().shape == (2, data.size)
+
+
+def test_tagger_outlives_a_library_proxy_dropped_at_once(server):
+    import gc
+
+    tagger = client.createProxy(port=server.port).createTimeTagger()
+    gc.collect()  # the library proxy and its connection are gone now
+    time.sleep(0.3)
+    assert tagger.getSerial()
+    rate = client.createProxy(port=server.port).Countrate(tagger, [1])
+    gc.collect()
+    assert rate.getData().shape == (1,)

@@ -10,14 +10,25 @@ specs); without it, the built-in default lab is used.
 
 from __future__ import annotations
 
+import sys
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
+from . import experimental as Experimental  # noqa: N812 - the vendor's name
+from . import lab as _lab_files  # load_lab etc. must not become remotely callable module functions
+from . import synchronized as _synchronized  # SynchronizedTagger stays out of the reflected namespace
 from .enums import (
     CHANNEL_UNUSED,
+    FLAT_CONSTANTS,
+    HIGH,
+    LOW,
     TT_CHANNEL_FALLING_EDGES,
+    TT_CHANNEL_NUMBER_SCHEME_AUTO,
+    TT_CHANNEL_NUMBER_SCHEME_ONE,
+    TT_CHANNEL_NUMBER_SCHEME_ZERO,
     TT_CHANNEL_RISING_AND_FALLING_EDGES,
     TT_CHANNEL_RISING_EDGES,
+    UNKNOWN,
     AccessMode,
     ChannelEdge,
     CoincidenceTimestamp,
@@ -27,37 +38,121 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
+from .frequency import FrequencyCounter, FrequencyCounterData
+from .histograms import CountBetweenMarkers, GatedCounter, Histogram, Histogram2D, StartStop, TimeDifferences
 from .iterators import IteratorBase
-from .lab import DeviceSpec, load_lab
-from .measurements import Correlation, Counter, Countrate
+from .logbins import (
+    ChannelGate,
+    HistogramCustomBins,
+    HistogramCustomBinsData,
+    HistogramLogBins,
+    HistogramLogBinsData,
+)
+from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
+from .refclock import ReferenceClockState, SoftwareClockState
+from .sampling import Sampler, TriggerOnCountrate
+from .stream import TimeTagStream, TimeTagStreamBuffer
+from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
+from .virtual import (
+    Coincidence,
+    Coincidences,
+    Combinations,
+    Combiner,
+    ConditionalFilterChannel,
+    ConstantFractionDiscriminator,
+    DelayedChannel,
+    DelayedChannels,
+    EventGenerator,
+    FrequencyMultiplier,
+    GatedChannel,
+    GatedChannels,
+    SyntheticSingleTag,
+)
+
+globals().update(FLAT_CONSTANTS)
+
+# `from taggerhub.sim.Experimental import SimDetector` works as with the vendor module.
+sys.modules[f"{__name__}.Experimental"] = Experimental
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .lab import DeviceSpec
 
 SIMULATOR_VERSION = "2.22.6"  # the vendor library version whose API this simulator mirrors
 
 __all__ = [
     "CHANNEL_UNUSED",
+    "HIGH",
+    "LOW",
     "TT_CHANNEL_FALLING_EDGES",
+    "TT_CHANNEL_NUMBER_SCHEME_AUTO",
+    "TT_CHANNEL_NUMBER_SCHEME_ONE",
+    "TT_CHANNEL_NUMBER_SCHEME_ZERO",
+    "UNKNOWN",
     "TT_CHANNEL_RISING_AND_FALLING_EDGES",
     "TT_CHANNEL_RISING_EDGES",
     "AccessMode",
     "ChannelEdge",
+    "ChannelGate",
+    "Coincidence",
     "CoincidenceTimestamp",
+    "Coincidences",
+    "Combinations",
+    "Combiner",
+    "ConditionalFilterChannel",
+    "ConstantFractionDiscriminator",
     "Correlation",
+    "CorrelationPairs",
+    "CorrelationPairsData",
+    "CountBetweenMarkers",
     "Counter",
+    "CounterData",
     "Countrate",
+    "DelayedChannel",
+    "DelayedChannels",
+    "EventGenerator",
+    "Experimental",
     "FrontendType",
+    "FrequencyCounter",
+    "FrequencyCounterData",
+    "FrequencyMultiplier",
+    "GatedChannel",
+    "GatedChannels",
+    "GatedCounter",
     "GatedChannelInitial",
+    "Histogram",
+    "Histogram2D",
+    "HistogramCustomBins",
+    "HistogramCustomBinsData",
+    "HistogramLogBins",
+    "HistogramLogBinsData",
     "IteratorBase",
+    "ReferenceClockState",
     "Resolution",
+    "Sampler",
+    "SoftwareClockState",
+    "StartStop",
+    "SynchronizedMeasurements",
+    "SyntheticSingleTag",
     "TagType",
     "TestSignalSource",
+    "TimeDifferences",
+    "TimeTagStream",
+    "TimeTagStreamBuffer",
     "TimeTagger",
     "TimeTaggerBase",
+    "TriggerOnCountrate",
     "configure",
     "createTimeTagger",
     "freeTimeTagger",
     "getVersion",
+    "getTimeTaggerChannelNumberScheme",
+    "getTimeTaggerModel",
     "scanTimeTagger",
+    "setTimeTaggerChannelNumberScheme",
+    *FLAT_CONSTANTS,
 ]
 
 
@@ -70,10 +165,11 @@ class _Lab:
         self.clock = "realtime"
         self.seed: int | None = None
         self.open: dict[str, TimeTagger] = {}
+        self.channel_scheme = TT_CHANNEL_NUMBER_SCHEME_AUTO
 
     def specs(self) -> list[DeviceSpec]:
         if self.devices is None:
-            self.devices = load_lab(None)
+            self.devices = _lab_files.load_lab(None)
         return self.devices
 
 
@@ -89,7 +185,7 @@ def configure(
     """Choose the simulated devices (from a lab file or specs), the clock mode and the random seed."""
     if clock not in ("realtime", "virtual"):
         raise ValueError(f"clock must be 'realtime' or 'virtual', got {clock!r}")
-    specs = devices if devices is not None else load_lab(lab_file)
+    specs = devices if devices is not None else _lab_files.load_lab(lab_file)
     with _lab.lock:
         _lab.devices = specs
         _lab.clock = clock
@@ -101,10 +197,34 @@ def getVersion() -> str:
     return SIMULATOR_VERSION
 
 
-def scanTimeTagger() -> list[str]:
-    """Return the serial numbers of the simulated devices that are not in use."""
+def scanTimeTagger(include_model_name: bool = False) -> list[str]:
+    """Return the serial numbers of the simulated devices not in use ("serial,model" with include_model_name)."""
     with _lab.lock:
-        return [d.serial for d in _lab.specs() if d.serial not in _lab.open]
+        free = [d for d in _lab.specs() if d.serial not in _lab.open]
+    return [f"{d.serial},{d.model.name}" if include_model_name else d.serial for d in free]
+
+
+def getTimeTaggerModel(serial: str) -> str:
+    """Return the model name of the simulated device with this serial."""
+    with _lab.lock:
+        for d in _lab.specs():
+            if d.serial == serial:
+                return d.model.name
+    raise RuntimeError(f"No Time Tagger with serial {serial!r} attached")
+
+
+def setTimeTaggerChannelNumberScheme(scheme: int) -> None:
+    """Choose the channel numbering; the simulator numbers from 1 (scheme ONE, which AUTO selects)."""
+    scheme = int(scheme)
+    if scheme not in (TT_CHANNEL_NUMBER_SCHEME_AUTO, TT_CHANNEL_NUMBER_SCHEME_ONE):
+        raise ValueError(f"channel number scheme {scheme} is not supported by the simulator: only AUTO (0) and "
+                         "ONE (2), channels numbered from 1, as on current models")
+    _lab.channel_scheme = scheme
+
+
+def getTimeTaggerChannelNumberScheme() -> int:
+    """Return the channel numbering scheme set."""
+    return _lab.channel_scheme
 
 
 def createTimeTagger(serial: str = "", resolution: Resolution = Resolution.Standard) -> TimeTagger:
@@ -125,7 +245,7 @@ def createTimeTagger(serial: str = "", resolution: Resolution = Resolution.Stand
         if spec.serial in _lab.open:
             raise RuntimeError(f"Time Tagger {spec.serial} is already in use.")
         tagger = TimeTagger(spec.serial, spec.model, spec.sources, clock=_lab.clock, seed=_lab.seed,
-                            resolution=resolution)
+                            resolution=resolution, channel_settings=spec.channels)
         _lab.open[spec.serial] = tagger
         return tagger
 
@@ -134,6 +254,9 @@ def freeTimeTagger(tagger: TimeTaggerBase) -> bool:
     """Close a tagger and release its measurements; return False if it was not open."""
     if not isinstance(tagger, TimeTaggerBase):
         raise TypeError(f"freeTimeTagger expects a TimeTagger object, got {type(tagger).__name__}")
+    if isinstance(tagger, _synchronized.SynchronizedTagger):
+        raise ValueError("freeTimeTagger needs the tagger from createTimeTagger(), not the proxy of "
+                         "SynchronizedMeasurements.getTagger()")
     with _lab.lock:
         serial = getattr(tagger, "_serial", None)
         was_open = _lab.open.get(serial) is tagger

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .models import ModelSpec
-from .signals import PS_PER_S, SignalSource
+from .signals import PS_PER_S, Noise, SignalSource, ensure_sorted, merge_sorted
 
 # Every output tag lags its source edge by this much, so that jitter and
 # negative delays never push a tag into a window already handed out.
@@ -72,13 +72,16 @@ class InputStage:
     def __init__(self, model: ModelSpec, sources: list[SignalSource], rng: np.random.Generator):
         self.model = model
         self.sources = sources
-        self.rng = rng
+        self.rng = Noise(rng)
         self.test_signal_divider = model.test_signal_default_divider
         self.inputs: dict[int, InputState] = {}
         for ch in range(1, model.channels + 1):
             self.inputs[ch] = InputState(deadtime_ps=model.deadtime_min_ps)
             self.inputs[-ch] = InputState(deadtime_ps=model.deadtime_min_ps)
         self.overflows = 0
+        self.filter_trigger: list[int] = []
+        self.filter_filtered: list[int] = []
+        self._filter_armed: dict[int, bool] = {}
 
     def test_signal_period_ps(self) -> float:
         return PS_PER_S * self.test_signal_divider / self.model.test_signal_base_hz
@@ -105,6 +108,34 @@ class InputStage:
 
     def process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         """Produce the output tags in [t0, t1) for the channels in ``wanted``."""
+        filtering = bool(self.filter_filtered) and not wanted.isdisjoint(self.filter_filtered)
+        if filtering:
+            out = self._process(wanted | set(self.filter_trigger), t0, t1)
+            out = self._conditional_filter(out)
+            return {ch: a for ch, a in out.items() if ch in wanted}
+        return self._process(wanted, t0, t1)
+
+    def _conditional_filter(self, out: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """Keep a tag on a filtered channel only if a trigger tag came since that channel's previous tag."""
+        triggers = [out[c] for c in self.filter_trigger if c in out and out[c].size]
+        trig = np.sort(np.concatenate(triggers)) if triggers else EMPTY
+        for ch in self.filter_filtered:
+            tags = out.get(ch)
+            if tags is None:
+                continue
+            armed = self._filter_armed.get(ch, False)
+            if tags.size == 0:
+                self._filter_armed[ch] = armed or trig.size > 0
+                continue
+            seen = np.searchsorted(trig, tags, side="right")
+            keep = np.empty(tags.size, dtype=bool)
+            keep[0] = armed or seen[0] > 0
+            keep[1:] = seen[1:] > seen[:-1]
+            self._filter_armed[ch] = trig.size > seen[-1]
+            out[ch] = tags[keep]
+        return out
+
+    def _process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         physical = {abs(c) for c in wanted}
         edges, amplitude = self._source_edges(physical, t0, t1)
         min_delay = min((s.delay_ps for s in self.inputs.values()), default=0)
@@ -123,22 +154,17 @@ class InputStage:
             if rising_state.test_signal:
                 raw = self._test_signal(t0, t1, falling=channel < 0)
             else:
-                parts = edges.get(phys, [])
-                raw = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else EMPTY)
-                if len(parts) > 1:
-                    raw = np.sort(raw)
+                raw = merge_sorted(edges.get(phys, []))
                 if not 0 < rising_state.trigger_level_v < amplitude.get(phys, 0.0):
                     raw = EMPTY  # threshold above the pulse (or below the baseline): nothing triggers
                 elif channel < 0:
                     raw = raw + width.get(phys, 0)
             shifted = raw + (shift_base + state.delay_ps)
             if self.model.jitter_rms_ps > 0 and shifted.size:
-                shifted = shifted + np.rint(
-                    self.rng.normal(0.0, self.model.jitter_rms_ps, size=shifted.size)
-                ).astype(np.int64)
-                shifted.sort()
+                shifted += self.rng.gaussian(shifted.size, self.model.jitter_rms_ps)
+                ensure_sorted(shifted)
             if state.pending.size:
-                shifted = np.sort(np.concatenate([state.pending, shifted]))
+                shifted = merge_sorted([state.pending, shifted])
             cut = int(np.searchsorted(shifted, t1))
             state.pending = shifted[cut:]
             emitted = shifted[:cut]
@@ -149,28 +175,56 @@ class InputStage:
 
     @staticmethod
     def _apply_deadtime(state: InputState, times: np.ndarray) -> np.ndarray:
-        """Drop every tag closer than the dead time to the previous kept tag."""
+        """Drop every tag closer than the dead time to the previous kept tag (exact, non-paralysable)."""
         dead = state.deadtime_ps
         if times.size == 0:
             return times
         if dead > 0:
-            times = times[times - state.last_kept_ps >= dead] if times[0] - state.last_kept_ps < dead else times
-            for _ in range(4):
+            if times[0] - state.last_kept_ps < dead:
+                times = times[times - state.last_kept_ps >= dead]
+            for _ in range(8):
                 if times.size < 2:
                     break
-                too_close = np.diff(times) < dead
-                if not too_close.any():
+                close = np.flatnonzero(np.diff(times) < dead)
+                if close.size == 0:
                     break
-                # A tag too close to a predecessor that is surely kept is surely dropped.
+                if close.size * 8 < times.size or _ == 7:
+                    times = InputStage._deadtime_clusters(times, close, dead)
+                    break
+                # Dense: first drop tags too close to a predecessor that is surely kept.
+                too_close = np.zeros(times.size - 1, dtype=bool)
+                too_close[close] = True
                 drop = np.zeros(times.size, dtype=bool)
                 drop[1:] = too_close
                 drop[2:] &= ~too_close[:-1]
                 times = times[~drop]
-            else:
-                times = InputStage._deadtime_chain(times, dead)
         if times.size:
             state.last_kept_ps = int(times[-1])
         return times
+
+    @staticmethod
+    def _deadtime_clusters(times: np.ndarray, close: np.ndarray, dead: int) -> np.ndarray:
+        """Exact filter when only clusters of close tags (``close``: index i, i+1 too close) need it.
+
+        Gaps between clusters exceed the dead time, so each cluster is filtered on its own. A cluster
+        of two tags (the usual case at moderate rates) just loses its second tag; longer ones go through
+        the sequential rule.
+        """
+        chained = np.diff(close) == 1
+        joined_before = np.concatenate([[False], chained])
+        joined_after = np.concatenate([chained, [False]])
+        mask = np.ones(times.size, dtype=bool)
+        pairs = close[~joined_before & ~joined_after]
+        mask[pairs + 1] = False
+        long_runs = close[joined_before | joined_after]
+        if long_runs.size:
+            members = np.unique(np.concatenate([long_runs, long_runs + 1]))
+            cluster = times[members]
+            kept = InputStage._deadtime_chain(cluster, dead)
+            drop = np.ones(members.size, dtype=bool)
+            drop[np.searchsorted(cluster, kept)] = False
+            mask[members[drop]] = False
+        return times[mask]
 
     @staticmethod
     def _deadtime_chain(times: np.ndarray, dead: int) -> np.ndarray:

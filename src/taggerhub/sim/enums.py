@@ -7,7 +7,13 @@ import enum
 CHANNEL_UNUSED = -134217728
 TT_CHANNEL_RISING_EDGES = 1
 TT_CHANNEL_FALLING_EDGES = 2
-TT_CHANNEL_RISING_AND_FALLING_EDGES = 3
+TT_CHANNEL_RISING_AND_FALLING_EDGES = 0
+UNKNOWN = 0
+HIGH = 1
+LOW = 2
+TT_CHANNEL_NUMBER_SCHEME_AUTO = 0
+TT_CHANNEL_NUMBER_SCHEME_ZERO = 1
+TT_CHANNEL_NUMBER_SCHEME_ONE = 2
 
 
 class Resolution(enum.IntEnum):
@@ -54,9 +60,11 @@ class TestSignalSource(enum.IntEnum):
     Analog = 1
 
 
-class AccessMode(enum.IntFlag):
+class AccessMode(enum.IntEnum):
+    Listen = 0
     SynchronousListen = 1
     Control = 2
+    SynchronousControl = 3
 
 
 class FrontendType(enum.IntEnum):
@@ -65,3 +73,13 @@ class FrontendType(enum.IntEnum):
     Firefly = 2
     Pyro5RPC = 3
     UserFrontend = 4
+
+
+# SWIG also exposes every enum member as a flat module constant, e.g. ``Resolution_Standard``.
+FLAT_CONSTANTS: dict[str, int] = {
+    f"{e.__name__}_{name}": int(member)
+    for e in (AccessMode, ChannelEdge, CoincidenceTimestamp, FrontendType, GatedChannelInitial, Resolution,
+              TestSignalSource)
+    for name, member in e.__members__.items()
+}
+FLAT_CONSTANTS["FrontendType_DLScat"] = 5

@@ -27,6 +27,7 @@ class IteratorBase:
     """Base of all measurements and virtual channels."""
 
     _starts_running = True
+    _is_virtual = False  # virtual channels run before measurements and add tags to the chunk
 
     def __init__(self, tagger: TimeTaggerBase, channels: Iterable[int] = ()):
         if not hasattr(tagger, "_attach"):
@@ -39,8 +40,9 @@ class IteratorBase:
         self._stop_at_ps: int | None = None
         self._capture_ps = 0
         self._alive = True
+        self._error: BaseException | None = None
         tagger._attach(self)
-        if self._starts_running:
+        if self._starts_running and getattr(tagger, "_autostart", True):
             self.start()
 
     # -- lifecycle (vendor API) -------------------------------------------------
@@ -108,6 +110,7 @@ class IteratorBase:
                     return False
                 self._tagger._engine.poke()
                 self._finished.wait(0.05 if remaining is None else min(0.05, remaining))
+            self._check_alive()
             return not self._running
 
     def getConfiguration(self) -> str:
@@ -121,6 +124,16 @@ class IteratorBase:
     def _check_alive(self) -> None:
         if not self._alive:
             raise RuntimeError(f"{type(self).__name__} has been freed and can no longer be used")
+        if self._error is not None:
+            raise RuntimeError(f"{type(self).__name__} stopped on an internal error: {self._error!r}")
+
+    def _fail(self, exc: BaseException) -> None:
+        """Stop after an error on the engine thread; the next call on this object reports it."""
+        with self._lock:
+            self._error = exc
+            self._running = False
+            self._stop_at_ps = None
+            self._finished.notify_all()
 
     def _wanted_channels(self) -> set[int]:
         return set(self._channels)

@@ -19,11 +19,36 @@ from .signals import SignalSource, source_from_mapping
 DEFAULT_LAB = Path(__file__).with_name("default-lab.toml")
 
 
+CHANNEL_KEYS = {
+    "test_signal": bool, "trigger_level_v": float, "delay_ps": int, "deadtime_ps": int, "event_divider": int,
+}
+
+
 @dataclass
 class DeviceSpec:
     serial: str
     model: ModelSpec
     sources: list[SignalSource] = field(default_factory=list)
+    # Start-up settings per input, e.g. {1: {"trigger_level_v": 0.3, "deadtime_ps": 10000}}; applied through
+    # the tagger's own setters, so out-of-range values fail like a script's setter call would.
+    channels: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def _channel_settings(table: Mapping[str, Any], model: ModelSpec, label: str) -> dict[int, dict[str, Any]]:
+    settings: dict[int, dict[str, Any]] = {}
+    for key, values in table.items():
+        try:
+            channel = int(key)
+        except ValueError:
+            raise ValueError(f"{label}.channel: {key!r} is not a channel number") from None
+        if not 1 <= abs(channel) <= model.channels:
+            raise ValueError(f"{label}.channel.{key}: channel is outside 1..{model.channels}")
+        unknown = set(values) - set(CHANNEL_KEYS)
+        if unknown:
+            raise ValueError(f"{label}.channel.{key}: unknown settings {sorted(unknown)}; "
+                             f"known: {sorted(CHANNEL_KEYS)}")
+        settings[channel] = {k: CHANNEL_KEYS[k](v) for k, v in values.items()}
+    return settings
 
 
 def devices_from_mapping(data: Mapping[str, Any], where: str = "lab") -> list[DeviceSpec]:
@@ -46,7 +71,8 @@ def devices_from_mapping(data: Mapping[str, Any], where: str = "lab") -> list[De
                 if not 1 <= ch <= model.channels:
                     raise ValueError(f"{label}.source[{j}]: channel {ch} is outside 1..{model.channels}")
             sources.append(source)
-        devices.append(DeviceSpec(serial=serial, model=model, sources=sources))
+        channels = _channel_settings(dev.get("channel", {}), model, label)
+        devices.append(DeviceSpec(serial=serial, model=model, sources=sources, channels=channels))
     serials = [d.serial for d in devices]
     if len(set(serials)) != len(serials):
         raise ValueError(f"{where}: device serials must be unique, got {serials}")

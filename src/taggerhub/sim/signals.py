@@ -18,20 +18,89 @@ import numpy as np
 PS_PER_S = 1_000_000_000_000
 
 
-def _poisson_times(rng: np.random.Generator, t0: int, t1: int, rate_hz: float) -> np.ndarray:
-    """Event times of a Poisson process of the given rate in [t0, t1), sorted."""
-    if rate_hz <= 0 or t1 <= t0:
-        return np.empty(0, dtype=np.int64)
-    n = rng.poisson(rate_hz * (t1 - t0) / PS_PER_S)
-    times = rng.integers(t0, t1, size=n, dtype=np.int64)
-    times.sort()
+JITTER_TABLE_SIZE = 1 << 16
+
+
+class Noise:
+    """A random generator plus fast helpers for the per-tag hot path.
+
+    Gaussian jitter comes from a table of ``JITTER_TABLE_SIZE`` samples per RMS
+    value, read from a random offset for every array: drawing a fresh normal
+    per tag would cost more than everything else the engine does per tag.
+    Attribute access falls through to the NumPy ``Generator``.
+    """
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self._tables: dict[float, np.ndarray] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rng, name)
+
+    def gaussian(self, n: int, rms_ps: float) -> np.ndarray:
+        """``n`` Gaussian integer offsets in ps with the given RMS."""
+        table = self._tables.get(rms_ps)
+        if table is None:
+            one = np.rint(self.rng.normal(0.0, rms_ps, JITTER_TABLE_SIZE)).astype(np.int64)
+            table = self._tables[rms_ps] = np.concatenate([one, one])
+        start = int(self.rng.integers(JITTER_TABLE_SIZE))
+        if n <= JITTER_TABLE_SIZE:
+            return table[start:start + n]
+        reps = -(-(n + start) // JITTER_TABLE_SIZE)
+        return np.tile(table[:JITTER_TABLE_SIZE], reps)[start:start + n]
+
+    def jitter(self, times: np.ndarray, rms_ps: float) -> np.ndarray:
+        """``times`` plus Gaussian jitter, sorted again (cheaply: jitter rarely reorders)."""
+        if rms_ps <= 0 or times.size == 0:
+            return times
+        out = times + self.gaussian(times.size, rms_ps)
+        return ensure_sorted(out)
+
+    def poisson_times(self, t0: int, t1: int, rate_hz: float) -> np.ndarray:
+        """Event times of a Poisson process in [t0, t1), sorted: cumulative exponential gaps, no sort."""
+        if rate_hz <= 0 or t1 <= t0:
+            return np.empty(0, dtype=np.int64)
+        scale = PS_PER_S / rate_hz
+        span = float(t1 - t0)
+        expected = span / scale
+        parts = []
+        reached = 0.0
+        for _ in range(1000):  # one round almost always suffices
+            n = int(expected - reached / scale + 6 * np.sqrt(expected) + 16)
+            pos = np.cumsum(self.rng.standard_exponential(n, dtype=np.float32), dtype=np.float64)
+            pos *= scale
+            pos += reached
+            parts.append(pos)
+            reached = float(pos[-1])
+            if reached >= span:
+                break
+        pos = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        pos = pos[: int(np.searchsorted(pos, span))]
+        return pos.astype(np.int64) + t0
+
+    def keep(self, n: int, probability: float) -> np.ndarray | slice:
+        """A mask keeping each of ``n`` items with ``probability`` (a full slice when it is 1)."""
+        if probability >= 1.0:
+            return slice(None)
+        return self.rng.random(n, dtype=np.float32) < probability
+
+
+def ensure_sorted(times: np.ndarray) -> np.ndarray:
+    """Sort ``times`` in place only if needed; timsort is linear on nearly sorted input."""
+    if times.size > 1 and (times[1:] < times[:-1]).any():
+        times.sort(kind="stable")
     return times
 
 
-def _jitter(rng: np.random.Generator, times: np.ndarray, rms_ps: float) -> np.ndarray:
-    if rms_ps <= 0 or times.size == 0:
-        return times
-    return times + np.rint(rng.normal(0.0, rms_ps, size=times.size)).astype(np.int64)
+def merge_sorted(parts: list[np.ndarray]) -> np.ndarray:
+    """Merge sorted arrays; linear for the usual case of few runs."""
+    parts = [p for p in parts if p.size]
+    if not parts:
+        return np.empty(0, dtype=np.int64)
+    if len(parts) == 1:
+        return parts[0]
+    merged = np.concatenate(parts)
+    return ensure_sorted(merged)
 
 
 @dataclass
@@ -44,7 +113,7 @@ class SignalSource:
     def channels(self) -> tuple[int, ...]:
         raise NotImplementedError
 
-    def generate(self, rng: np.random.Generator, t0: int, t1: int) -> dict[int, np.ndarray]:
+    def generate(self, rng: Noise, t0: int, t1: int) -> dict[int, np.ndarray]:
         raise NotImplementedError
 
 
@@ -59,8 +128,8 @@ class PoissonSource(SignalSource):
     def channels(self) -> tuple[int, ...]:
         return (self.channel,)
 
-    def generate(self, rng: np.random.Generator, t0: int, t1: int) -> dict[int, np.ndarray]:
-        return {self.channel: _poisson_times(rng, t0, t1, self.rate_hz)}
+    def generate(self, rng: Noise, t0: int, t1: int) -> dict[int, np.ndarray]:
+        return {self.channel: rng.jitter(rng.poisson_times(t0, t1, self.rate_hz), self.jitter_ps)}
 
 
 @dataclass
@@ -75,12 +144,12 @@ class PeriodicSource(SignalSource):
     def channels(self) -> tuple[int, ...]:
         return (self.channel,)
 
-    def generate(self, rng: np.random.Generator, t0: int, t1: int) -> dict[int, np.ndarray]:
+    def generate(self, rng: Noise, t0: int, t1: int) -> dict[int, np.ndarray]:
         period = PS_PER_S / self.frequency_hz
         first = int(np.ceil((t0 - self.phase_ps) / period))
         last = int(np.ceil((t1 - self.phase_ps) / period))
         times = self.phase_ps + np.rint(np.arange(first, last, dtype=np.float64) * period).astype(np.int64)
-        return {self.channel: _jitter(rng, times, self.jitter_ps)}
+        return {self.channel: rng.jitter(times, self.jitter_ps)}
 
 
 @dataclass
@@ -102,19 +171,19 @@ class PulsedLaserSource(SignalSource):
     def channels(self) -> tuple[int, ...]:
         return (self.sync_channel, *self.photon_channels)
 
-    def generate(self, rng: np.random.Generator, t0: int, t1: int) -> dict[int, np.ndarray]:
+    def generate(self, rng: Noise, t0: int, t1: int) -> dict[int, np.ndarray]:
         period = PS_PER_S / self.repetition_hz
         first = int(np.ceil(t0 / period))
         last = int(np.ceil(t1 / period))
         out = {self.sync_channel: np.rint(np.arange(first, last, dtype=np.float64) * period).astype(np.int64)}
         share = self.detection_rate_hz / max(1, len(self.photon_channels))
         for channel in self.photon_channels:
-            n = rng.poisson(share * (t1 - t0) / PS_PER_S)
-            pulses = rng.integers(first, max(first + 1, last), size=n, dtype=np.int64)
-            delays = rng.exponential(self.lifetime_ps, size=n) + rng.normal(0.0, self.jitter_ps, size=n)
+            # Detections form a Poisson process; each belongs to the pulse before it.
+            detections = rng.poisson_times(t0, t1, share)
+            pulses = np.floor(detections / period)
+            delays = rng.standard_exponential(detections.size, dtype=np.float32) * self.lifetime_ps
             times = np.rint(pulses * period + self.offset_ps + delays).astype(np.int64)
-            times.sort()
-            out[channel] = times
+            out[channel] = rng.jitter(ensure_sorted(times), self.jitter_ps)
         return out
 
 
@@ -139,14 +208,12 @@ class PhotonPairSource(SignalSource):
     def channels(self) -> tuple[int, ...]:
         return (self.channel_a, self.channel_b)
 
-    def generate(self, rng: np.random.Generator, t0: int, t1: int) -> dict[int, np.ndarray]:
-        births = _poisson_times(rng, t0, t1, self.pair_rate_hz)
-        arm_a = births[rng.random(births.size) < self.efficiency_a]
-        arm_b = births[rng.random(births.size) < self.efficiency_b] + self.delay_ps
-        arm_a = np.sort(_jitter(rng, arm_a, self.jitter_a_ps))
-        arm_b = np.sort(_jitter(rng, arm_b, self.jitter_b_ps))
+    def generate(self, rng: Noise, t0: int, t1: int) -> dict[int, np.ndarray]:
+        births = rng.poisson_times(t0, t1, self.pair_rate_hz)
+        arm_a = rng.jitter(births[rng.keep(births.size, self.efficiency_a)], self.jitter_a_ps)
+        arm_b = rng.jitter(births[rng.keep(births.size, self.efficiency_b)] + self.delay_ps, self.jitter_b_ps)
         if self.channel_a == self.channel_b:
-            return {self.channel_a: np.sort(np.concatenate([arm_a, arm_b]))}
+            return {self.channel_a: merge_sorted([arm_a, arm_b])}
         return {self.channel_a: arm_a, self.channel_b: arm_b}
 
 

@@ -1,0 +1,173 @@
+"""``HistogramLogBins``: a start-click histogram on logarithmic bins with the vendor's g2 normalisation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .engine import Chunk
+from .enums import GatedChannelInitial
+from .iterators import IteratorBase
+from .pairs import PairWindow
+from .signals import PS_PER_S
+
+if TYPE_CHECKING:
+    from .tagger import TimeTaggerBase
+
+
+class ChannelGate:
+    """An evaluation gate (opened and closed by two channels) that a measurement may take."""
+
+    def __init__(self, gate_open_channel: int, gate_close_channel: int,
+                 initial: GatedChannelInitial = GatedChannelInitial.Closed):
+        self._open, self._close = int(gate_open_channel), int(gate_close_channel)
+        self._initial = GatedChannelInitial(int(initial))
+
+    @property
+    def gate_open_channel(self) -> int:
+        """Channel that opens the gate."""
+        return self._open
+
+    @property
+    def gate_close_channel(self) -> int:
+        """Channel that closes the gate."""
+        return self._close
+
+    @property
+    def initial(self) -> GatedChannelInitial:
+        """State of the gate before the first open or close tag."""
+        return self._initial
+
+
+class HistogramLogBinsData:
+    """Counts and normalisation of a HistogramLogBins at one moment."""
+
+    def __init__(self, counts: np.ndarray, normalization: np.ndarray, capture_ps: int):
+        self._counts = counts.astype(np.uint64)
+        self._norm = normalization
+        self._capture_ps = int(capture_ps)
+
+    @property
+    def capture_duration(self) -> int:
+        """Capture duration in ps."""
+        return self._capture_ps
+
+    @property
+    def accumulation_time_click(self) -> int:
+        """Time in ps during which clicks were evaluated (the whole capture: no gates in the simulation)."""
+        return self._capture_ps
+
+    @property
+    def accumulation_time_start(self) -> int:
+        """Time in ps during which starts were evaluated."""
+        return self._capture_ps
+
+    def getCounts(self) -> np.ndarray:
+        """Counts per bin."""
+        return self._counts.copy()
+
+    def getG2Normalization(self) -> np.ndarray:
+        """Expected counts per bin for uncorrelated signals at the measured rates."""
+        return self._norm.copy()
+
+    def getG2(self) -> np.ndarray:
+        """Counts divided by the normalisation: 1 for uncorrelated signals."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._counts / self._norm
+
+
+class HistogramLogBins(IteratorBase):
+    """Histogram of ``click - start`` with bin edges from 10**exp_start to 10**exp_stop seconds, log-spaced."""
+
+    def __init__(self, tagger: TimeTaggerBase, click_channel: int, start_channel: int, exp_start: float,
+                 exp_stop: float, n_bins: int, click_gate: ChannelGate | None = None,
+                 start_gate: ChannelGate | None = None):
+        if click_gate is not None or start_gate is not None:
+            raise ValueError("click_gate and start_gate are not supported by the simulator; "
+                             "use a GatedChannel as the input instead")
+        exp_start, exp_stop, n_bins = float(exp_start), float(exp_stop), int(n_bins)
+        if n_bins < 1 or not exp_start < exp_stop:
+            raise ValueError(f"need n_bins >= 1 and exp_start < exp_stop, got {n_bins}, {exp_start}, {exp_stop}")
+        edges = np.rint(np.logspace(exp_start, exp_stop, n_bins + 1) * PS_PER_S).astype(np.int64)
+        if (np.diff(edges) <= 0).any():
+            raise ValueError("bins narrower than 1 ps: raise exp_start or lower n_bins")
+        self._setup(tagger, click_channel, start_channel, edges)
+
+    def _setup(self, tagger: TimeTaggerBase, click_channel: int, start_channel: int, edges: np.ndarray) -> None:
+        n_bins = edges.size - 1
+        self._edges = edges
+        self._hist = np.zeros(n_bins, dtype=np.int64)
+        self._n = np.zeros(2, dtype=np.int64)  # clicks, starts
+        self._window = PairWindow(int(edges[0]), int(edges[-1]))
+        super().__init__(tagger, [int(click_channel), int(start_channel)])
+
+    def _describe(self) -> dict[str, Any]:
+        return {"bin_edges_ps": [int(self._edges[0]), int(self._edges[-1])], "n_bins": int(self._hist.size)}
+
+    def _on_clear(self) -> None:
+        self._hist[:] = 0
+        self._n[:] = 0
+        self._window.clear()
+
+    def _on_chunk(self, chunk: Chunk) -> None:
+        clicks, starts = chunk.get(self._channels[0]), chunk.get(self._channels[1])
+        self._n += (clicks.size, starts.size)
+        _, dt = self._window.feed(starts, clicks, chunk.end_ps)
+        if self._channels[0] == self._channels[1]:
+            dt = dt[dt > 0]
+        if dt.size:
+            bins = np.searchsorted(self._edges, dt, side="right") - 1
+            self._hist += np.bincount(bins, minlength=self._hist.size)[: self._hist.size]
+
+    def _normalization(self) -> np.ndarray:
+        # Pairs (s, c) with c - s in [a, b) over a capture of length T: (b - a) T - (b^2 - a^2) / 2 (in ps^2),
+        # times the two rates (per ps).
+        capture = float(self._capture_ps)
+        a, b = self._edges[:-1].astype(float), self._edges[1:].astype(float)
+        overlap = np.clip((b - a) * capture - (b * b - a * a) / 2, 0.0, None)
+        if capture == 0:
+            return np.zeros(self._hist.size)
+        return overlap * (self._n[0] / capture) * (self._n[1] / capture)
+
+    def getBinEdges(self) -> np.ndarray:
+        """The n_bins + 1 bin edges in ps."""
+        return self._edges.copy()
+
+    def getData(self) -> np.ndarray:
+        """Counts per bin (deprecated by the vendor; see getDataObject)."""
+        with self._lock:
+            return self._hist.astype(np.uint64)
+
+    def getDataNormalizedCountsPerPs(self) -> np.ndarray:
+        """Counts divided by each bin's width in ps."""
+        with self._lock:
+            return self._hist / np.diff(self._edges)
+
+    def getDataNormalizedG2(self) -> np.ndarray:
+        """g2 per bin: 1 for uncorrelated signals."""
+        return self.getDataObject().getG2()
+
+    def getDataObject(self) -> HistogramLogBinsData:
+        """Counts and normalisation at this moment."""
+        with self._lock:
+            return HistogramLogBinsData(self._hist, self._normalization(), self._capture_ps)
+
+
+class HistogramCustomBins(HistogramLogBins):
+    """Histogram of ``click - start`` on explicitly given bin edges (ps), normalised like HistogramLogBins."""
+
+    def __init__(self, tagger: TimeTaggerBase, click_channel: int, start_channel: int, binedges: list[int],
+                 click_gate: ChannelGate | None = None, start_gate: ChannelGate | None = None):
+        if click_gate is not None or start_gate is not None:
+            raise ValueError("click_gate and start_gate are not supported by the simulator; "
+                             "use a GatedChannel as the input instead")
+        edges = np.asarray([int(e) for e in binedges], dtype=np.int64)
+        if edges.size < 2 or (np.diff(edges) <= 0).any():
+            raise ValueError("binedges needs at least two strictly increasing values (ps)")
+        self._setup(tagger, click_channel, start_channel, edges)
+
+
+# The vendor's HistogramCustomBins.getDataObject returns a HistogramLogBinsData; this alias lets the vendor's
+# TimeTaggerRPC server (which looks up "<measurement>Data" for every getDataObject) serve the simulator.
+HistogramCustomBinsData = HistogramLogBinsData

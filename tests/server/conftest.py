@@ -1,0 +1,74 @@
+"""Fixtures for access-management tests: a users file with real tokens, servers with auth (and TLS) on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from taggerhub import certs
+from taggerhub.auth import UserStore
+
+USERS = {"ada": "admin", "otto": "operator", "olga": "operator", "oscar": "observer"}
+
+
+@dataclass
+class AuthServer:
+    server: object
+    users_file: Path
+    audit_file: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        return self.server.port  # type: ignore[attr-defined]
+
+    def audit(self) -> list[dict]:
+        import json
+
+        return [json.loads(line) for line in self.audit_file.read_text().splitlines()]
+
+
+@pytest.fixture
+def users_file(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    path = tmp_path / "users.toml"
+    store = UserStore(path)
+    tokens = {name: store.add(name, role) for name, role in USERS.items()}
+    return path, tokens
+
+
+def auth_env(users: Path, audit: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "TAGGERHUB_AUTH_ENABLED": "true",
+        "TAGGERHUB_AUTH_USERS_FILE": str(users),
+        "TAGGERHUB_AUTH_AUDIT_LOG": str(audit),
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture
+def start_auth_server(start_server, users_file, tmp_path: Path):
+    """Factory: start_auth_server(**env) -> AuthServer with tokens for ada/otto/olga/oscar."""
+    path, tokens = users_file
+
+    def start(*args: str, **env: str) -> AuthServer:
+        audit = tmp_path / f"audit-{len(list(tmp_path.glob('audit-*')))}.jsonl"
+        server = start_server(*args, env=auth_env(path, audit, **env))
+        return AuthServer(server, path, audit, dict(tokens))
+
+    return start
+
+
+@pytest.fixture
+def auth_server(start_auth_server) -> AuthServer:
+    return start_auth_server()
+
+
+@pytest.fixture(scope="session")
+def lab_pki(tmp_path_factory) -> Path:
+    """A lab CA with a server certificate for localhost/127.0.0.1 and client certificates."""
+    directory = tmp_path_factory.mktemp("pki")
+    certs.init(directory, ["localhost", "127.0.0.1"], clients=["ada", "oscar", "mallory"])
+    return directory
