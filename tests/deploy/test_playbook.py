@@ -1,0 +1,354 @@
+"""The playbook converges throwaway lab PCs (systemd containers) and a second run changes nothing.
+
+Containers stand in for lab PCs, reached through the community.docker.docker connection:
+systemd runs as PID 1 and the role installs and starts taggerhub. `pc-open` and `pc-closed`
+run native mode from a wheelhouse built from this checkout; `pc-open` lets the Docker bridge
+network reach the RPC port, `pc-closed` allows only a documentation network, so its firewall
+must drop the host's connection while the server still answers on its own loopback.
+`pc-docker` (when the checkout has the container image's Dockerfile and compose files) runs
+Docker mode on a nested Docker engine, with the image loaded from an offline bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = REPO / "ansible"
+VENV_BIN = Path(sys.executable).parent
+PREFIX = f"deploy-{os.getpid()}"
+BASE_IMAGE = os.environ.get("TAGGERHUB_BASE_IMAGE", "local/bookworm-py:latest")
+CLI_PLUGINS = Path("/usr/libexec/docker/cli-plugins")
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(540)]
+
+
+def docker_works() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+
+
+def run(*cmd: str, timeout: float = 300, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def docker_mode_possible() -> bool:
+    """Docker mode needs the container branch's files here and a compose plugin to lend the PC."""
+    needed = ("Dockerfile", "compose.yaml", "compose.hardware.yaml", "scripts/make-offline-bundle.sh")
+    return all((REPO / f).exists() for f in needed) and (CLI_PLUGINS / "docker-compose").exists()
+
+
+def make_bundle(tmp: Path, image: str) -> Path:
+    """Build the image from this checkout and write the offline bundle, as a lab admin would."""
+    bundle = tmp / "taggerhub-bundle-deploytest.tar"
+    env = {**os.environ, "TAGGERHUB_BASE_IMAGE": BASE_IMAGE}
+    ca = Path("/etc/ssl/certs/ca-certificates.crt")
+    if ca.exists():
+        env["TAGGERHUB_BUILD_CA"] = str(ca)
+    run("bash", str(REPO / "scripts" / "make-offline-bundle.sh"), "--image", image, "--output", str(bundle),
+        timeout=900, env=env)
+    return bundle
+
+
+def exporter_speaks_tls() -> bool:
+    """Whether [exporter] has a setting for the lab CA (needed to reach a server with TLS on)."""
+    from dataclasses import fields
+
+    from taggerhub.config import ExporterSettings
+
+    return any(f.name.startswith("tls") or f.name.endswith("ca_file") for f in fields(ExporterSettings))
+
+
+def has_command(*args: str) -> bool:
+    """Whether this checkout's taggerhub has a subcommand (branches merge at different times)."""
+    return run(str(VENV_BIN / "taggerhub"), *args, "--help", check=False, timeout=60).returncode == 0
+
+
+class LabPCs:
+    """Throwaway lab PCs: containers with systemd as init, removed at the end."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.names: dict[str, str] = {}
+        self.ips: dict[str, str] = {}
+
+    def build_image(self, target: str) -> str:
+        tag = f"deploy-{target}:test"
+        run("docker", "build", "--quiet", "--tag", tag, "--target", target, "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
+            "--file", str(Path(__file__).with_name("labpc.Dockerfile")), str(Path(__file__).parent), timeout=600)
+        return tag
+
+    def start(self, host: str, image: str, *extra: str) -> None:
+        name = f"{PREFIX}-{host}"
+        # systemd needs to mount (PrivateTmp, ProtectSystem) and nft needs the netns' netfilter;
+        # --privileged is refused by this engine, these capabilities are enough.
+        run("docker", "run", "--detach", "--name", name, "--hostname", host,
+            "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined",
+            "--tmpfs", "/run", "--tmpfs", "/run/lock", *extra, image)
+        self.names[host] = name
+        for _ in range(60):
+            state = run("docker", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+            if state in ("running", "degraded"):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"systemd in {name} did not come up: {state}")
+        self.ips[host] = run("docker", "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
+
+    def exec(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        return run("docker", "exec", self.names[host], *cmd, check=check, timeout=120)
+
+    def remove(self) -> None:
+        for name in self.names.values():
+            subprocess.run(["docker", "rm", "--force", "--volumes", name], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    if not docker_works():
+        pytest.skip("no Docker engine")
+    tmp = tmp_path_factory.mktemp("deploy")
+    wheelhouse = tmp / "wheelhouse"
+    # taggerhub and its dependencies as wheels: the offline install path of the role.
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse), str(REPO), timeout=600)
+    pcs = LabPCs(tmp)
+    docker_mode = docker_mode_possible()
+    try:
+        image = pcs.build_image("labpc")
+        for host in ("pc-open", "pc-closed"):
+            pcs.start(host, image, "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro")
+        docker_vars: dict = {}
+        if docker_mode:
+            taggerhub_image = f"taggerhub:{PREFIX}"
+            bundle = make_bundle(tmp, taggerhub_image)
+            # Only the bundle carries the image to the PC: the builder's copy is not needed.
+            run("docker", "image", "rm", taggerhub_image, check=False)
+            # The nested engine makes cgroups of its own, stores images on a volume (overlay2
+            # cannot sit on the container's overlay root) and enters its containers' namespaces
+            # for health checks (SYS_PTRACE); the compose plugin comes from here.
+            pcs.start("pc-docker", pcs.build_image("labpc-docker"), "--cap-add", "SYS_PTRACE",
+                      "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--mount", "type=volume,dst=/var/lib/docker",
+                      "--volume", f"{CLI_PLUGINS}:{CLI_PLUGINS}:ro")
+            docker_vars = {
+                "taggerhub_mode": "docker",
+                "taggerhub_docker_install": False,  # the PC has Debian's engine; no registry here
+                "taggerhub_image": taggerhub_image,
+                "taggerhub_image_source": "bundle",
+                "taggerhub_bundle_file": str(bundle),
+                "taggerhub_compose_src_dir": str(REPO),
+            }
+        bridge = json.loads(run("docker", "network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+        exporter = has_command("exporter")
+        secure = has_command("user") and has_command("certs")
+        inventory = {"taggerhub": {
+            "vars": {
+                "ansible_connection": "community.docker.docker",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_become": False,  # already root in the container; no sudo there
+                "taggerhub_mode": "native",
+                "taggerhub_backend": "simulator",
+                "taggerhub_native_extras": [],
+                "taggerhub_wheelhouse_local_dir": str(wheelhouse),
+                # Auth and TLS need the access-management CLI; without it in this checkout the
+                # servers run insecure, reachable only from the firewall's allowed networks.
+                "taggerhub_auth_enabled": secure,
+                "taggerhub_tls_enabled": secure,
+                "taggerhub_insecure": not secure,
+                "taggerhub_exporter_enabled": exporter,
+                "taggerhub_tokens_local_dir": str(tmp / "tokens"),
+            },
+            "hosts": {
+                host: {
+                    "ansible_host": pcs.names[host],
+                    "taggerhub_listen_host": pcs.ips[host],
+                    "taggerhub_allowed_networks": [bridge] if host != "pc-closed" else ["192.0.2.0/24"],
+                    **(docker_vars if host == "pc-docker" else {}),
+                } for host in pcs.names
+            },
+        }}
+        inventory_file = tmp / "inventory.yml"
+        inventory_file.write_text(json.dumps(inventory, indent=2))  # JSON is YAML
+        yield {"pcs": pcs, "inventory": inventory_file, "exporter": exporter, "secure": secure, "tmp": tmp}
+    finally:
+        pcs.remove()
+
+
+def diagnostics(pcs: LabPCs) -> str:
+    """The services' own words from every PC, for a failed run's message."""
+    parts = []
+    for host in pcs.names:
+        journal = pcs.exec(host, "journalctl", "--no-pager", "--lines=40", "--unit=taggerhub*", check=False)
+        parts.append(f"\n--- {host}: journal ---\n{journal.stdout[-3000:]}")
+        if host == "pc-docker":
+            logs = pcs.exec(host, "sh", "-c", "docker ps -a; docker logs --tail 30 taggerhub-taggerhub-1 2>&1; "
+                            "docker inspect --format '{{json .State.Health}}' taggerhub-taggerhub-1", check=False)
+            parts.append(f"\n--- {host}: container ---\n{logs.stdout[-3000:]}")
+    return "".join(parts)
+
+
+def play(deployment: dict) -> tuple[str, dict[str, dict[str, int]]]:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    result = run(str(VENV_BIN / "ansible-playbook"), "-i", str(deployment["inventory"]), str(ANSIBLE / "deploy.yml"),
+                 timeout=400, check=False, env=env, cwd=deployment["tmp"])
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-6000:] + diagnostics(deployment["pcs"])
+    recap = {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+             for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", out, flags=re.M)}
+    assert set(recap) == set(deployment["pcs"].names), out[-3000:]
+    return out, recap
+
+
+def reachable(ip: str, port: int, timeout_s: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((ip, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def converged(deployment: dict) -> dict:
+    _, recap = play(deployment)
+    deployment["first"] = recap
+    return deployment
+
+
+def credentials(converged: dict, host: str) -> dict[str, str]:
+    """Token and lab CA for a PC when auth and TLS are on: the token the role saved, the CA from the PC."""
+    if not converged["secure"]:
+        return {}
+    ca = converged["tmp"] / f"{host}-ca.pem"
+    ca.write_text(converged["pcs"].exec(host, "cat", "/etc/taggerhub/tls/ca.pem").stdout)
+    token = (converged["tmp"] / "tokens" / host / "admin.token").read_text().strip()
+    return {"token": token, "tls_ca": str(ca)}
+
+
+def test_first_run_converges_and_changes_things(converged: dict) -> None:
+    for host, counts in converged["first"].items():
+        assert counts["failed"] == 0 and counts["unreachable"] == 0, host
+        assert counts["changed"] > 0, host
+
+
+@pytest.mark.parametrize("host", ["pc-open", "pc-docker"])
+def test_rpc_server_answers_from_the_allowed_network(converged: dict, host: str) -> None:
+    from taggerhub import client
+
+    if host not in converged["pcs"].ips:
+        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+    ip = converged["pcs"].ips[host]
+    deadline = time.monotonic() + 30
+    while not reachable(ip, 23000, 1.0) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    TT = client.createProxy(host=ip, port=23000, **credentials(converged, host))
+    tagger = TT.createTimeTagger()
+    tagger.setTestSignal(1, True)
+    rate = TT.Countrate(tagger, [1])
+    rate.startFor(int(2e11))
+    rate.waitUntilFinished()
+    (hz,) = rate.getData()
+    assert 7e5 < hz < 9e5  # the simulated Ultra's internal test signal, about 800 kHz
+    assert TT.hub_status()["backend"] == "simulator"
+
+
+def test_firewall_drops_the_rpc_port_for_other_networks(converged: dict) -> None:
+    pcs = converged["pcs"]
+    assert not reachable(pcs.ips["pc-closed"], 23000)
+    # The server itself is up there: it answers on the PC's own loopback... and on its own
+    # address from inside the PC, which the fib-local rule lets through only from lo.
+    auth = credentials(converged, "pc-closed")
+    env = [f"--env=TAGGERHUB_TOKEN={auth['token']}", "--env=TAGGERHUB_TLS_CA=/etc/taggerhub/tls/ca.pem"] if auth else []
+    status = run("docker", "exec", *env, pcs.names["pc-closed"], "/opt/taggerhub/venv/bin/taggerhub", "status",
+                 "--host", pcs.ips["pc-closed"], "--port", "23000", check=False, timeout=120)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "simulator" in status.stdout
+
+
+def test_service_runs_sandboxed_as_the_service_user(converged: dict) -> None:
+    pcs = converged["pcs"]
+    show = pcs.exec("pc-open", "systemctl", "show", "taggerhub-native.service",
+                    "--property=ActiveState,User,NoNewPrivileges,ProtectSystem,PrivateTmp,DevicePolicy,MainPID").stdout
+    props = dict(line.split("=", 1) for line in show.splitlines())
+    assert props["ActiveState"] == "active"
+    assert (props["User"], props["NoNewPrivileges"], props["ProtectSystem"]) == ("taggerhub", "yes", "strict")
+    assert (props["PrivateTmp"], props["DevicePolicy"]) == ("yes", "closed")
+    owner = pcs.exec("pc-open", "stat", "--format=%U", f"/proc/{props['MainPID']}").stdout.strip()
+    assert owner == "taggerhub"
+    # The installed units verify cleanly on the target too, with the real virtualenv in place.
+    verify = pcs.exec("pc-open", "systemd-analyze", "verify", "/etc/systemd/system/taggerhub-native.service",
+                      "/etc/systemd/system/taggerhub-firewall.service", check=False)
+    assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+    rules = pcs.exec("pc-open", "cat", "/etc/udev/rules.d/99-timetagger.rules").stdout
+    assert 'ATTR{idVendor}=="151f"' in rules and 'GROUP="taggerhub"' in rules
+
+
+@pytest.mark.parametrize("host", ["pc-open", "pc-docker"])
+def test_exporter_serves_metrics_when_this_checkout_has_it(converged: dict, host: str) -> None:
+    if not converged["exporter"]:
+        pytest.skip("`taggerhub exporter` is not in this checkout yet")
+    if converged["secure"] and not exporter_speaks_tls():
+        pytest.skip("the exporter has no TLS client settings in this checkout; it cannot reach a TLS server")
+    if host not in converged["pcs"].ips:
+        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+    url = f"http://{converged['pcs'].ips[host]}:9234/metrics"
+    deadline = time.monotonic() + 30
+    body = ""
+    while time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(url, timeout=3).read().decode()
+            if re.search(r"^taggerhub_up 1", body, flags=re.M):
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    assert re.search(r"^taggerhub_up 1", body, flags=re.M), body[:2000]
+
+
+def docker_container_id(pcs: LabPCs) -> str:
+    return pcs.exec("pc-docker", "docker", "ps", "--quiet", "--no-trunc", "--filter",
+                    "label=com.docker.compose.service=taggerhub").stdout.strip()
+
+
+def test_docker_mode_runs_the_compose_project_under_its_unit(converged: dict) -> None:
+    pcs = converged["pcs"]
+    if "pc-docker" not in pcs.names:
+        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+    assert pcs.exec("pc-docker", "systemctl", "is-active", "taggerhub.service").stdout.strip() == "active"
+    container = docker_container_id(pcs)
+    assert container, "no taggerhub container runs on pc-docker"
+    health = pcs.exec("pc-docker", "docker", "inspect", "--format", "{{.State.Health.Status}} {{.Config.Image}}",
+                      container).stdout.split()
+    assert health[0] == "healthy" and health[1].startswith("taggerhub:")
+    # The settings the role wrote are what the server inside runs with.
+    env = pcs.exec("pc-docker", "cat", "/opt/taggerhub/compose/.env").stdout
+    assert f"TAGGERHUB_BIND={pcs.ips['pc-docker']}" in env
+
+
+def test_second_run_changes_nothing(converged: dict) -> None:
+    pcs = converged["pcs"]
+    container = docker_container_id(pcs) if "pc-docker" in pcs.names else ""
+    before = pcs.exec("pc-open", "systemctl", "show", "taggerhub-native.service", "--property=MainPID").stdout
+    out, recap = play(converged)
+    for host, counts in recap.items():
+        assert counts["changed"] == 0, f"{host} changed on the second run:\n" + "\n".join(
+            line for line in out.splitlines() if line.startswith("changed:"))
+    after = pcs.exec("pc-open", "systemctl", "show", "taggerhub-native.service", "--property=MainPID").stdout
+    assert before == after, "the second run restarted the server"
+    if container:
+        assert docker_container_id(pcs) == container, "the second run recreated the container"
