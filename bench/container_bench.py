@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from loopback import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -30,12 +31,6 @@ def docker(*args: str, timeout_s: float = 600) -> str:
     if result.returncode != 0:
         sys.exit(f"docker {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def answers(port: int) -> bool:

@@ -29,24 +29,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from loopback import free_port, wait_for_port
+
 SIZES = [8 * 1024, 80 * 1024, 800 * 1024, 8 * 1024**2, 80 * 1024**2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"no server on port {port}")
 
 
 @contextmanager
@@ -62,7 +47,7 @@ def servers() -> Iterator[dict[str, int]]:
     ]
     try:
         for port in ports.values():
-            wait_port(port)
+            wait_for_port(port)
         yield ports
     finally:
         for p in procs:

@@ -21,14 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from loopback import free_port
 from taggerhub import certs, client
 from taggerhub.auth import UserStore
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
