@@ -273,7 +273,8 @@ def test_firewall_drops_the_rpc_port_for_other_networks(converged: dict) -> None
     # The server itself is up there: it answers on the PC's own loopback... and on its own
     # address from inside the PC, which the fib-local rule lets through only from lo.
     auth = credentials(converged, "pc-closed")
-    env = [f"--env=TAGGERHUB_TOKEN={auth['token']}", "--env=TAGGERHUB_TLS_CA=/etc/taggerhub/tls/ca.pem"] if auth else []
+    env = ([f"--env=TAGGERHUB_TOKEN={auth['token']}", "--env=TAGGERHUB_CLIENT_TLS_CA=/etc/taggerhub/tls/ca.pem"]
+           if auth else [])
     status = run("docker", "exec", *env, pcs.names["pc-closed"], "/opt/taggerhub/venv/bin/taggerhub", "status",
                  "--host", pcs.ips["pc-closed"], "--port", "23000", check=False, timeout=120)
     assert status.returncode == 0, status.stdout + status.stderr
