@@ -31,19 +31,21 @@ class TaggerRow:
     serial: str
     uri: str
     aliases: list[str] = field(default_factory=list)
-    status: str = "unreachable"  # "open", "free", "unreachable" or "stale"
+    status: str = "unreachable"  # "open", "free", "refused" (no/bad token, TLS), "unreachable" or "stale"
     users: list[str] = field(default_factory=list)  # users connected to the tagger's server
     sessions: int = 0
     age_s: float = 0.0  # since its server last renewed the entry
+    error: str = ""  # why the server did not answer
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def probe(uri: str, token: str | None, tls_ca: str | None) -> dict[str, Any] | None:
-    """A server's status and connected users, or None when it does not answer."""
+def probe(uri: str, token: str | None, tls_ca: str | None) -> dict[str, Any]:
+    """A server's status and connected users; {"error": ...} when it does not answer or refuses us."""
     location = uri.split("@", 1)[1]
     host, _, port = location.rpartition(":")
+    token = token if token is not None else os.environ.get("TAGGERHUB_TOKEN") or None
     try:
         proxy = createProxy(host=host.strip("[]"), port=int(port), token=token, tls_ca=tls_ca)
         try:
@@ -53,8 +55,13 @@ def probe(uri: str, token: str | None, tls_ca: str | None) -> dict[str, Any] | N
             status, users = proxy.hub_status(), {}
         me = _my_user(proxy, token)
         proxy._pyroRelease()
-    except (Pyro5.errors.PyroError, OSError, ValueError):
-        return None
+    except AccessDenied as exc:
+        return {"error": f"refused: {exc}", "refused": True}
+    except Pyro5.errors.CommunicationError as exc:
+        # A handshake refusal (no or bad token, TLS) means the server is up but will not talk to us.
+        return {"error": str(exc), "refused": "rejected" in str(exc) or "handshake" in str(exc)}
+    except (Pyro5.errors.PyroError, OSError, ValueError) as exc:
+        return {"error": str(exc), "refused": False}
     # This listing's own connection is not a user of the tagger.
     status = {**status, "sessions": max(0, status["sessions"] - 1)}
     if me in users:
@@ -67,7 +74,7 @@ def _my_user(proxy: Any, token: str | None) -> str:
     try:
         return next(row["user"] for row in proxy.hub_sessions() if row["you"])
     except (AccessDenied, StopIteration):
-        return "" if token or os.environ.get("TAGGERHUB_TOKEN") else "anonymous"
+        return token.rpartition(".")[0] if token else "anonymous"  # tokens are "<user>.<secret>"
 
 
 def listing(ns_host: str, ns_port: int, token: str | None = None, tls_ca: str | None = None,
@@ -93,8 +100,10 @@ def listing(ns_host: str, ns_port: int, token: str | None = None, tls_ca: str | 
     servers = {uri: probe(uri, token, tls_ca) for uri in sorted({r.uri for r in rows.values()})}
     for row in rows.values():
         found = servers[row.uri]
-        if found is None:
-            row.status = "stale" if row.age_s > stale_after_s else "unreachable"
+        if "error" in found:
+            row.error = found["error"]
+            row.status = ("refused" if found["refused"] else
+                          "stale" if row.age_s > stale_after_s else "unreachable")
             continue
         open_serials = {d["serial"] for d in found["status"]["devices"]}
         row.status = "open" if row.serial in open_serials else "free"

@@ -226,3 +226,24 @@ def test_discovery_settings_reject_bad_aliases() -> None:
         load_settings(env={"TAGGERHUB_DISCOVERY_ALIASES": "lab2-ultra"})
     settings = load_settings(env={"TAGGERHUB_DISCOVERY_ALIASES": "a=1, b=2", "TAGGERHUB_DISCOVERY_ENABLED": "1"})
     assert settings.discovery.enabled and discovery.parse_aliases(settings.discovery.aliases) == {"a": "1", "b": "2"}
+
+
+def test_ls_with_auth_needs_a_token_and_shows_the_users(nameserver: NameServer, start_server,
+                                                        tmp_path: Path) -> None:
+    from taggerhub.auth import UserStore
+
+    store = UserStore(tmp_path / "users.toml")
+    tokens = {name: store.add(name, role) for name, role in (("ada", "admin"), ("oscar", "observer"),
+                                                             ("otto", "operator"))}
+    env = discovery_env(nameserver.port, "lab1", TAGGERHUB_AUTH_ENABLED="true",
+                        TAGGERHUB_AUTH_USERS_FILE=str(tmp_path / "users.toml"),
+                        TAGGERHUB_AUTH_AUDIT_LOG=str(tmp_path / "audit.jsonl"))
+    start_server("--sim-config", str(lab_file(tmp_path, "lab1")), env=env)
+    (row,) = wait_until(lambda: ls(nameserver.port), what="tagger listed")
+    assert row["status"] == "refused" and row["error"]
+
+    tt = createProxy(name="lab1-ultra", ns_host="127.0.0.1", ns_port=nameserver.port, token=tokens["otto"])
+    assert tt.createTimeTagger().getSerial() == "1111000SIM"
+    for lister in ("oscar", "ada"):  # observer (user from the token) and admin (from hub_sessions)
+        (row,) = ls(nameserver.port, "--token", tokens[lister])
+        assert (row["status"], row["users"], row["sessions"]) == ("open", ["otto"], 1), lister
