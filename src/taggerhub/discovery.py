@@ -207,6 +207,8 @@ class Registrar:
                         "ns": f"{self.settings.ns_host}:{self.settings.ns_port}", "error": str(exc),
                     })
                 self._down = True
+            except Exception as exc:  # e.g. the device library failing to scan: keep the thread alive
+                log.exception("registration failed; retrying", extra={"error": str(exc)})
             if self._stop.wait(self.settings.refresh_s):
                 break
         self._unregister()
