@@ -124,9 +124,14 @@ def resolve(name: str, ns_host: str | None = None, ns_port: int | None = None) -
     port = ns_port or port
     try:
         ns = locate(host, port)
+    except Pyro5.errors.NamingError as exc:
+        raise LookupError(f"cannot look up tagger {name!r}: no name server at {host}:{port} ({exc})") from None
+    try:
         uri, meta = ns.lookup(name, return_metadata=True)
     except Pyro5.errors.NamingError as exc:
         raise LookupError(f"tagger {name!r} not found in the name server at {host}:{port}: {exc}") from None
+    finally:
+        ns._pyroRelease()
     return Entry.from_ns(name, uri, meta)
 
 

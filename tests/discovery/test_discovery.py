@@ -163,6 +163,9 @@ def test_clients_reach_each_tagger_by_name_and_alias(lab: dict, nameserver: Name
 def test_unknown_name_is_a_clear_lookup_error(nameserver: NameServer) -> None:
     with pytest.raises(LookupError, match="'lab9-x' not found in the name server"):
         createProxy(name="lab9-x", ns_host="127.0.0.1", ns_port=nameserver.port)
+    nameserver.kill()
+    with pytest.raises(LookupError, match=f"no name server at 127.0.0.1:{nameserver.port}"):
+        createProxy(name="lab2-ultra", ns_host="127.0.0.1", ns_port=nameserver.port)
 
 
 def test_listing_heals_after_the_name_server_restarts(lab: dict, nameserver: NameServer) -> None:
