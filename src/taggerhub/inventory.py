@@ -80,35 +80,39 @@ def _my_user(proxy: Any, token: str | None) -> str:
 def listing(ns_host: str, ns_port: int, token: str | None = None, tls_ca: str | None = None,
             stale_after_s: float = 30.0, prune: bool = False) -> list[TaggerRow]:
     """Every tagger in the name server with its status; with ``prune``, stale entries are removed first."""
+    saved = pyro_config.COMMTIMEOUT
     pyro_config.COMMTIMEOUT = discovery.NS_TIMEOUT_S  # a hung server must not hang the listing
-    ns = discovery.locate(ns_host, ns_port)
-    if prune:
-        discovery.prune(ns, stale_after_s)
-    all_entries = discovery.entries(ns)
-    ns._pyroRelease()
-    rows: dict[tuple[str, str], TaggerRow] = {}
-    now = time.time()
-    for entry in all_entries:
-        key = (entry.host, entry.serial)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = TaggerRow(name=discovery.tagger_name(entry.host, entry.serial), host=entry.host,
-                                        model=entry.model, serial=entry.serial, uri=entry.uri,
-                                        age_s=round(now - entry.seen, 1) if entry.seen else 0.0)
-        if entry.kind == "alias":
-            row.aliases.append(entry.name)
-    servers = {uri: probe(uri, token, tls_ca) for uri in sorted({r.uri for r in rows.values()})}
-    for row in rows.values():
-        found = servers[row.uri]
-        if "error" in found:
-            row.error = found["error"]
-            row.status = ("refused" if found["refused"] else
-                          "stale" if row.age_s > stale_after_s else "unreachable")
-            continue
-        open_serials = {d["serial"] for d in found["status"]["devices"]}
-        row.status = "open" if row.serial in open_serials else "free"
-        row.sessions = found["status"]["sessions"]
-        row.users = [f"{user}({n})" if n > 1 else user for user, n in found["users"]]
+    try:
+        ns = discovery.locate(ns_host, ns_port)
+        if prune:
+            discovery.prune(ns, stale_after_s)
+        all_entries = discovery.entries(ns)
+        ns._pyroRelease()
+        rows: dict[tuple[str, str], TaggerRow] = {}
+        now = time.time()
+        for entry in all_entries:
+            key = (entry.host, entry.serial)
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = TaggerRow(name=discovery.tagger_name(entry.host, entry.serial), host=entry.host,
+                                            model=entry.model, serial=entry.serial, uri=entry.uri,
+                                            age_s=round(now - entry.seen, 1) if entry.seen else 0.0)
+            if entry.kind == "alias":
+                row.aliases.append(entry.name)
+        servers = {uri: probe(uri, token, tls_ca) for uri in sorted({r.uri for r in rows.values()})}
+        for row in rows.values():
+            found = servers[row.uri]
+            if "error" in found:
+                row.error = found["error"]
+                row.status = ("refused" if found["refused"] else
+                              "stale" if row.age_s > stale_after_s else "unreachable")
+                continue
+            open_serials = {d["serial"] for d in found["status"]["devices"]}
+            row.status = "open" if row.serial in open_serials else "free"
+            row.sessions = found["status"]["sessions"]
+            row.users = [f"{user}({n})" if n > 1 else user for user, n in found["users"]]
+    finally:
+        pyro_config.COMMTIMEOUT = saved
     return sorted(rows.values(), key=lambda r: (r.host, r.serial))
 
 
