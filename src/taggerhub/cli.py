@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_access_parsers(sub)
     add_vpn_parser(sub)
+    from .cli_discovery import add_parsers as add_discovery_parsers
+
+    add_discovery_parsers(sub)
     return parser
 
 

@@ -78,7 +78,7 @@ class Proxy(Pyro5.client.Proxy):
         object.__setattr__(self, "_taggerhub_ssl", None)
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("_taggerhub_lock", "_taggerhub_ssl"):
+        if name in ("_taggerhub_lock", "_taggerhub_ssl", "_taggerhub_serial"):
             raise AttributeError(name)
         return super().__getattr__(name)
 
@@ -255,6 +255,13 @@ class LibraryProxy(Proxy):
         super().__init__(uri, token=token, serializer=serializer, ssl_context=ssl_context)
         for name, (enum_type, members) in self.enum_definitions().items():
             self.__dict__[name] = getattr(enum, enum_type)(name, [tuple(m) for m in members])
+        object.__setattr__(self, "_taggerhub_serial", "")
+
+    def createTimeTagger(self, *args: Any, **kwargs: Any) -> Any:
+        """Open (or share) a tagger; with no serial, the one this proxy was resolved for by name, if any."""
+        if not args and not kwargs.get("serial") and getattr(self, "_taggerhub_serial", ""):
+            kwargs = {**kwargs, "serial": self._taggerhub_serial}
+        return self._pyroInvoke("createTimeTagger", args, kwargs)
 
 
 def createProxy(
@@ -266,6 +273,9 @@ def createProxy(
     tls_cert: str | None = None,
     tls_key: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    name: str | None = None,
+    ns_host: str | None = None,
+    ns_port: int | None = None,
 ) -> LibraryProxy:
     """Return a proxy of the remote Time Tagger library.
 
@@ -284,4 +294,11 @@ def createProxy(
             cert = tls_cert if tls_cert is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_CERT", "")
             key = tls_key if tls_key is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_KEY", "")
             ssl_context = client_context(ca, cert, key)
+    if name:
+        from .discovery import resolve
+
+        entry = resolve(name, ns_host, ns_port)
+        proxy = LibraryProxy(entry.uri, token=token, ssl_context=ssl_context)
+        object.__setattr__(proxy, "_taggerhub_serial", entry.serial)
+        return proxy
     return LibraryProxy(f"PYRO:{_objectId}@{host}:{port}", token=token, ssl_context=ssl_context)

@@ -96,6 +96,19 @@ class VpnSettings:
 
 
 @dataclass
+class DiscoverySettings:
+    """Registration of this server's taggers with the lab's Pyro5 name server (docs/discovery.md)."""
+
+    enabled: bool = False
+    ns_host: str = "localhost"  # where the Pyro5 name server runs
+    ns_port: int = 9090  # Pyro5's default name server port
+    host_name: str = ""  # the <host> in taggerhub.<host>.<serial>; "": this PC's short host name
+    aliases: list[str] = field(default_factory=list)  # "ALIAS=SERIAL", e.g. "lab2-ultra=2138000SIM"
+    refresh_s: float = 3.0  # how often registrations are renewed (they come back after an NS restart)
+    stale_after_s: float = 30.0  # entries not renewed for this long are pruned (server gone)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
@@ -103,6 +116,7 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     vpn: VpnSettings = field(default_factory=VpnSettings)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
@@ -192,5 +206,18 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"simulator.clock must be 'realtime' or 'virtual', got {settings.simulator.clock!r}")
     if not 0 <= settings.server.advertise_port <= 65535:
         raise ConfigError(f"server.advertise_port must be 0..65535, got {settings.server.advertise_port}")
+    validate_discovery(settings.discovery)
     if settings.server.max_message_bytes < 1024:
         raise ConfigError("server.max_message_bytes must be at least 1024")
+
+
+def validate_discovery(discovery: DiscoverySettings) -> None:
+    """Aliases are ALIAS=SERIAL pairs and the refresh period is positive."""
+    for alias in discovery.aliases:
+        name, sep, serial = alias.partition("=")
+        if not sep or not name.strip() or not serial.strip():
+            raise ConfigError(f"discovery.aliases: expected ALIAS=SERIAL, got {alias!r}")
+    if discovery.refresh_s <= 0:
+        raise ConfigError(f"discovery.refresh_s must be positive, got {discovery.refresh_s}")
+    if not 0 < discovery.ns_port <= 65535:
+        raise ConfigError(f"discovery.ns_port must be 1..65535, got {discovery.ns_port}")

@@ -446,6 +446,18 @@ class Hub:
             "overflows": self.device_overflows(),
         }
 
+    def discoverable_devices(self) -> list[tuple[str, str]]:
+        """(serial, model) of every tagger this server can serve: the open ones and the free ones."""
+        with self._devices_lock:
+            found = {s: a._obj.getModel() if a._obj is not None else "?" for s, a in self._devices.items()}
+        for serial in self.backend.scanTimeTagger():
+            if serial not in found:
+                try:
+                    found[serial] = str(self.backend.getTimeTaggerModel(serial))
+                except Exception:  # a model we cannot read shows as unknown
+                    found[serial] = "?"
+        return sorted(found.items())
+
     def device_overflows(self) -> dict[str, int]:
         """Overflow count per open device, so the exporter needs no extra call per scrape."""
         with self._devices_lock:
@@ -622,15 +634,29 @@ def serve(settings: Settings, backend: ModuleType, backend_name: str,
         "host": settings.server.host, "port": daemon.locationStr,
         "auth": settings.auth.enabled, "tls": settings.tls.enabled,
     })
+    registrar = start_discovery(settings, hub, str(uri))
     if ready:
         ready(str(uri))
     try:
         daemon.requestLoop(loopCondition=lambda: not stopping.is_set())
     finally:
+        if registrar is not None:
+            registrar.stop()
         freed = hub.free_everything()
         log.info("stopped", extra={"objects_freed": freed})
         hub.access.audit.close()
     return 0
+
+
+def start_discovery(settings: Settings, hub: Hub, uri: str) -> Any:
+    """With [discovery] enabled, keep this server's taggers registered in the Pyro5 name server."""
+    if not settings.discovery.enabled:
+        return None
+    from .discovery import Registrar
+
+    registrar = Registrar(settings.discovery, uri, hub.discoverable_devices)
+    registrar.start()
+    return registrar
 
 
 def _reload_users(hub: Hub) -> None:
