@@ -108,7 +108,7 @@ class G2(Experiment):
         return {
             "center_ps": p["center"], "center_err_ps": p["center_err"],
             "sigma_ps": p["sigma"], "sigma_err_ps": p["sigma_err"],
-            "fwhm_ps": 2.0 * np.sqrt(2.0 * np.log(2.0)) * p["sigma"],
+            "fwhm_ps": float(2.0 * np.sqrt(2.0 * np.log(2.0)) * p["sigma"]),
             "peak_g2": peak, "amplitude": p["amplitude"], "amplitude_err": p["amplitude_err"],
             "baseline": p["baseline"], "background_g2": background,
             "contrast": peak / background if background > 0 else float("inf"),
