@@ -80,6 +80,9 @@ def test_operator_runs_g2_observer_reads_but_cannot_control_and_audit_records_it
     rate = TT_oscar.Countrate(TT_oscar.createTimeTagger(), [1, 2])
     assert rate.getData().shape == (2,)
     assert "g2" in TT_oscar.experiments()["experiments"]
+    own = TT_oscar.experiment("g2", TT_oscar.createTimeTagger(), channel_start=3, channel_stop=4)
+    own.start()  # creating is the 'create' level, as for measurements: an observer's experiment is theirs
+    own.stop()
     assert TT_ada.hub_status()["objects"] >= 3
 
     calls = [e for e in lab_server.audit() if e.get("event") == "call"]
@@ -88,6 +91,7 @@ def test_operator_runs_g2_observer_reads_but_cannot_control_and_audit_records_it
     assert ("otto", "Experiment_G2.startFor", "ok") in made
     assert ("oscar", "Experiment_G2.stop", "denied") in made
     assert ("ada", "Experiment_G2.stop", "ok") in made
+    assert ("oscar", "TimeTaggerRPC.experiment", "ok") in made and ("oscar", "Experiment_G2.start", "ok") in made
     assert not any(m.endswith((".getResult", ".waitUntilFinished")) for _, m, _ in made)  # reads not audited
 
 
