@@ -20,7 +20,11 @@ def test_packaged_g2_is_found_through_its_entry_point():
 
 def test_plugin_folder_loads_good_plugins_and_names_the_file_of_bad_ones(tmp_path):
     folder = write_plugins(tmp_path / "plugins")
+    (folder / "needs_hw.py").write_text("import math\n\nraise RuntimeError('no spectrometer attached')\n")
     catalog = load_catalog(ExperimentSettings(plugin_dir=str(folder)))
+    assert catalog.errors[str(folder / "needs_hw.py")] == (
+        f"{folder / 'needs_hw.py'}: RuntimeError: no spectrometer attached (line 3)")
+    assert catalog.errors[str(folder / "broken.py")].endswith("SyntaxError: expected ':' (line 4)")
     assert issubclass(catalog.get("rates"), Experiment) and "g2" in catalog.classes
     broken = str(folder / "broken.py")
     assert "SyntaxError" in catalog.errors[broken] and broken in catalog.errors[broken]

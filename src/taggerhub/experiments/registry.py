@@ -105,7 +105,7 @@ def _load_folder(catalog: Catalog, folder: Path) -> None:
             spec.loader.exec_module(module)
         except BaseException as exc:  # SyntaxError, ImportError, even SystemExit at import time
             sys.modules.pop(module_name, None)
-            catalog.errors[str(path)] = f"{path}: {_describe(exc)}"
+            catalog.errors[str(path)] = f"{path}: {_describe(exc, path)}"
             continue
         found = [c for c in vars(module).values()
                  if inspect.isclass(c) and issubclass(c, Experiment) and c is not Experiment
@@ -117,11 +117,10 @@ def _load_folder(catalog: Catalog, folder: Path) -> None:
             catalog._add(name, cls, str(path))
 
 
-def _describe(exc: BaseException) -> str:
-    where = ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if frames:
-        where = f" (line {frames[-1].lineno})"
-    if isinstance(exc, SyntaxError) and exc.lineno:
-        where = f" (line {exc.lineno})"
+def _describe(exc: BaseException, path: Path | None = None) -> str:
+    """The error and, when known, the plugin file's line it came from."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} (line {exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if path is None or f.filename == str(path)]
+    where = f" (line {frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
