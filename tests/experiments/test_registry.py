@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pluginfiles import write_plugins
 
-from taggerhub.config import ExperimentSettings
+from taggerhub.config import ConfigError, ExperimentSettings, load_settings
 from taggerhub.experiments import Experiment
 from taggerhub.experiments.g2 import G2
 from taggerhub.experiments.registry import load_catalog
@@ -66,3 +66,14 @@ def test_served_methods_exclude_base_helpers_and_results_must_be_plain():
     with pytest.raises(TypeError, match=r"experiment 'leaky' getThing\(\) returned a builtins.object"):
         ExperimentGuard("leaky", Leaky(None, None)).getThing()
     assert check_plain({"a": (1, "x", None)}, "here") == {"a": (1, "x", None)}
+
+
+def test_experiments_section_from_toml_and_environment(tmp_path):
+    config = tmp_path / "taggerhub.toml"
+    config.write_text('[experiments]\nplugin_dir = "/srv/lab-plugins"\nenabled = ["g2"]\n')
+    settings = load_settings(config, env={"TAGGERHUB_EXPERIMENTS_ENABLED": "g2, rates"})
+    assert settings.experiments.plugin_dir == "/srv/lab-plugins"
+    assert settings.experiments.enabled == ["g2", "rates"]
+    config.write_text('[experiments]\nplugins = "x"\n')
+    with pytest.raises(ConfigError, match="unknown setting 'plugins'"):
+        load_settings(config, env={})
