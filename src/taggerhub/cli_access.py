@@ -91,7 +91,7 @@ def cmd_permissions(args: argparse.Namespace) -> int:
 
 
 EXTRA_LIBRARY_CALLS = ("acquireControl", "releaseControl", "enum_definitions", "hub_status", "hub_metrics",
-                       "hub_sessions", "hub_end_session")
+                       "hub_sessions", "hub_end_session", "experiment", "experiments")
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:

@@ -109,6 +109,14 @@ class DiscoverySettings:
 
 
 @dataclass
+class ExperimentSettings:
+    """Server-side experiment plugins: entry points in group ``taggerhub.experiments`` plus a folder."""
+
+    plugin_dir: str = ""  # folder of *.py plugin files; "" = entry points only
+    enabled: list[str] = field(default_factory=list)  # experiment names to serve; empty: every one found
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
@@ -117,6 +125,7 @@ class Settings:
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
     vpn: VpnSettings = field(default_factory=VpnSettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

@@ -67,6 +67,12 @@ RULES: tuple[Rule, ...] = (
     Rule(("library",), "getVersion", Level.read, ""),
     Rule(("library",), "scanTimeTagger", Level.read, ""),
     Rule(("library",), "<measurement class>", Level.create, "the new measurement belongs to its creator"),
+    Rule(("library",), "experiment", Level.create, "the new server-side experiment belongs to its creator"),
+    Rule(("library",), "experiments", Level.read, "lists the experiment plugins offered"),
+    Rule(("experiment",), "get*", Level.read, "experiment plugins: reads"),
+    Rule(("experiment",), "is*", Level.read, "experiment plugins: reads"),
+    Rule(("experiment",), "wait*", Level.read, "experiment plugins: waits, changes nothing"),
+    Rule(("experiment",), "*", Level.own, "experiment plugins: every other method controls the experiment"),
     # Patterns.
     Rule(("tagger", *MEASUREMENT), "get*", Level.read),
     Rule(("tagger", *MEASUREMENT), "is*", Level.read),
@@ -110,6 +116,9 @@ def table(api: BackendApi, extra_library: tuple[str, ...] = ()) -> Iterator[tupl
     for name in sorted([*api.iterator_classes, *(["SynchronizedMeasurements"] if api.sync_class else [])]):
         level, rule = level_of("library", name, is_constructor=True)
         yield "TimeTaggerRPC", f"{name}(...)", level, _why(rule)
+    for pattern in EXPERIMENT_PATTERNS:  # plugins differ per lab: their methods are classified by name
+        level, rule = level_of("experiment", pattern)
+        yield "Experiment (plugin)", pattern, level, _why(rule)
     for cls in sorted(api.backend_classes, key=lambda c: c.__name__):
         kind = _kind_of_class(api, cls)
         if kind is None:
@@ -119,6 +128,9 @@ def table(api: BackendApi, extra_library: tuple[str, ...] = ()) -> Iterator[tupl
                     attr.object):
                 level, rule = level_of(kind, attr.name)
                 yield cls.__name__, attr.name, level, _why(rule)
+
+
+EXPERIMENT_PATTERNS = ("get*", "is*", "wait*", "any other method")
 
 
 def _kind_of_class(api: BackendApi, cls: type) -> str | None:

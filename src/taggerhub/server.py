@@ -35,6 +35,8 @@ from .access import Access, HandshakeRefused
 from .adapter import Adapter, BackendApi
 from .config import Settings
 from .errors import AccessDenied, ObjectGone
+from .experiments import registry as experiment_registry
+from .experiments import serving as experiment_serving
 from .permissions import STATE_CHANGING, Level, level_of
 from .sessions import ObjectTable, Session
 from .stats import RpcStats
@@ -62,6 +64,7 @@ class Hub:
         self._devices: dict[str, Adapter] = {}
         self._devices_lock = threading.RLock()
         self.table = ObjectTable(self._register, self._unregister, self._release_backend)
+        self.experiments = experiment_registry.load_catalog(settings.experiments)
         self.library_class = self.api.library_adapter_class(extra={
             "enum_definitions": self.enum_definitions_doc,
             "hub_status": self.status,
@@ -70,6 +73,8 @@ class Hub:
             "releaseControl": self.release_control,
             "hub_sessions": self.list_sessions,
             "hub_end_session": self.end_session,
+            "experiment": self.experiment_doc,
+            "experiments": self.experiments.describe,
         })
         self.library = self.library_class(None, self, "library")
 
@@ -85,6 +90,9 @@ class Hub:
                 self.daemon.unregister(adapter)
 
     def _release_backend(self, adapter: Adapter) -> None:
+        if adapter._kind == "experiment" and adapter._obj is not None:
+            adapter._obj.taggerhub_close()  # stop and detach the measurements the plugin made
+            return
         with self._devices_lock:
             serial = next((s for s, a in self._devices.items() if a is adapter), None)
             if serial is not None:
@@ -327,6 +335,10 @@ class Hub:
                 return self.metrics()
             if name in ACCESS_CALLS:
                 return getattr(self, ACCESS_CALLS[name])(*args, **kwargs)
+            if name == "experiment":
+                return self.create_experiment(session, *args, **kwargs)
+            if name == "experiments":
+                return self.experiments.describe()
             function = self.api.functions.get(name)
             if function is None:
                 raise AttributeError(f"unknown function {name!r}")
@@ -366,6 +378,28 @@ class Hub:
             return True
         self.table.release(adapter, session)
         return True
+
+    # -- server-side experiments (plugins) ------------------------------------------
+    def experiment_doc(self, name: str, tagger: Any, **params: Any) -> Any:
+        """Create server-side experiment ``name`` on ``tagger`` with ``params``; see experiments() for names.
+
+        It belongs to its creator like a measurement: get*/is*/wait* methods are for everyone, the rest
+        for its creator and admins. It is freed with the tagger or when no client uses it any more.
+        """
+        raise NotImplementedError  # documents the remote call; library_call serves it
+
+    def create_experiment(self, session: Session, name: str, tagger: Any, **params: Any) -> Adapter:
+        cls = self.experiments.get(str(name))
+        device = self._adapter_for(tagger, session)
+        if device._kind != "tagger":
+            raise TypeError(f"experiment() needs a tagger as second argument, got a {type(device).__name__}")
+        try:
+            instance = cls(self.backend, device._obj, **params)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"experiment {name!r}: {exc}") from None
+        guard = experiment_serving.ExperimentGuard(str(name), instance)
+        adapter = experiment_serving.adapter_class(cls)(guard, self, "experiment", device)
+        return self.table.add(adapter, session, parent=device)
 
     # -- control lease and sessions (access management) ------------------------------
     def acquire_control(self, timeout_s: float = 60.0) -> float:
