@@ -13,14 +13,12 @@ import json
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .engine import Chunk
-
-if TYPE_CHECKING:
-    from .tagger import TimeTaggerBase
+from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 
 
 class IteratorBase:

@@ -7,18 +7,16 @@ NumPy; none loops over tags in Python.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .engine import Chunk
 from .enums import CHANNEL_UNUSED
+from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .iterators import IteratorBase
 from .pairs import PairWindow
 from .signals import PS_PER_S
-
-if TYPE_CHECKING:
-    from .tagger import TimeTaggerBase
 
 
 def positive(name: str, value: int) -> int:

@@ -10,17 +10,14 @@ error, error counter, last ideal clock event.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .engine import Chunk
 from .enums import CHANNEL_UNUSED
+from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .signals import PS_PER_S
 from .virtual import VirtualChannelBase
-
-if TYPE_CHECKING:
-    from .tagger import TimeTaggerBase
 
 LOCK_TOLERANCE = 0.05  # relative deviation of the measured period still accepted ("a few percent")
 LOCK_WAIT_S = 5.0

@@ -8,18 +8,16 @@ virtual channels see them like physical channels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .engine import Chunk
 from .enums import CHANNEL_UNUSED, CoincidenceTimestamp, GatedChannelInitial
+from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .iterators import IteratorBase
 from .measurements import channel_list
 from .pairs import EMPTY
-
-if TYPE_CHECKING:
-    from .tagger import TimeTaggerBase
 
 
 def merge_sorted(*arrays: np.ndarray) -> np.ndarray:
