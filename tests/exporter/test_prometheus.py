@@ -181,7 +181,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                    "Prometheus to hold a few scrapes of both exporters")
         yield stack
     finally:
-        for proc in reversed(procs):
+        # Servers a test restarted are in stack.servers, not in procs: stop them too.
+        for proc in [*reversed(procs), *(p for p in stack.servers.values() if p not in procs)]:
             proc.stop()
         for proxy in stack.keep:
             proxy._pyroRelease()
