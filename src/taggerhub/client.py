@@ -213,7 +213,7 @@ class Proxy(Pyro5.client.Proxy):
         serializer = serializers.serializers[self._pyroSerializer]
         serializer_id = serializer.serializer_id
         data = serializer.dumpsCall(conn.objectId, methodname, vargs, kwargs)
-        self._pyroSeq = seq = (self._pyroSeq + 1) & 0xFFFF
+        self.__dict__["_pyroSeq"] = seq = (self._pyroSeq + 1) & 0xFFFF  # skips Pyro5's __setattr__ checks
         try:
             conn.send_message(protocol.MSG_INVOKE, 0, seq, serializer_id, data, _correlation_bytes())
             del data

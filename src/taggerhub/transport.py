@@ -298,14 +298,21 @@ class FastConnection(socketutil.SocketConnection):
         The per-call paths use this instead of Pyro5's three reads and message object;
         it checks what Pyro5's ReceivingMessage checks: tag, version, magic and size limit.
         """
-        header = self.recv(PYRO_HEADER.size)
-        fields = PYRO_HEADER.unpack(header)
+        pending = self._pending
+        if len(pending) < PYRO_HEADER.size:
+            pending = self._fill(PYRO_HEADER.size)
+        fields = PYRO_HEADER.unpack_from(pending)
         if fields[0] != _PYRO_TAG or fields[1] != protocol.PROTOCOL_VERSION or fields[10] != protocol._magic_number:
             raise errors.ProtocolError("invalid message or protocol version")
         size = fields[6] + fields[7]
         if size > pyro_config.MAX_MESSAGE_SIZE:
             raise errors.ProtocolError(f"message too large ({size:d}, max={pyro_config.MAX_MESSAGE_SIZE:d})")
-        return header, fields, self.recv(size) if size else b""
+        end = PYRO_HEADER.size + size
+        if len(pending) >= end:  # the usual small message: already read whole
+            self._pending = pending[end:]
+            return pending[:PYRO_HEADER.size], fields, pending[PYRO_HEADER.size:end]
+        self._pending = pending[PYRO_HEADER.size:]
+        return pending[:PYRO_HEADER.size], fields, self.recv(size)
 
     def send_message(self, msgtype: int, flags: int, seq: int, serializer_id: int, payload: Any,
                      correlation_id: bytes | None = None) -> None:
@@ -332,14 +339,26 @@ class FastConnection(socketutil.SocketConnection):
         self._pending = bytes(data) + self._pending
 
     def _recv_small(self, size: int) -> bytes:
-        pending = self._pending
-        while len(pending) < size:
-            chunk = self.sock.recv(READ_AHEAD)
-            if not chunk:
-                raise errors.ConnectionClosedError("receiving: connection lost")
-            pending = pending + chunk if pending else chunk
+        pending = self._fill(size)
         self._pending = pending[size:]
         return pending[:size] if len(pending) != size else pending
+
+    def _fill(self, size: int) -> bytes:
+        """Read ahead until at least ``size`` bytes are pending; return them all."""
+        pending = self._pending
+        try:
+            while len(pending) < size:
+                chunk = self.sock.recv(READ_AHEAD)
+                if not chunk:
+                    raise errors.ConnectionClosedError("receiving: connection lost")
+                pending = pending + chunk if pending else chunk
+        except TimeoutError:
+            raise errors.TimeoutError("receiving: timeout") from None
+        except OSError as exc:
+            raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
+        finally:
+            self._pending = pending  # bytes read before an error stay readable
+        return pending
 
     def _recv_large(self, size: int) -> np.ndarray:
         buffer = np.empty(size, dtype=np.uint8)  # uninitialised: the kernel's copy is the only write
