@@ -10,7 +10,8 @@ one run and side by side:
 - aggregate calls/s and p99 latency with 1, 8 and 32 client processes;
 - 200 clients connected at once (taggerhub only: the goal is no refusals).
 
-Usage: ``python bench/rpc_bench.py [--quick] [--markdown]``.
+Usage: ``python bench/rpc_bench.py [--quick] [--markdown] [--parts latency,bulk,aggregate,many]
+[--processes 1,8,32]``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -159,13 +161,17 @@ def raw_socket_numbers(sizes: list[int], budget_s: float, pings: int) -> tuple[d
 
 
 # -- aggregate load from many processes -------------------------------------------------
-def load_worker(kind: str, uri: str, duration_s: float, start_at: float, out: mp.Queue) -> None:
+def load_worker(kind: str, uri: str, duration_s: float, ready: Any, start_at: Any, out: mp.Queue) -> None:
     proxy = object_proxy(kind, uri)
     proxy.getSerial()
-    while time.time() < start_at:
+    ready.release()
+    deadline = time.time() + 300
+    while start_at.value == 0.0 and time.time() < deadline:
+        time.sleep(0.005)
+    while time.time() < start_at.value:
         time.sleep(0.001)
     samples = []
-    end = start_at + duration_s
+    end = start_at.value + duration_s
     while time.time() < end:
         t0 = time.perf_counter()
         proxy.getSerial()
@@ -174,13 +180,19 @@ def load_worker(kind: str, uri: str, duration_s: float, start_at: float, out: mp
 
 
 def measure_aggregate(kind: str, uri: str, processes: int, duration_s: float) -> tuple[float, float]:
+    """All client processes start calling at once, after every one of them has connected."""
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
-    start_at = time.time() + 2.0 + processes * 0.15
-    workers = [ctx.Process(target=load_worker, args=(kind, uri, duration_s, start_at, queue))
+    ready = ctx.Semaphore(0)
+    start_at = ctx.Value("d", 0.0)
+    workers = [ctx.Process(target=load_worker, args=(kind, uri, duration_s, ready, start_at, queue))
                for _ in range(processes)]
     for w in workers:
         w.start()
+    for _ in workers:
+        if not ready.acquire(timeout=300):
+            raise RuntimeError("a load worker did not connect within 300 s")
+    start_at.value = time.time() + 0.5
     samples: list[float] = []
     for _ in workers:
         samples.extend(queue.get(timeout=120 + duration_s))
@@ -229,11 +241,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test of the script)")
     parser.add_argument("--markdown", action="store_true", help="print the results as a markdown table")
+    parser.add_argument("--parts", default="latency,bulk,aggregate,many",
+                        help="comma-separated parts to run (default: all of latency,bulk,aggregate,many)")
+    parser.add_argument("--processes", default="", help="client process counts for the aggregate part, e.g. 32")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     n_latency = 500 if args.quick else 3000
     bulk_budget = 0.5 if args.quick else 2.0
     agg_duration = 2.0 if args.quick else 5.0
     client_counts = [1, 8] if args.quick else [1, 8, 32]
+    if args.processes:
+        client_counts = [int(n) for n in args.processes.split(",")]
 
     rows: list[tuple[str, str, str, str]] = []  # metric, taggerhub, vendor, ratio
 
@@ -246,32 +264,38 @@ def main() -> int:
         taggers = {kind: lib.createTimeTagger() for kind, lib in libs.items()}
         uris = {kind: str(t._pyroUri) for kind, t in taggers.items()}
 
-        lat = {kind: measure_latency(taggers[kind].getSerial, n_latency) for kind in libs}
-        add("getSerial p50", lat["taggerhub"][0] * 1e6, lat["vendor"][0] * 1e6, "us", better="lower")
-        add("getSerial p99", lat["taggerhub"][1] * 1e6, lat["vendor"][1] * 1e6, "us", better="lower")
+        if "latency" in parts:
+            lat = {kind: measure_latency(taggers[kind].getSerial, n_latency) for kind in libs}
+            add("getSerial p50", lat["taggerhub"][0] * 1e6, lat["vendor"][0] * 1e6, "us", better="lower")
+            add("getSerial p99", lat["taggerhub"][1] * 1e6, lat["vendor"][1] * 1e6, "us", better="lower")
 
-        raw, raw_ping = raw_socket_numbers(SIZES, bulk_budget, n_latency)
-        for size in SIZES:
-            speeds = {}
-            for kind, lib in libs.items():
-                corr = lib.Correlation(taggers[kind], 1, 2, binwidth=1, n_bins=size // 4)
-                corr.stop()
-                speeds[kind] = measure_bulk(corr.getData, size, bulk_budget)
-                del corr
-            label = f"{size // 1024} KB" if size < 1024**2 else f"{size // 1024**2} MB"
-            add(f"getData {label}", speeds["taggerhub"], speeds["vendor"], "MB/s")
-            rows.append((f"  raw socket {label}", f"{raw[size]:,.1f} MB/s",
-                         f"taggerhub at {speeds['taggerhub'] / raw[size]:.0%}", ""))
-        rows.append(("raw socket ping-pong p50", f"{raw_ping * 1e6:,.1f} us", "", ""))
+        if "bulk" in parts:
+            raw, raw_ping = raw_socket_numbers(SIZES, bulk_budget, n_latency)
+            for size in SIZES:
+                speeds = {}
+                for kind, lib in libs.items():
+                    corr = lib.Correlation(taggers[kind], 1, 2, binwidth=1, n_bins=size // 4)
+                    corr.stop()
+                    speeds[kind] = measure_bulk(corr.getData, size, bulk_budget)
+                    del corr
+                label = f"{size // 1024} KB" if size < 1024**2 else f"{size // 1024**2} MB"
+                add(f"getData {label}", speeds["taggerhub"], speeds["vendor"], "MB/s")
+                rows.append((f"  raw socket {label}", f"{raw[size]:,.1f} MB/s",
+                             f"taggerhub at {speeds['taggerhub'] / raw[size]:.0%}", ""))
+            rows.append(("raw socket ping-pong p50", f"{raw_ping * 1e6:,.1f} us", "", ""))
 
-        for n in client_counts:
-            agg = {kind: measure_aggregate(kind, uris[kind], n, agg_duration) for kind in libs}
-            add(f"calls/s, {n} processes", agg["taggerhub"][0], agg["vendor"][0], "/s")
-            add(f"  p99, {n} processes", agg["taggerhub"][1] * 1e3, agg["vendor"][1] * 1e3, "ms", better="lower")
+        if "aggregate" in parts:
+            for n in client_counts:
+                agg = {kind: measure_aggregate(kind, uris[kind], n, agg_duration) for kind in libs}
+                add(f"calls/s, {n} processes", agg["taggerhub"][0], agg["vendor"][0], "/s")
+                add(f"  p99, {n} processes", agg["taggerhub"][1] * 1e3, agg["vendor"][1] * 1e3, "ms",
+                    better="lower")
 
-        ok, failures = measure_many_clients(ports["taggerhub"], uris["taggerhub"])
-        rows.append(("200 clients at once (taggerhub)", f"{ok} connected", f"{len(failures)} refused",
-                     failures[0] if failures else ""))
+        if "many" in parts:
+            ok, failures = measure_many_clients(ports["taggerhub"], uris["taggerhub"])
+            rows.append(("200 clients at once (taggerhub)", f"{ok} connected", f"{len(failures)} refused",
+                         failures[0] if failures else ""))
+        rows.append(("load average (1 min) at the end", f"{os.getloadavg()[0]:.1f}", "", ""))
 
     header = ("metric", "taggerhub", "TimeTaggerRPC", "ratio")
     width = [max(len(r[i]) for r in [*rows, header]) for i in range(4)]

@@ -47,6 +47,14 @@ os.register_at_fork(after_in_child=_new_client_id_after_fork)
 
 
 
+def _correlation_bytes() -> bytes:
+    """This thread's correlation id, made once (spares the server generating one per request)."""
+    correlation = current_context.correlation_id
+    if correlation is None:
+        correlation = current_context.correlation_id = uuid.uuid4()
+    return correlation.bytes
+
+
 def _rebuild_error(classname: str, data: dict) -> Exception:
     """Turn taggerhub's own exceptions from the server back into their classes."""
     cls = {"taggerhub.errors.AccessDenied": AccessDenied, "taggerhub.errors.ObjectGone": ObjectGone}[classname]
@@ -59,6 +67,29 @@ for _name in ("taggerhub.errors.AccessDenied", "taggerhub.errors.ObjectGone"):
     serializers.SerializerBase.register_dict_to_class(_name, _rebuild_error)
 
 SAFE_TO_RETRY_PREFIXES = ("get", "is", "enum_definitions", "hub_status", "hub_metrics")
+
+
+class RemoteMethod:
+    """A remote method of one proxy; calls go straight to the proxy's invoke path.
+
+    Unlike Pyro5's per-lookup ``_RemoteMethod``, it is made once per proxy and name,
+    and honours ``_pyroMaxRetries`` like Pyro5's.
+    """
+
+    __slots__ = ("name", "proxy")
+
+    def __init__(self, proxy: Proxy, name: str):
+        self.proxy = proxy
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        proxy = self.proxy
+        if not proxy._pyroMaxRetries:
+            return proxy._pyroInvoke(self.name, args, kwargs)
+        return Pyro5.client._RemoteMethod(proxy._pyroInvoke, self.name, proxy._pyroMaxRetries)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<remote method {self.name} of {self.proxy._pyroUri}>"
 
 
 class Proxy(Pyro5.client.Proxy):
@@ -80,6 +111,11 @@ class Proxy(Pyro5.client.Proxy):
     def __getattr__(self, name: str) -> Any:
         if name in ("_taggerhub_lock", "_taggerhub_ssl", "_taggerhub_serial"):
             raise AttributeError(name)
+        if name in self._pyroMethods and name not in self._pyroAttrs:
+            # Remember the method on the instance: later lookups skip __getattr__ altogether.
+            method = RemoteMethod(self, name)
+            object.__setattr__(self, name, method)
+            return method
         return super().__getattr__(name)
 
     def _Proxy__pyroCreateConnection(self, replaceUri: bool = False, connected_socket: Any = None) -> bool:
@@ -175,44 +211,50 @@ class Proxy(Pyro5.client.Proxy):
         """One request/response on the established connection, for the common plain call."""
         conn = self._pyroConnection
         serializer = serializers.serializers[self._pyroSerializer]
+        serializer_id = serializer.serializer_id
         data = serializer.dumpsCall(conn.objectId, methodname, vargs, kwargs)
-        self._pyroSeq = seq = (self._pyroSeq + 1) & 0xFFFF
-        request = protocol.SendingMessage(protocol.MSG_INVOKE, 0, seq, serializer.serializer_id, data)
+        self.__dict__["_pyroSeq"] = seq = (self._pyroSeq + 1) & 0xFFFF  # skips Pyro5's __setattr__ checks
         try:
-            conn.send(request.data)
-            del request, data
-            reply = protocol.recv_stub(conn, [protocol.MSG_RESULT])
-            if reply.seq != seq:
-                raise Pyro5.errors.ProtocolError(f"reply sequence out of sync, got {reply.seq} expected {seq}")
-            if reply.serializer_id != serializer.serializer_id:
-                raise Pyro5.errors.SerializeError(f"invalid serializer in response: {reply.serializer_id}")
-            if reply.flags & protocol.FLAGS_ITEMSTREAMRESULT:
+            conn.send_message(protocol.MSG_INVOKE, 0, seq, serializer_id, data, _correlation_bytes())
+            del data
+            header, fields, payload = conn.read_message()
+            msgtype, reply_serializer, flags, reply_seq, annotations_size = (
+                fields[2], fields[3], fields[4], fields[5], fields[7])
+            if msgtype != protocol.MSG_RESULT:
+                raise Pyro5.errors.ProtocolError(f"invalid msg type {msgtype:d} received (expected: result)")
+            if reply_seq != seq:
+                raise Pyro5.errors.ProtocolError(f"reply sequence out of sync, got {reply_seq} expected {seq}")
+            if reply_serializer != serializer_id:
+                raise Pyro5.errors.SerializeError(f"invalid serializer in response: {reply_serializer}")
+            if flags & protocol.FLAGS_ITEMSTREAMRESULT:
                 raise Pyro5.errors.ProtocolError("streamed results are not used by taggerhub")
         except (Pyro5.errors.CommunicationError, KeyboardInterrupt):
             self._pyroRelease()  # the connection's state is unknown: never reuse it
             raise
-        current_context.response_annotations = reply.annotations
-        result = serializer.loads(reply.data)
-        if reply.flags & protocol.FLAGS_EXCEPTION:
+        if annotations_size:  # rare: let Pyro5 split annotations from the payload
+            reply = protocol.ReceivingMessage(header, payload)
+            current_context.response_annotations, payload = reply.annotations, reply.data
+        elif current_context.response_annotations:
+            current_context.response_annotations = {}
+        result = serializer.loads(payload)
+        if flags & protocol.FLAGS_EXCEPTION:
             raise result
         return result
 
     def _pyroInvoke(self, methodname: str, vargs: Any, kwargs: Any, flags: int = 0, objectId: Any = None) -> Any:
         if methodname != "<batch>":
-            if any(isinstance(v, Proxy | list | tuple) for v in vargs):
+            if vargs and any(isinstance(v, Proxy | list | tuple) for v in vargs):
                 vargs = tuple(self._plain(v) for v in vargs)
             if kwargs:
                 kwargs = {k: self._plain(v) for k, v in kwargs.items()}
         with self._taggerhub_lock:
-            if current_context.correlation_id is None:
-                # Spares the server generating one per request.
-                current_context.correlation_id = uuid.uuid4()
             try:
                 if (self._pyroConnection is not None and not flags and objectId is None
                         and methodname not in self._pyroOneway and not self._pyroRawWireResponse
                         and not current_context.annotations and self._pyroSerializer in serializers.serializers):
                     result = self._invoke_direct(methodname, vargs, kwargs)
                 else:
+                    _correlation_bytes()
                     result = super()._pyroInvoke(methodname, vargs, kwargs, flags, objectId)
             except Pyro5.errors.ConnectionClosedError as exc:
                 if not methodname.startswith(SAFE_TO_RETRY_PREFIXES):

@@ -227,19 +227,10 @@ class Hub:
             result = action()
             outcome = "ok"
             return result
-        except AccessDenied as exc:
-            outcome = "denied"
-            error = str(exc)
-            log.info("call denied", extra={
-                "client": session.address, "session": session.id, "user": session.user, "method": method,
-                "error": error,
-            })
-            if not session.client_id:  # other clients (the vendor's) only know built-in exception classes
-                raise PermissionError(error) from None
-            raise
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self._log_failure(session, method, exc)
+            outcome, error, replacement = self._failed(session, method, exc)
+            if replacement is not None:
+                raise replacement from None
             raise
         finally:
             session.calls += 1
@@ -247,6 +238,20 @@ class Hub:
             self.stats.record_call(method, outcome, time.perf_counter() - started)
             if audit is not None and self.access.audit.path:
                 self._audit(session, method, audit, outcome, error)
+
+    def _failed(self, session: Session, method: str, exc: Exception) -> tuple[str, str, Exception | None]:
+        """Log a failed call: its outcome, error text, and the exception to raise instead, if any.
+
+        Denials become PermissionError for clients that only know built-in exception classes (the vendor's).
+        """
+        if isinstance(exc, AccessDenied):
+            log.info("call denied", extra={
+                "client": session.address, "session": session.id, "user": session.user, "method": method,
+                "error": str(exc),
+            })
+            return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
+        self._log_failure(session, method, exc)
+        return "error", f"{type(exc).__name__}: {exc}", None
 
     def _audit(self, session: Session, method: str, audit: tuple[str, str, tuple, dict], outcome: str,
                error: str) -> None:
@@ -268,23 +273,45 @@ class Hub:
         return self.access.authorize(session, target._kind, method, lambda: self.table.owner_of(target))
 
     def call(self, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
-        session = self.current_session()
+        """A method call (``args``) or property read (``args`` None) on a served object.
 
-        def action() -> Any:
-            self.authorize(session, target, method)
+        The per-call path of every client: what :meth:`_timed` does, inlined.
+        """
+        session = self.current_session()
+        qualified = f"{type(target).__name__}.{method}"
+        started = time.perf_counter()
+        outcome = "error"
+        error = ""
+        try:
+            if self.access.enabled or self.access.lease.held():
+                self.authorize(session, target, method)
             self.table.use(target, session)
             obj = target._obj
             if obj is None:
                 raise ObjectGone(f"{type(target).__name__} object has been freed")
             if args is None:  # a property of the backend object
                 result = getattr(obj, method)
-            else:
-                call_args, call_kwargs = self._resolve_all(args, kwargs, session) if args or kwargs else (args, kwargs)
+            elif args or kwargs:
+                call_args, call_kwargs = self._resolve_all(args, kwargs, session)
                 result = getattr(obj, method)(*call_args, **call_kwargs)
-            return self._wrap(result, target, session) if self.api.is_backend_object(result) else result
-
-        return self._timed(f"{type(target).__name__}.{method}", session, action,
-                           (target._kind, method, args or (), kwargs))
+            else:
+                result = getattr(obj, method)()
+            if self.api.is_backend_object(result):
+                result = self._wrap(result, target, session)
+            outcome = "ok"
+            return result
+        except Exception as exc:
+            outcome, error, replacement = self._failed(session, qualified, exc)
+            if replacement is not None:
+                raise replacement from None
+            raise
+        finally:
+            session.calls += 1
+            session.last_call = time.monotonic()
+            self.stats.record_call(qualified, outcome, time.perf_counter() - started)
+            if self.access.audit.path:
+                self._audit(session, qualified, (target._kind, method, args or (), kwargs),
+                            outcome, error)
 
     @staticmethod
     def _log_failure(session: Session, method: str, exc: Exception) -> None:
@@ -563,16 +590,12 @@ class HubDaemon(Pyro5.server.Daemon):
     def handleRequest(self, conn: Any) -> None:
         if not isinstance(conn, transport.FastConnection):
             return super().handleRequest(conn)
-        header = conn.recv(protocol._header_size)
-        msg = protocol.ReceivingMessage(header)  # validates magic, version and size limits
-        plain = (
-            msg.type == protocol.MSG_INVOKE
-            and not msg.flags & ~protocol.FLAGS_CORR_ID
-            and not msg.annotations_size
-            and msg.serializer_id in FAST_SERIALIZER_IDS
-        )
-        payload = conn.recv(msg.data_size) if plain else b""
-        call = self._plain_call(msg, payload) if plain else None
+        header, fields, payload = conn.read_message()  # validates tag, version, magic and size limit
+        _, _, msgtype, serializer_id, flags, seq, _, annotations_size, correlation_id, _, _ = fields
+        call = None
+        if (msgtype == protocol.MSG_INVOKE and not flags & ~protocol.FLAGS_CORR_ID and not annotations_size
+                and serializer_id in FAST_SERIALIZER_IDS):
+            call = self._plain_call(serializer_id, payload)
         if call is None:
             conn.unread(header + bytes(payload))
             return super().handleRequest(conn)
@@ -580,27 +603,25 @@ class HubDaemon(Pyro5.server.Daemon):
         context = current_context
         context.client = conn
         context.client_sock_addr = getattr(conn, "peer", None)
-        context.seq = msg.seq
-        context.annotations = {}
-        context.msg_flags = msg.flags
-        context.serializer_id = msg.serializer_id
-        context.correlation_id = uuid.UUID(bytes=msg.corr_id) if msg.flags & protocol.FLAGS_CORR_ID else None
+        context.serializer_id = serializer_id
         try:
             data = serializer.dumps(method(target, *vargs, **kwargs))
         except Exception as exc:
-            self._sendExceptionResponse(conn, msg.seq, msg.serializer_id, exc,
-                                        Pyro5.errors.format_traceback(detailed=False))
+            context.seq = seq
+            context.annotations = {}
+            context.msg_flags = flags
+            context.correlation_id = uuid.UUID(bytes=correlation_id) if flags & protocol.FLAGS_CORR_ID else None
+            self._sendExceptionResponse(conn, seq, serializer_id, exc, Pyro5.errors.format_traceback(detailed=False))
             return None
-        reply = protocol.SendingMessage(protocol.MSG_RESULT, 0, msg.seq, msg.serializer_id, data)
-        conn.send(reply.data)
+        conn.send_message(protocol.MSG_RESULT, 0, seq, serializer_id, data,
+                          correlation_id if flags & protocol.FLAGS_CORR_ID else None)
         return None
 
-    def _plain_call(self, msg: Any, payload: Any) -> tuple | None:
+    def _plain_call(self, serializer_id: int, payload: Any) -> tuple | None:
         """Decode a call if it is a plain call of an exposed adapter method; None for anything else."""
-        serializer = serializers.serializers_by_id[msg.serializer_id]
-        msg.add_payload(payload)
+        serializer = serializers.serializers_by_id[serializer_id]
         try:
-            object_id, name, vargs, kwargs = serializer.loadsCall(msg.data)
+            object_id, name, vargs, kwargs = serializer.loadsCall(payload)
         except Exception:
             return None  # let the general path produce Pyro5's error reply
         target = self.objectsById.get(object_id)

@@ -28,7 +28,8 @@ from typing import Any
 
 import msgpack
 import numpy as np
-from Pyro5 import errors, serializers, socketutil
+from Pyro5 import config as pyro_config
+from Pyro5 import errors, protocol, serializers, socketutil
 
 NDARRAY_CLASS = "numpy.ndarray"
 TAGGERHUB_SERIALIZER_ID = 84  # 'T'; Pyro5 uses 1-4 for its own serializers
@@ -37,6 +38,12 @@ RECV_INTO_THRESHOLD = 64 * 1024
 READ_AHEAD = 64 * 1024
 ALIGN = 64
 _LENGTH = struct.Struct("!I")
+_NDARRAY_MARK = NDARRAY_CLASS.encode()
+# Pyro5's wire header: tag, version, type, serializer, flags, seq, data size, annotations size,
+# correlation id, reserved, magic. Packed and parsed here directly on the per-call paths.
+PYRO_HEADER = struct.Struct(protocol._header_format)
+_PYRO_TAG = b"PYRO"
+_NO_CORRELATION = b"\0" * 16
 _install_lock = threading.Lock()
 _installed: dict[str, bool] = {}
 
@@ -125,12 +132,28 @@ class Gather:
         return Gather([other, *self.parts])
 
 
+class _HasArrays(Exception):
+    """Raised while packing a small message that turns out to hold arrays (they go out of band)."""
+
+
 class TaggerhubSerializer(NumpyMsgpackSerializer):
     """msgpack structure, then array buffers out of band: ``[len][msgpack][pad][array bytes]...``."""
 
     serializer_id = TAGGERHUB_SERIALIZER_ID
 
     def _frame(self, data: Any) -> bytes | Gather:
+        try:  # the common small message: no arrays, no closure, one join
+            head = msgpack.packb(data, use_bin_type=True, default=self._default_without_arrays)
+        except _HasArrays:
+            return self._frame_with_arrays(data)
+        return b"".join((_LENGTH.pack(len(head)), head, b"\0" * (-(_LENGTH.size + len(head)) % ALIGN)))
+
+    def _default_without_arrays(self, obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            raise _HasArrays
+        return self.default(obj)
+
+    def _frame_with_arrays(self, data: Any) -> bytes | Gather:
         buffers: list[tuple[int, np.ndarray]] = []
         offset = 0
 
@@ -174,10 +197,10 @@ class TaggerhubSerializer(NumpyMsgpackSerializer):
         head_end = _LENGTH.size + head_len
         if head_end > len(data):
             raise errors.SerializeError("truncated taggerhub message")
-        head = bytes(data[_LENGTH.size:head_end])  # small; also makes the search below a substring search
-        base = head_end + (-head_end % ALIGN)
+        head = data[_LENGTH.size:head_end] if type(data) is bytes else bytes(data[_LENGTH.size:head_end])
         hook = self.object_hook
-        if NDARRAY_CLASS.encode() in head:  # arrays travel out of band after the head
+        if _NDARRAY_MARK in head:  # the head is small: a substring search is cheap
+            base = head_end + (-head_end % ALIGN)  # arrays travel out of band after the head
             view = data if isinstance(data, memoryview) else memoryview(data)
             body = view.cast("B")[base:] if base < len(data) else memoryview(b"")
             writable = not body.readonly
@@ -269,19 +292,73 @@ class FastConnection(socketutil.SocketConnection):
         except OSError as exc:
             raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
 
+    def read_message(self) -> tuple[bytes, tuple, Any]:
+        """One whole Pyro5 message as (raw header, header fields, annotations + payload).
+
+        The per-call paths use this instead of Pyro5's three reads and message object;
+        it checks what Pyro5's ReceivingMessage checks: tag, version, magic and size limit.
+        """
+        pending = self._pending
+        if len(pending) < PYRO_HEADER.size:
+            pending = self._fill(PYRO_HEADER.size)
+        fields = PYRO_HEADER.unpack_from(pending)
+        if fields[0] != _PYRO_TAG or fields[1] != protocol.PROTOCOL_VERSION or fields[10] != protocol._magic_number:
+            raise errors.ProtocolError("invalid message or protocol version")
+        size = fields[6] + fields[7]
+        if size > pyro_config.MAX_MESSAGE_SIZE:
+            raise errors.ProtocolError(f"message too large ({size:d}, max={pyro_config.MAX_MESSAGE_SIZE:d})")
+        end = PYRO_HEADER.size + size
+        if len(pending) >= end:  # the usual small message: already read whole
+            self._pending = pending[end:]
+            return pending[:PYRO_HEADER.size], fields, pending[PYRO_HEADER.size:end]
+        self._pending = pending[PYRO_HEADER.size:]
+        return pending[:PYRO_HEADER.size], fields, self.recv(size)
+
+    def send_message(self, msgtype: int, flags: int, seq: int, serializer_id: int, payload: Any,
+                     correlation_id: bytes | None = None) -> None:
+        """Send one Pyro5 message without annotations (what Pyro5's SendingMessage would send)."""
+        size = len(payload)
+        if size > pyro_config.MAX_MESSAGE_SIZE:
+            raise errors.ProtocolError(f"message too large ({size:d}, max={pyro_config.MAX_MESSAGE_SIZE:d})")
+        if correlation_id:
+            flags |= protocol.FLAGS_CORR_ID
+        header = PYRO_HEADER.pack(_PYRO_TAG, protocol.PROTOCOL_VERSION, msgtype, serializer_id, flags, seq, size, 0,
+                                  correlation_id or _NO_CORRELATION, 0, protocol._magic_number)
+        if type(payload) is bytes:
+            try:
+                self.sock.sendall(header + payload)
+            except TimeoutError:
+                raise errors.TimeoutError("sending: timeout") from None
+            except OSError as exc:
+                raise errors.ConnectionClosedError(f"sending: connection lost: {exc}") from None
+        else:
+            self.send(header + payload)
+
     def unread(self, data: bytes) -> None:
         """Put bytes back in front of the stream (a fast path handing a message to the general one)."""
         self._pending = bytes(data) + self._pending
 
     def _recv_small(self, size: int) -> bytes:
-        pending = self._pending
-        while len(pending) < size:
-            chunk = self.sock.recv(READ_AHEAD)
-            if not chunk:
-                raise errors.ConnectionClosedError("receiving: connection lost")
-            pending = pending + chunk if pending else chunk
+        pending = self._fill(size)
         self._pending = pending[size:]
         return pending[:size] if len(pending) != size else pending
+
+    def _fill(self, size: int) -> bytes:
+        """Read ahead until at least ``size`` bytes are pending; return them all."""
+        pending = self._pending
+        try:
+            while len(pending) < size:
+                chunk = self.sock.recv(READ_AHEAD)
+                if not chunk:
+                    raise errors.ConnectionClosedError("receiving: connection lost")
+                pending = pending + chunk if pending else chunk
+        except TimeoutError:
+            raise errors.TimeoutError("receiving: timeout") from None
+        except OSError as exc:
+            raise errors.ConnectionClosedError(f"receiving: connection lost: {exc}") from None
+        finally:
+            self._pending = pending  # bytes read before an error stay readable
+        return pending
 
     def _recv_large(self, size: int) -> np.ndarray:
         buffer = np.empty(size, dtype=np.uint8)  # uninitialised: the kernel's copy is the only write
