@@ -4,7 +4,7 @@ The exporter connects to the server like any other client, opens (shares) the
 taggers the server has open -- ``exporter.serial`` when set, else every open
 one, and the first one when none is -- and keeps a server-side ``Countrate``
 of its own on each, on the watched channels. Every scrape asks the server for
-all its figures in one call (``hub_metrics``) and reads the ``Countrate``\ s
+all its figures in one call (``hub_metrics``) and reads those ``Countrate`` objects
 beside it; :class:`TaggerhubCollector` turns the answers into metric families
 at that moment, tagger metrics labelled with the tagger's ``serial``. Nothing
 is cached between scrapes except the last count rates when scrapes come
