@@ -177,10 +177,10 @@ def test_prometheus_scrapes_every_pc_and_its_per_host_rates_match_the_simulated_
                     "Prometheus to scrape all three exporters")
     assert {s["metric"]["lab"] for s in up.values()} == {"labmon"}
     assert up["pc-c"]["metric"]["room"] == "B12"
-    # Ten one-second windows of each PC's channel 1.
-    window = 'count_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[12s]) >= 10'
-    wait_until(lambda: len(prometheus.by_host(window)) == 3, 60, "ten count-rate samples from every PC")
-    rates = prometheus.by_host('avg_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[12s])')
+    # At least ten one-second windows of each PC's channel 1 (a scrape may time out on a busy machine).
+    window = 'count_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[20s]) >= 10'
+    wait_until(lambda: len(prometheus.by_host(window)) == 3, 90, "ten count-rate samples from every PC")
+    rates = prometheus.by_host('avg_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[20s])')
     assert set(rates) == set(LAB)
     for host, (serial, rate) in LAB.items():
         assert rates[host]["metric"]["serial"] == serial
@@ -198,7 +198,8 @@ def test_shipped_alert_rules_are_loaded_and_healthy(prometheus: Prometheus) -> N
                           "TaggerhubChannelRateZero", "TaggerhubRefusedHandshakesSpike", "TaggerhubTaggerOverflows"}
     for name, rule in found.items():
         assert rule["health"] == "ok", (name, rule.get("lastError"))
-    assert prometheus.api("alerts")["alerts"] == []
+    # Nothing fires in a healthy lab (a scrape timing out on a busy machine may make one pending).
+    assert [a for a in prometheus.api("alerts")["alerts"] if a["state"] == "firing"] == []
 
 
 def test_taggerhub_ls_lists_the_three_taggers_through_the_lab_name_server(converged: dict) -> None:
