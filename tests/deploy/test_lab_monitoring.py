@@ -1,7 +1,8 @@
 """Lab-wide monitoring and discovery: three lab PCs converged by one playbook run.
 
 Three systemd containers on a network of their own stand in for a lab. Each simulates a
-tagger with its own serial and a Poisson source of its own rate on channel 1. `pc-a` is
+tagger with its own serial and a Poisson source of its own rate on channel 1 (`pc-c` a
+second tagger too, which nobody opens until a test does). `pc-a` is
 both `taggerhub_monitoring_host` and `taggerhub_nameserver_host`: the role installs
 Prometheus there (Debian's package), writes the file_sd list of all three exporters from
 the inventory and the shipped alert rules, and runs the Pyro5 name server. The tests then
@@ -25,8 +26,9 @@ from labpcs import VENV_BIN, LabPCs, changed_tasks, docker_works, playbook, run,
 PREFIX = f"labmon-{os.getpid()}"
 # Inventory name -> (serial, Poisson rate on channel 1 in Hz): a different signal on every PC.
 LAB = {"pc-a": ("1111000LMA", 12e3), "pc-b": ("2222000LMB", 30e3), "pc-c": ("3333000LMC", 60e3)}
+SECOND = ("pc-c", "3333000LMD", 20e3)  # pc-c's second tagger
 NS_PORT = 9190  # Prometheus has 9090 on the same host
-LAB_FILE = """
+DEVICE = """
 [[device]]
 serial = "{serial}"
 model = "Time Tagger Ultra"
@@ -68,7 +70,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         hosts = {}
         for host, (serial, rate) in LAB.items():
             lab_file = tmp / f"{host}-lab.toml"
-            lab_file.write_text(LAB_FILE.format(serial=serial, rate=rate))
+            devices = [(serial, rate)] + ([SECOND[1:]] if host == SECOND[0] else [])
+            lab_file.write_text("".join(DEVICE.format(serial=s, rate=r) for s, r in devices))
             hosts[host] = {
                 # Prometheus on pc-a reaches the others by this name too (the network's DNS).
                 "ansible_host": pcs.names[host],
@@ -181,7 +184,7 @@ def test_prometheus_scrapes_every_pc_and_its_per_host_rates_match_the_simulated_
     window = 'count_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[20s]) >= 10'
     wait_until(lambda: len(prometheus.by_host(window)) == 3, 90, "ten count-rate samples from every PC")
     rates = prometheus.by_host('avg_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[20s])')
-    assert set(rates) == set(LAB)
+    assert set(rates) == set(LAB)  # one series per PC: pc-c's second tagger is not open yet
     for host, (serial, rate) in LAB.items():
         assert rates[host]["metric"]["serial"] == serial
         assert float(rates[host]["value"][1]) == pytest.approx(rate, rel=0.03), host
@@ -210,7 +213,8 @@ def test_taggerhub_ls_lists_the_three_taggers_through_the_lab_name_server(conver
     def listing() -> list[dict]:
         result = run(str(VENV_BIN / "taggerhub"), "ls", "--ns", ns, "--json", check=False, timeout=60)
         rows = json.loads(result.stdout) if result.returncode == 0 else []
-        return rows if {r["name"] for r in rows} >= {f"taggerhub.{h}.{s}" for h, (s, _) in LAB.items()} else []
+        wanted = {f"taggerhub.{h}.{s}" for h, (s, _) in LAB.items()} | {"taggerhub.{}.{}".format(*SECOND[:2])}
+        return rows if {r["name"] for r in rows} >= wanted else []
 
     rows = {r["name"]: r for r in wait_until(listing, 30, "all three taggers in `taggerhub ls`")}
     for host, (serial, _) in LAB.items():
@@ -219,10 +223,29 @@ def test_taggerhub_ls_lists_the_three_taggers_through_the_lab_name_server(conver
         assert row["status"] == "open"  # the PC's exporter has it open
         assert row["uri"].endswith(f"@{converged['pcs'].ips[host]}:23000")
     assert rows["taggerhub.pc-c.3333000LMC"]["aliases"] == ["labmon-c"]
+    assert rows["taggerhub.pc-c.3333000LMD"]["status"] == "free"  # served, nobody opened it
     # A client reaches a tagger by its alias through the same name server.
     TT = createProxy(name="labmon-c", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT)
     try:
         assert TT.createTimeTagger().getSerial() == "3333000LMC"
+    finally:
+        TT._pyroRelease()
+
+
+def test_a_tagger_opened_later_is_monitored_under_its_own_serial(converged: dict, prometheus: Prometheus) -> None:
+    from taggerhub.client import createProxy
+
+    host, serial, rate = SECOND
+    TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT)
+    try:
+        assert TT.createTimeTagger().getSerial() == serial  # a user opens pc-c's second tagger
+        window = f'count_over_time(taggerhub_channel_count_rate_hertz{{host="{host}", channel="1"}}[8s]) >= 5'
+        wait_until(lambda: len(prometheus.query(window)) == 2, 60, "count rates of both of pc-c's taggers")
+        found = {s["metric"]["serial"]: float(s["value"][1]) for s in prometheus.query(
+            f'avg_over_time(taggerhub_channel_count_rate_hertz{{host="{host}", channel="1"}}[8s])')}
+        assert found == {LAB[host][0]: pytest.approx(LAB[host][1], rel=0.05), serial: pytest.approx(rate, rel=0.05)}
+        up = {s["metric"]["serial"]: s["value"][1] for s in prometheus.query(f'taggerhub_tagger_up{{host="{host}"}}')}
+        assert up == {LAB[host][0]: "1", serial: "1"}
     finally:
         TT._pyroRelease()
 
