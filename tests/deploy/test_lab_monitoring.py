@@ -205,7 +205,7 @@ def test_shipped_alert_rules_are_loaded_and_healthy(prometheus: Prometheus) -> N
     assert [a for a in prometheus.api("alerts")["alerts"] if a["state"] == "firing"] == []
 
 
-def test_taggerhub_ls_lists_the_three_taggers_through_the_lab_name_server(converged: dict) -> None:
+def test_taggerhub_ls_lists_every_tagger_of_the_lab_through_its_name_server(converged: dict) -> None:
     from taggerhub.client import createProxy
 
     ns = f"{converged['pcs'].ips['pc-a']}:{NS_PORT}"
@@ -216,7 +216,7 @@ def test_taggerhub_ls_lists_the_three_taggers_through_the_lab_name_server(conver
         wanted = {f"taggerhub.{h}.{s}" for h, (s, _) in LAB.items()} | {"taggerhub.{}.{}".format(*SECOND[:2])}
         return rows if {r["name"] for r in rows} >= wanted else []
 
-    rows = {r["name"]: r for r in wait_until(listing, 30, "all three taggers in `taggerhub ls`")}
+    rows = {r["name"]: r for r in wait_until(listing, 30, "every tagger of the lab in `taggerhub ls`")}
     for host, (serial, _) in LAB.items():
         row = rows[f"taggerhub.{host}.{serial}"]
         assert (row["host"], row["serial"], row["model"]) == (host, serial, "Time Tagger Ultra")
