@@ -81,3 +81,24 @@ def test_rendered_prometheus_config_passes_promtool_with_the_targets_file(tmp_pa
     # The target list is valid file_sd JSON with no lab label when none is set.
     assert json.loads((out / "taggerhub-targets.json").read_text()) == [
         {"targets": ["monitor:9234"], "labels": {"host": "monitor"}}]
+
+
+@pytest.mark.parametrize(("port", "ok"), [(9090, False), (9190, True)])
+def test_role_refuses_the_name_server_on_prometheus_port_of_the_same_host(tmp_path: Path, port: int, ok: bool) -> None:
+    playbook = tmp_path / "assert.yml"
+    playbook.write_text(json.dumps([{
+        "name": "Check the role's settings.", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "tasks": [{"name": "Run the role's checks.",
+                   "ansible.builtin.include_role": {"name": "taggerhub", "tasks_from": "assert"}}],
+    }]))
+    extra = {"taggerhub_monitoring_host": "localhost", "taggerhub_nameserver_host": "localhost",
+             "taggerhub_nameserver_port": port, "ansible_python_interpreter": sys.executable}
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,",
+                             "-e", f"@{tmp_path / 'extra.json'}", str(playbook)],
+                            capture_output=True, text=True, timeout=120,
+                            env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+                                 "HOME": str(Path.home()), "ANSIBLE_LOCALHOST_WARNING": "false"})
+    assert (result.returncode == 0) == ok, result.stdout + result.stderr
+    if not ok:
+        assert "set taggerhub_nameserver_port to another port" in result.stdout
