@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -172,6 +173,14 @@ def test_role_lists_every_lab_pc_in_the_file_sd_targets(converged: dict) -> None
     # Only the monitoring host runs Prometheus.
     for host in ("pc-b", "pc-c"):
         assert pcs.exec(host, "test", "-e", "/etc/prometheus/file_sd", check=False).returncode != 0
+
+
+def test_firewall_guards_prometheus_and_the_name_server_on_their_host_only(converged: dict) -> None:
+    pcs = converged["pcs"]
+    for host, ports in (("pc-a", {23000, 9234, 9090, NS_PORT}), ("pc-b", {23000, 9234})):
+        table = pcs.exec(host, "nft", "list", "table", "inet", "taggerhub").stdout
+        found = re.search(r"tcp dport \{ ([0-9, ]+) \} jump taggerhub_ports", table)
+        assert found and {int(p) for p in found.group(1).split(",")} == ports, (host, table)
 
 
 def test_prometheus_scrapes_every_pc_and_its_per_host_rates_match_the_simulated_sources(
