@@ -5,7 +5,12 @@ their own Countrate (``getData()``) at a fixed interval (0: as fast as they
 can), then fetches /metrics over HTTP again and again and prints the scrape
 latency percentiles. Goal: p99 under 50 ms with 32 clients.
 
+``--taggers N`` serves N simulated taggers instead of the default lab (each with a
+10 kHz Poisson source on every watched channel) and opens them all, so the exporter
+watches N taggers: how the scrape time grows with the taggers of one PC.
+
     .venv/bin/python bench/scrape_bench.py --clients 32 --interval 0.05 --scrapes 300
+    .venv/bin/python bench/scrape_bench.py --clients 0 --taggers 4 --scrapes 300
 """
 
 from __future__ import annotations
@@ -67,16 +72,36 @@ def scrape_series(url: str, scrapes: int, pause_s: float) -> tuple[list[float], 
     return times, inner, time.monotonic() - started
 
 
+def lab_file(path: Path, taggers: int, channels: str) -> list[str]:
+    """A simulator lab of ``taggers`` devices with a 10 kHz Poisson source per channel; returns their serials."""
+    serials = [f"{9000000 + i}SIM" for i in range(taggers)]
+    sources = "".join(f'[[device.source]]\nkind = "poisson"\nchannel = {int(c)}\nrate_hz = 10000.0\n'
+                      for c in channels.split(",") if c.strip())
+    path.write_text("".join(f'[[device]]\nserial = "{s}"\nmodel = "Time Tagger Ultra"\n{sources}\n'
+                            for s in serials))
+    return serials
+
+
 def run(args: argparse.Namespace) -> None:
+    from taggerhub import client
+
     load_before = os.getloadavg()[0]
     logs = Path(args.log_dir)
     logs.mkdir(parents=True, exist_ok=True)
     server_port, metrics_port = free_port(), free_port()
     procs = []
+    serve = [sys.executable, "-m", "taggerhub", "serve", "--port", str(server_port)]
+    serials = lab_file(logs / "lab.toml", args.taggers, args.channels) if args.taggers else []
+    if serials:
+        serve += ["--sim-config", str(logs / "lab.toml")]
+    holder = None
     with open(logs / "server.log", "w") as server_log, open(logs / "exporter.log", "w") as exporter_log:
-        procs.append(subprocess.Popen([sys.executable, "-m", "taggerhub", "serve", "--port", str(server_port)],
-                                      stdout=server_log, stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen(serve, stdout=server_log, stderr=subprocess.STDOUT))
         wait_for_port(server_port)
+        if serials:  # a user has every tagger open: the exporter watches them all
+            holder = client.createProxy(port=server_port)
+            for serial in serials:
+                holder.createTimeTagger(serial)
         procs.append(subprocess.Popen([sys.executable, "-m", "taggerhub", "exporter",
                                        "--listen", f"127.0.0.1:{metrics_port}",
                                        "--server", f"127.0.0.1:{server_port}", "--channels", args.channels],
@@ -102,13 +127,15 @@ def run(args: argparse.Namespace) -> None:
             for w in workers:
                 if w.is_alive():
                     w.terminate()
+            if holder is not None:
+                holder._pyroRelease()
             for p in procs:
                 p.terminate()
                 p.wait(10)
     ms = [t * 1000 for t in times]
     poll = f"{args.interval * 1000:.0f} ms" if args.interval else "flat out"
     print(f"clients={args.clients} poll={poll} client_nice={args.client_nice} scrapes={len(ms)} "
-          f"channels={args.channels}")
+          f"channels={args.channels} taggers={args.taggers or 'default lab (1)'}")
     print(f"  machine load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}")
     print(f"  client getData() calls/s during scrapes: {calls.value / elapsed:.0f}")
     print(f"  scrape ms: p50 {percentile(ms, 50):.1f}  p90 {percentile(ms, 90):.1f}  "
@@ -126,6 +153,8 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=300)
     parser.add_argument("--pause", type=float, default=0.05, help="seconds between scrapes")
     parser.add_argument("--channels", default="1,2,3,4")
+    parser.add_argument("--taggers", type=int, default=0,
+                        help="serve this many simulated taggers, all open (0: the default lab's one)")
     parser.add_argument("--client-nice", type=int, default=0,
                         help="run the clients at this nice level, standing in for clients on other machines")
     parser.add_argument("--log-dir", default=os.environ.get("TMPDIR", "/tmp") + "/taggerhub-scrape-bench")

@@ -1,12 +1,14 @@
 """Prometheus exporter: a monitoring client of the taggerhub server that serves ``/metrics``.
 
-The exporter connects to the server like any other client, opens the shared
-tagger (``createTimeTagger()`` hands out the already open device) and keeps a
-server-side ``Countrate`` of its own on the watched channels. Every scrape asks
-the server for all its figures in one call (``hub_metrics``) and reads the
-``Countrate``; :class:`TaggerhubCollector` turns the answers into metric
-families at that moment, so nothing is cached between scrapes except the last
-count rates when scrapes come faster than ``rate_window_s``.
+The exporter connects to the server like any other client, opens (shares) the
+taggers the server has open -- ``exporter.serial`` when set, else every open
+one, and the first one when none is -- and keeps a server-side ``Countrate``
+of its own on each, on the watched channels. Every scrape asks the server for
+all its figures in one call (``hub_metrics``) and reads those ``Countrate`` objects
+beside it; :class:`TaggerhubCollector` turns the answers into metric families
+at that moment, tagger metrics labelled with the tagger's ``serial``. Nothing
+is cached between scrapes except the last count rates when scrapes come
+faster than ``rate_window_s``.
 
 When the server or the device is gone, a scrape still answers, with
 ``taggerhub_up 0``; the next scrape reconnects and recreates the ``Countrate``,
@@ -75,21 +77,48 @@ def parse_channels(text: str) -> list[int]:
 
 
 @dataclass
-class _Link:
-    """One live connection to the server: the library, the watched tagger and our Countrate."""
+class _Watch:
+    """One watched tagger: its shared proxy, our Countrate on it and the rate window being pooled."""
 
-    library: Any
+    serial: str
     tagger: Any = None
     countrate: Any = None
-    serial: str = ""
     channels: list[int] = field(default_factory=list)
+    last_rates: dict[int, float] = field(default_factory=dict)
+    pending_ps: int = 0  # count-rate windows too short to publish yet
+    pending_counts: dict[int, float] = field(default_factory=dict)
 
     def close(self) -> None:
-        # Closing every connection ends our session, so the server frees our Countrate.
-        for proxy in (self.countrate, self.tagger, self.library):
+        for proxy in (self.countrate, self.tagger):
             if proxy is not None:
                 with contextlib.suppress(Exception):
                     proxy._pyroRelease()
+
+
+@dataclass
+class _Link:
+    """One live connection to the server: the library and the watched taggers by serial."""
+
+    library: Any
+    watches: dict[str, _Watch] = field(default_factory=dict)
+
+    def close(self) -> None:
+        # Closing every connection ends our session, so the server frees our Countrates.
+        for watch in self.watches.values():
+            watch.close()
+        self.watches.clear()
+        with contextlib.suppress(Exception):
+            self.library._pyroRelease()
+
+
+@dataclass
+class TaggerReading:
+    """What one scrape learned about one tagger."""
+
+    serial: str
+    ok: bool = False
+    rates: dict[int, float] = field(default_factory=dict)
+    overflows: int | None = None
 
 
 @dataclass
@@ -97,30 +126,41 @@ class Reading:
     """What one scrape learned; ``metrics`` is None when the server did not answer."""
 
     metrics: dict[str, Any] | None = None
-    tagger_ok: bool = False
-    serial: str = ""
-    rates: dict[int, float] = field(default_factory=dict)
-    overflows: int | None = None
+    taggers: list[TaggerReading] = field(default_factory=list)
     duration_s: float = 0.0
+
+    @property
+    def tagger_ok(self) -> bool:
+        """Every watched tagger was read (and there was one)."""
+        return bool(self.taggers) and all(t.ok for t in self.taggers)
+
+
+def open_serials(metrics: dict[str, Any]) -> list[str]:
+    """Serials of the taggers the server has open, from ``hub_metrics()``."""
+    return [str(d["serial"]) for d in metrics.get("status", {}).get("devices", [])]
 
 
 class TaggerhubCollector(Collector):
-    """Reads the server's figures and the watched tagger's count rates at scrape time."""
+    """Reads the server's figures and every watched tagger's count rates at scrape time.
+
+    Watched taggers: the one in ``settings.serial``; without one, every tagger the
+    server has open (and, when none is, the one ``createTimeTagger()`` opens), so a
+    PC with several taggers reports each under its own ``serial`` label.
+    """
 
     def __init__(self, settings: ExporterSettings):
         self.settings = settings
         self.host, self.port = parse_address(settings.server, "exporter.server")
         # Built once, so that a bad certificate path stops the exporter at start, not at every scrape.
         self._ssl = client_context(settings.tls_ca, settings.tls_cert, settings.tls_key) if settings.tls_ca else None
-        self._lock = threading.Lock()  # one scrape at a time: the Countrate window is shared
+        self._lock = threading.Lock()  # one scrape at a time: the Countrate windows are shared
         self._link: _Link | None = None
-        self._last_rates: dict[int, float] = {}
-        self._pending_ps = 0  # count-rate windows too short to publish yet
-        self._pending_counts: dict[int, float] = {}
-        self._last_serial = settings.serial
+        # Serials reported last time, so they read 0 (not vanish) while the server is away.
+        self._last_serials: list[str] = [settings.serial] if settings.serial else []
+        self._failing: set[str] = set()  # "server" or "tagger <serial>", to log changes only
         self.connects = 0
-        self._healthy = True
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="taggerhub-exporter")
+        # Count rates of all taggers are read side by side with the server's figures.
+        self._pool = ThreadPoolExecutor(8, thread_name_prefix="taggerhub-exporter")
 
     # -- connection -----------------------------------------------------------------
     def _make_proxy(self, uri: str, token: str | None) -> Any:
@@ -143,30 +183,38 @@ class TaggerhubCollector(Collector):
         log.info("connected", extra={"server": f"{self.host}:{self.port}"})
         return link
 
-    def _open_tagger(self, link: _Link) -> None:
-        """Open (share) the tagger and start our own Countrate on the watched channels."""
-        tagger = link.library.createTimeTagger(self.settings.serial) if self.settings.serial \
-            else link.library.createTimeTagger()
-        tagger._pyroTimeout = self.settings.timeout_s
-        link.tagger = tagger
-        link.serial = str(tagger.getSerial())
-        link.channels = list(self.settings.channels) or [c for c in tagger.getChannelList() if c > 0]
-        link.countrate = link.library.Countrate(tagger, link.channels)
-        link.countrate._pyroTimeout = self.settings.timeout_s
-        self._last_rates, self._pending_ps, self._pending_counts = {}, 0, {}
-        self._last_serial = link.serial
+    def _open(self, watch: _Watch) -> None:
+        """Open (share) the watch's tagger ("" : the open or first one) and start our Countrate on it."""
+        assert self._link is not None
+        library = self._link.library
+        watch.tagger = library.createTimeTagger(watch.serial) if watch.serial else library.createTimeTagger()
+        watch.tagger._pyroTimeout = self.settings.timeout_s
+        watch.serial = str(watch.tagger.getSerial())
+        watch.channels = list(self.settings.channels) or [c for c in watch.tagger.getChannelList() if c > 0]
+        watch.countrate = library.Countrate(watch.tagger, watch.channels)
+        watch.countrate._pyroTimeout = self.settings.timeout_s
 
     def _drop(self) -> None:
         if self._link is not None:
             self._link.close()
             self._link = None
-        self._last_rates = {}
 
-    def _failed(self, what: str, exc: Exception) -> None:
-        if self._healthy:  # log the change, not every scrape while down
-            log.warning(what, extra={"server": f"{self.host}:{self.port}", "error": f"{type(exc).__name__}: {exc}"})
-        self._healthy = False
-        self._drop()
+    def _log_failure(self, serial: str | None, exc: Exception) -> None:
+        """Log a failure once, when it starts; ``serial`` None is the server itself."""
+        key = "server" if serial is None else f"tagger {serial}"
+        if key not in self._failing:
+            extra = {"server": f"{self.host}:{self.port}", "error": f"{type(exc).__name__}: {exc}"}
+            if serial is None:
+                log.warning("server unavailable", extra=extra)
+            else:
+                log.warning("tagger unavailable", extra={**extra, "serial": serial})
+        self._failing.add(key)
+
+    def _log_recovery(self, serial: str | None) -> None:
+        key = "server" if serial is None else f"tagger {serial}"
+        if key in self._failing:
+            self._failing.discard(key)
+            log.info("recovered", extra={"server": f"{self.host}:{self.port}", "serial": serial or ""})
 
     def close(self) -> None:
         with self._lock:
@@ -174,71 +222,102 @@ class TaggerhubCollector(Collector):
         self._pool.shutdown(wait=True)
 
     # -- reading --------------------------------------------------------------------
-    def _read_rates(self, link: _Link) -> dict[int, float]:
+    def _read_rates(self, watch: _Watch) -> dict[int, float]:
         """Average rates since the previous scrape, in one round trip (read and clear as a batch).
 
         Windows shorter than ``rate_window_s`` (several Prometheus servers, or
         very fast scrapes) are pooled until long enough; meanwhile the last
         rates are repeated.
         """
-        batch = BatchProxy(link.countrate)
+        batch = BatchProxy(watch.countrate)
         batch.getData()
         batch.getCaptureDuration()
         batch.clear()
         rates, window_ps, _ = batch()
-        self._pending_ps += int(window_ps)
-        for channel, rate in zip(link.channels, rates, strict=True):
-            self._pending_counts[channel] = self._pending_counts.get(channel, 0.0) + float(rate) * int(window_ps)
-        if self._pending_ps >= self.settings.rate_window_s * PS_PER_S:
-            self._last_rates = {ch: n / self._pending_ps for ch, n in self._pending_counts.items()}
-            self._pending_ps, self._pending_counts = 0, {}
-        return dict(self._last_rates)
+        watch.pending_ps += int(window_ps)
+        for channel, rate in zip(watch.channels, rates, strict=True):
+            watch.pending_counts[channel] = watch.pending_counts.get(channel, 0.0) + float(rate) * int(window_ps)
+        if watch.pending_ps >= self.settings.rate_window_s * PS_PER_S:
+            watch.last_rates = {ch: n / watch.pending_ps for ch, n in watch.pending_counts.items()}
+            watch.pending_ps, watch.pending_counts = 0, {}
+        return dict(watch.last_rates)
+
+    def _wanted(self, metrics: dict[str, Any] | None) -> list[str]:
+        """Serials to watch: the configured one, else every open tagger ("" : let the server pick)."""
+        if self.settings.serial:
+            return [self.settings.serial]
+        serials = open_serials(metrics) if metrics else []
+        return serials or ([] if self._link and self._link.watches else [""])
 
     def read(self) -> Reading:
-        """Ask the server for everything once; drop the connection on any failure.
+        """Ask the server for everything once; on any failure drop the connection (and so our objects).
 
-        The count rates (on the Countrate's own connection) and the server's
-        figures are fetched side by side, so a busy server delays a scrape by
-        one queued call, not two.
+        Each watched tagger's count rates (on its Countrate's own connection) and
+        the server's figures are fetched side by side, so a scrape costs one
+        round trip however many taggers the PC has. A failing tagger reads as
+        down in this scrape; the next one reconnects and opens it again.
         """
         started = time.perf_counter()
-        reading = Reading(serial=self._last_serial)
+        reading = Reading()
         with self._lock:
-            tagger_error: Exception | None = None
-            rates: Future[dict[int, float]] | None = None
+            results: dict[str, TaggerReading] = {}
+            rates: dict[str, Future[dict[int, float]]] = {}
             try:
                 if self._link is None:
                     self._link = self._connect()
-                if self._link.countrate is None:
-                    try:  # before hub_metrics, so that the first scrape already lists the device
-                        self._open_tagger(self._link)
-                    except Exception as exc:
-                        tagger_error = exc
-                if self._link.countrate is not None:
-                    rates = self._pool.submit(self._read_rates, self._link)
+                if not self._link.watches:
+                    # Before hub_metrics, so that the first scrape already lists the device.
+                    for serial in self._wanted(None):
+                        self._try_watch(serial, results)
+                rates = {s: self._pool.submit(self._read_rates, w) for s, w in self._link.watches.items()
+                         if s not in results}
                 reading.metrics = self._link.library.hub_metrics()
+                self._log_recovery(None)
             except Exception as exc:
-                if rates is not None:
-                    wait([rates])  # the link is closed below; let the other call finish first
-                self._failed("server unavailable", exc)
+                if rates:
+                    wait(rates.values())  # the link is closed below; let the other calls finish first
+                self._log_failure(None, exc)
+                self._drop()
             if reading.metrics is not None and self._link is not None:
-                try:
-                    if tagger_error is not None:
-                        raise tagger_error
-                    assert rates is not None
-                    reading.serial = self._link.serial
-                    reading.rates = rates.result()
-                    overflows = reading.metrics.get("overflows", {})
-                    reading.overflows = int(overflows[reading.serial] if reading.serial in overflows
-                                            else self._link.tagger.getOverflows())  # older servers
-                    reading.tagger_ok = True
-                    if not self._healthy:
-                        log.info("recovered", extra={"server": f"{self.host}:{self.port}", "serial": reading.serial})
-                    self._healthy = True
-                except Exception as exc:
-                    self._failed("tagger unavailable", exc)  # reconnect, recreate the Countrate next scrape
+                for serial, future in rates.items():
+                    results[serial] = self._finish(serial, future, reading.metrics)
+                for serial in self._wanted(reading.metrics):
+                    if serial not in results:  # opened by someone since the last scrape: rates from the next
+                        self._try_watch(serial, results)
+                reading.taggers = list(results.values())
+                if not all(t.ok for t in reading.taggers):
+                    self._drop()  # frees what we made on the server; everything is reopened next scrape
+            else:
+                reading.taggers = [TaggerReading(serial=s) for s in self._last_serials]
+            self._last_serials = [t.serial for t in reading.taggers if t.serial]
         reading.duration_s = time.perf_counter() - started
         return reading
+
+    def _try_watch(self, serial: str, results: dict[str, TaggerReading]) -> None:
+        assert self._link is not None
+        watch = _Watch(serial=serial)
+        try:
+            self._open(watch)
+            self._link.watches[watch.serial] = watch
+            results[watch.serial] = TaggerReading(serial=watch.serial, ok=True)
+            self._log_recovery(watch.serial)
+        except Exception as exc:
+            watch.close()
+            self._log_failure(watch.serial, exc)
+            results[watch.serial] = TaggerReading(serial=watch.serial)
+
+    def _finish(self, serial: str, future: Future[dict[int, float]], metrics: dict[str, Any]) -> TaggerReading:
+        """One tagger's rates and overflows (from ``hub_metrics``, or the tagger on older servers)."""
+        assert self._link is not None
+        try:
+            rates = future.result()
+            overflows = metrics.get("overflows", {})
+            count = int(overflows[serial] if serial in overflows else self._link.watches[serial].tagger.getOverflows())
+            self._log_recovery(serial)
+            return TaggerReading(serial=serial, ok=True, rates=rates, overflows=count)
+        except Exception as exc:
+            self._log_failure(serial, exc)
+            return TaggerReading(serial=serial)
 
     # -- Collector ------------------------------------------------------------------
     def describe(self) -> Iterable[Metric]:
@@ -252,7 +331,7 @@ def families(reading: Reading, connects: int = 0) -> Iterator[Metric]:
     """Turn one reading into metric families (names per Prometheus conventions)."""
     m = reading.metrics
     server_up = m is not None
-    yield GaugeMetricFamily("taggerhub_up", "1 when the server answered and the watched tagger could be read.",
+    yield GaugeMetricFamily("taggerhub_up", "1 when the server answered and every watched tagger could be read.",
                             value=int(server_up and reading.tagger_ok))
     yield GaugeMetricFamily("taggerhub_server_up", "1 when the taggerhub server answered the last scrape.",
                             value=int(server_up))
@@ -260,22 +339,28 @@ def families(reading: Reading, connects: int = 0) -> Iterator[Metric]:
                             "Time this scrape spent asking the server.", value=reading.duration_s)
     yield CounterMetricFamily("taggerhub_exporter_connects", "Connections the exporter made to the server.",
                               value=connects)
-    if reading.serial:
+    named = [t for t in reading.taggers if t.serial]
+    if named:
         up = GaugeMetricFamily("taggerhub_tagger_up", "1 when the watched tagger could be read.", labels=["serial"])
-        up.add_metric([reading.serial], int(server_up and reading.tagger_ok))
+        for t in named:
+            up.add_metric([t.serial], int(server_up and t.ok))
         yield up
-    if reading.tagger_ok:
+    read = [t for t in named if t.ok and server_up]
+    if read:
         rate = GaugeMetricFamily("taggerhub_channel_count_rate_hertz",
                                  "Count rate per input channel since the previous scrape, in Hz.",
                                  labels=["serial", "channel"])
-        for channel, value in sorted(reading.rates.items()):
-            rate.add_metric([reading.serial, str(channel)], value)
+        for t in read:
+            for channel, value in sorted(t.rates.items()):
+                rate.add_metric([t.serial, str(channel)], value)
         yield rate
-        if reading.overflows is not None:
+        counted = [t for t in read if t.overflows is not None]
+        if counted:
             overflows = CounterMetricFamily("taggerhub_tagger_overflows",
                                             "Overflows reported by the tagger since it was opened or last cleared.",
                                             labels=["serial"])
-            overflows.add_metric([reading.serial], reading.overflows)
+            for t in counted:
+                overflows.add_metric([t.serial], t.overflows)
             yield overflows
     if m is None:
         return

@@ -14,38 +14,19 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labpcs import BASE_IMAGE, REPO, VENV_BIN, LabPCs, changed_tasks, docker_works, playbook, run, wheelhouse
 
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / "ansible"
-VENV_BIN = Path(sys.executable).parent
 PREFIX = f"deploy-{os.getpid()}"
-BASE_IMAGE = os.environ.get("TAGGERHUB_BASE_IMAGE", "local/bookworm-py:latest")
 CLI_PLUGINS = Path("/usr/libexec/docker/cli-plugins")
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(540)]
-
-
-def docker_works() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-
-
-def run(*cmd: str, timeout: float = 300, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 def docker_mode_possible() -> bool:
@@ -80,59 +61,18 @@ def has_command(*args: str) -> bool:
     return run(str(VENV_BIN / "taggerhub"), *args, "--help", check=False, timeout=60).returncode == 0
 
 
-class LabPCs:
-    """Throwaway lab PCs: containers with systemd as init, removed at the end."""
-
-    def __init__(self, tmp: Path):
-        self.tmp = tmp
-        self.names: dict[str, str] = {}
-        self.ips: dict[str, str] = {}
-
-    def build_image(self, target: str) -> str:
-        tag = f"deploy-{target}:test"
-        run("docker", "build", "--quiet", "--tag", tag, "--target", target, "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-            "--file", str(Path(__file__).with_name("labpc.Dockerfile")), str(Path(__file__).parent), timeout=600)
-        return tag
-
-    def start(self, host: str, image: str, *extra: str) -> None:
-        name = f"{PREFIX}-{host}"
-        # systemd needs to mount (PrivateTmp, ProtectSystem) and nft needs the netns' netfilter;
-        # --privileged is refused by this engine, these capabilities are enough.
-        run("docker", "run", "--detach", "--name", name, "--hostname", host,
-            "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined",
-            "--tmpfs", "/run", "--tmpfs", "/run/lock", *extra, image)
-        self.names[host] = name
-        for _ in range(60):
-            state = run("docker", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-            if state in ("running", "degraded"):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"systemd in {name} did not come up: {state}")
-        self.ips[host] = run("docker", "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
-
-    def exec(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-        return run("docker", "exec", self.names[host], *cmd, check=check, timeout=120)
-
-    def remove(self) -> None:
-        for name in self.names.values():
-            subprocess.run(["docker", "rm", "--force", "--volumes", name], capture_output=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     if not docker_works():
         pytest.skip("no Docker engine")
     tmp = tmp_path_factory.mktemp("deploy")
-    wheelhouse = tmp / "wheelhouse"
-    # taggerhub and its dependencies as wheels: the offline install path of the role.
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(wheelhouse), str(REPO), timeout=600)
-    pcs = LabPCs(tmp)
+    wheels = wheelhouse(tmp_path_factory)
+    pcs = LabPCs(PREFIX)
     docker_mode = docker_mode_possible()
     try:
         image = pcs.build_image("labpc")
         for host in ("pc-open", "pc-closed"):
-            pcs.start(host, image, "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro")
+            pcs.boot(host, image, "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro")
         docker_vars: dict = {}
         if docker_mode:
             taggerhub_image = f"taggerhub:{PREFIX}"
@@ -142,7 +82,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             # The nested engine makes cgroups of its own, stores images on a volume (overlay2
             # cannot sit on the container's overlay root) and enters its containers' namespaces
             # for health checks (SYS_PTRACE); the compose plugin comes from here.
-            pcs.start("pc-docker", pcs.build_image("labpc-docker"), "--cap-add", "SYS_PTRACE",
+            pcs.boot("pc-docker", pcs.build_image("labpc-docker"), "--cap-add", "SYS_PTRACE",
                       "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--mount", "type=volume,dst=/var/lib/docker",
                       "--volume", f"{CLI_PLUGINS}:{CLI_PLUGINS}:ro")
             docker_vars = {
@@ -164,7 +104,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 "taggerhub_mode": "native",
                 "taggerhub_backend": "simulator",
                 "taggerhub_native_extras": [],
-                "taggerhub_wheelhouse_local_dir": str(wheelhouse),
+                "taggerhub_wheelhouse_local_dir": str(wheels),
                 # Auth and TLS need the access-management CLI; without it in this checkout the
                 # servers run insecure, reachable only from the firewall's allowed networks.
                 "taggerhub_auth_enabled": secure,
@@ -191,26 +131,17 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 def diagnostics(pcs: LabPCs) -> str:
     """The services' own words from every PC, for a failed run's message."""
-    parts = []
-    for host in pcs.names:
-        journal = pcs.exec(host, "journalctl", "--no-pager", "--lines=40", "--unit=taggerhub*", check=False)
-        parts.append(f"\n--- {host}: journal ---\n{journal.stdout[-3000:]}")
-        if host == "pc-docker":
-            logs = pcs.exec(host, "sh", "-c", "docker ps -a; docker logs --tail 30 taggerhub-taggerhub-1 2>&1; "
-                            "docker inspect --format '{{json .State.Health}}' taggerhub-taggerhub-1", check=False)
-            parts.append(f"\n--- {host}: container ---\n{logs.stdout[-3000:]}")
+    parts = [pcs.journals()]
+    if "pc-docker" in pcs.names:
+        logs = pcs.exec("pc-docker", "sh", "-c", "docker ps -a; docker logs --tail 30 taggerhub-taggerhub-1 2>&1; "
+                        "docker inspect --format '{{json .State.Health}}' taggerhub-taggerhub-1", check=False)
+        parts.append(f"\n--- pc-docker: container ---\n{logs.stdout[-3000:]}")
     return "".join(parts)
 
 
 def play(deployment: dict) -> tuple[str, dict[str, dict[str, int]]]:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    result = run(str(VENV_BIN / "ansible-playbook"), "-i", str(deployment["inventory"]), str(ANSIBLE / "deploy.yml"),
-                 timeout=400, check=False, env=env, cwd=deployment["tmp"])
-    out = result.stdout + result.stderr
-    assert result.returncode == 0, out[-6000:] + diagnostics(deployment["pcs"])
-    recap = {host: {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-             for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", out, flags=re.M)}
+    status, out, recap = playbook(deployment["inventory"], deployment["tmp"])
+    assert status == 0, out[-6000:] + diagnostics(deployment["pcs"])
     assert set(recap) == set(deployment["pcs"].names), out[-3000:]
     return out, recap
 
@@ -347,8 +278,7 @@ def test_second_run_changes_nothing(converged: dict) -> None:
     before = pcs.exec("pc-open", "systemctl", "show", "taggerhub-native.service", "--property=MainPID").stdout
     out, recap = play(converged)
     for host, counts in recap.items():
-        assert counts["changed"] == 0, f"{host} changed on the second run:\n" + "\n".join(
-            line for line in out.splitlines() if line.startswith("changed:"))
+        assert counts["changed"] == 0, f"{host} changed on the second run:\n" + changed_tasks(out)
     after = pcs.exec("pc-open", "systemctl", "show", "taggerhub-native.service", "--property=MainPID").stdout
     assert before == after, "the second run restarted the server"
     if container:

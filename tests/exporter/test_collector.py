@@ -187,3 +187,56 @@ def test_channel_outside_the_tagger_reports_taggerhub_down_and_logs_why(server, 
     assert value(found, "taggerhub_up") == 0
     warnings = [r for r in caplog.records if r.name == "taggerhub.exporter"]
     assert len(warnings) == 1 and "99" in warnings[0].error
+
+
+TWO_TAGGERS = """
+[[device]]
+serial = "1111000MTA"
+model = "Time Tagger Ultra"
+[[device.source]]
+kind = "poisson"
+channel = 1
+rate_hz = 20000.0
+
+[[device]]
+serial = "2222000MTB"
+model = "Time Tagger 20"
+[[device.source]]
+kind = "poisson"
+channel = 1
+rate_hz = 60000.0
+"""
+
+
+@pytest.mark.integration
+def test_collector_reports_every_open_tagger_of_the_server_under_its_serial(start_server, tmp_path) -> None:
+    lab = tmp_path / "two-taggers.toml"
+    lab.write_text(TWO_TAGGERS)
+    server = start_server("--sim-config", str(lab))
+    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1],
+                                                    rate_window_s=0.2, timeout_s=10))
+    registry = build_registry(collector)
+    TT = client.createProxy(port=server.port)
+    try:
+        first = samples(registry)  # nothing open yet: the exporter opens the first tagger itself
+        assert value(first, "taggerhub_tagger_up", serial="1111000MTA") == 1
+        assert value(first, "taggerhub_tagger_up", serial="2222000MTB") is None
+        TT.createTimeTagger("2222000MTB")  # a user opens the second tagger
+        second = samples(registry)
+        assert value(second, "taggerhub_tagger_up", serial="2222000MTB") == 1
+        assert value(second, "taggerhub_up") == 1
+        time.sleep(0.6)
+        third = samples(registry)
+        assert value(third, "taggerhub_channel_count_rate_hertz", serial="1111000MTA", channel="1") == pytest.approx(
+            20e3, rel=0.1)
+        assert value(third, "taggerhub_channel_count_rate_hertz", serial="2222000MTB", channel="1") == pytest.approx(
+            60e3, rel=0.1)
+        assert value(third, "taggerhub_tagger_overflows_total", serial="2222000MTB") == 0
+        assert value(third, "taggerhub_server_objects", type="Countrate") == 2  # one per tagger, not per scrape
+        assert value(third, "taggerhub_exporter_connects_total") == 1
+        models = {dict(labels)["serial"]: dict(labels)["model"] for name, labels in third
+                  if name == "taggerhub_tagger_info"}
+        assert models == {"1111000MTA": "Time Tagger Ultra", "2222000MTB": "Time Tagger 20"}
+    finally:
+        collector.close()
+        TT._pyroRelease()

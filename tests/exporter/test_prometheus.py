@@ -89,13 +89,19 @@ def start_exporter(tmp: Path, server_port: int, channels: str) -> Proc:
                 tmp / f"exporter-{port}.log", port, env={"TAGGERHUB_EXPORTER_TIMEOUT_S": "5"})
 
 
-def prometheus_config(tmp: Path, targets: list[str]) -> Path:
-    """The shipped config with a 1 s scrape interval and our exporters as the lab's targets."""
+def prometheus_config(tmp: Path, targets: dict[str, str]) -> Path:
+    """The shipped config with a 1 s scrape interval and our exporters as the lab's targets.
+
+    ``targets`` maps address to lab PC name (the `host` label); "" lists the address
+    without one, as a hand-written list might.
+    """
     config = yaml.safe_load((MONITORING / "prometheus" / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     config["rule_files"] = [str(MONITORING / "prometheus" / f) for f in config["rule_files"]]
     (tmp / "targets").mkdir(exist_ok=True)
-    (tmp / "targets" / "test.yml").write_text(yaml.safe_dump([{"targets": targets, "labels": {"lab": "test"}}]))
+    groups = [{"targets": [address], "labels": {"lab": "test", **({"host": host} if host else {})}}
+              for address, host in targets.items()]
+    (tmp / "targets" / "test.yml").write_text(yaml.safe_dump(groups))
     (job,) = config["scrape_configs"]
     job["file_sd_configs"] = [{"files": [str(tmp / "targets" / "*.yml")]}]
     path = tmp / "prometheus.yml"
@@ -170,7 +176,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.exporters["b"] = start_exporter(tmp, stack.servers["b"].port, "1,2")
         procs += stack.exporters.values()
         stack.dead_target = f"127.0.0.1:{free_port()}"
-        config = prometheus_config(tmp, [stack.instance("a"), stack.instance("b"), stack.dead_target])
+        config = prometheus_config(tmp, {stack.instance("a"): "pc-a", stack.instance("b"): "pc-b",
+                                         stack.dead_target: ""})
         prometheus = Proc(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
                            f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
                           tmp / "prometheus.log", prom_port)
@@ -264,7 +271,8 @@ def test_every_dashboard_panel_returns_data(stack: Stack) -> None:
                 query = query.replace(f"${name}", value)
             values = _label_values(stack, query)
             assert values, f"{path.name}: variable {var['name']} has no values"
-            wanted = {"instance": stack.instance("a"), "serial": "2138000EXA"}.get(var["name"], values[0])
+            assert var["name"] != "host" or {"pc-a", "pc-b"} <= set(values), values  # the whole lab
+            wanted = {"host": "pc-a", "serial": "2138000EXA"}.get(var["name"], values[0])
             assert wanted in values, (var["name"], values)
             chosen[var["name"]] = re.escape(wanted).replace("\\", "\\\\")  # as Grafana quotes a regex
         panels = [p for p in dashboard["panels"] if p["type"] != "row"]
@@ -285,7 +293,8 @@ def test_alert_rules_evaluate_on_live_data(stack: Stack) -> None:
     def rules() -> dict[str, dict]:
         return {r["name"]: r for g in stack.api("rules")["groups"] for r in g["rules"]}
 
-    assert set(rules()) >= {"TaggerhubExporterDown", "TaggerhubTaggerDown", "TaggerhubChannelRateZero",
+    assert set(rules()) >= {"TaggerhubExporterDown", "TaggerhubServerDown", "TaggerhubTaggerDown",
+                            "TaggerhubChannelRateZero",
                             "TaggerhubRefusedHandshakesSpike", "TaggerhubTaggerOverflows"}
     def evaluated() -> dict[str, dict] | None:
         current = rules()
@@ -296,6 +305,10 @@ def test_alert_rules_evaluate_on_live_data(stack: Stack) -> None:
     # The lab PC without a running exporter, and only it, raises the exporter-down alert.
     down = wait_until(lambda: stack.alerts("TaggerhubExporterDown"), 10, "the exporter-down alert")
     assert down == {stack.dead_target: "pending"}
+    # Listed without a `host` label, the PC is named by its address (the shipped relabelling).
+    (alert,) = [a for a in stack.api("alerts")["alerts"] if a["labels"]["alertname"] == "TaggerhubExporterDown"]
+    assert alert["labels"]["host"] == "127.0.0.1"
+    assert alert["annotations"]["summary"] == f"taggerhub exporter on 127.0.0.1 ({stack.dead_target}) is not reachable"
     assert stack.alerts("TaggerhubChannelRateZero") == {}
     assert stack.alerts("TaggerhubTaggerOverflows") == {}
 
@@ -319,7 +332,7 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
     for path in (MONITORING / "grafana" / "dashboards").glob("*.json"):
         dashboard = json.loads(path.read_text())
         names = [v["name"] for v in dashboard["templating"]["list"]]
-        assert {"instance", "serial"} <= set(names), f"{path.name} lacks the lab PC / tagger variables"
+        assert {"host", "serial"} <= set(names), f"{path.name} lacks the lab PC / tagger variables"
         ids = [p["id"] for p in dashboard["panels"]]
         assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
 
@@ -333,13 +346,18 @@ def test_server_restart_takes_up_to_zero_and_back_without_restarting_the_exporte
     port = stack.servers["b"].port
     stack.servers["b"].stop()
     wait_until(lambda: stack.scalar(up) == 0, 20, "taggerhub_up 0 after the server stopped")
-    wait_until(lambda: inst in stack.alerts("TaggerhubTaggerDown"), 10, "the tagger-down alert to be pending")
+    wait_until(lambda: inst in stack.alerts("TaggerhubServerDown"), 10, "the server-down alert to be pending")
+    # One alert for the server, naming the PC; not one more for its tagger.
+    assert stack.alerts("TaggerhubTaggerDown") == {}
+    (alert,) = [a for a in stack.api("alerts")["alerts"] if a["labels"]["alertname"] == "TaggerhubServerDown"]
+    assert alert["annotations"]["summary"] == "taggerhub server on pc-b is not answering"
+    assert stack.scalar(f'taggerhub_tagger_up{{instance="{inst}", serial="2138000EXB"}}') == 0
     # The exporter itself stays scrapeable meanwhile, and reports the tagger down too.
     assert stack.scalar(f'max_over_time(up{{instance="{inst}"}}[5s])') == 1
     assert stack.scalar(f'taggerhub_server_up{{instance="{inst}"}}') == 0
     stack.servers["b"] = start_server(stack.tmp, port, stack.labs["b"])
     wait_until(lambda: stack.scalar(up) == 1, 20, "taggerhub_up 1 after the server came back")
-    wait_until(lambda: inst not in stack.alerts("TaggerhubTaggerDown"), 10, "the tagger-down alert to clear")
+    wait_until(lambda: inst not in stack.alerts("TaggerhubServerDown"), 10, "the server-down alert to clear")
     wait_until(lambda: stack.query(f'taggerhub_channel_count_rate_hertz{{instance="{inst}", channel="2"}} > 0'),
                10, "count rates from the recreated Countrate")
     assert exporter.poll() is None and stack.exporters["b"].proc is exporter

@@ -1,0 +1,288 @@
+"""Lab-wide monitoring and discovery: three lab PCs converged by one playbook run.
+
+Three systemd containers on a network of their own stand in for a lab. Each simulates a
+tagger with its own serial and a Poisson source of its own rate on channel 1 (`pc-c` a
+second tagger too, which nobody opens until a test does). `pc-a` is
+both `taggerhub_monitoring_host` and `taggerhub_nameserver_host`: the role installs
+Prometheus there (Debian's package), writes the file_sd list of all three exporters from
+the inventory and the shipped alert rules, and runs the Pyro5 name server. The tests then
+ask that Prometheus (its HTTP API) and that name server (`taggerhub ls`) about the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from labpcs import VENV_BIN, LabPCs, changed_tasks, docker_works, playbook, run, wheelhouse
+
+PREFIX = f"labmon-{os.getpid()}"
+# Inventory name -> (serial, Poisson rate on channel 1 in Hz): a different signal on every PC.
+LAB = {"pc-a": ("1111000LMA", 12e3), "pc-b": ("2222000LMB", 30e3), "pc-c": ("3333000LMC", 60e3)}
+SECOND = ("pc-c", "3333000LMD", 20e3)  # pc-c's second tagger
+NS_PORT = 9190  # Prometheus has 9090 on the same host
+DEVICE = """
+[[device]]
+serial = "{serial}"
+model = "Time Tagger Ultra"
+
+[[device.source]]
+kind = "poisson"
+channel = 1
+rate_hz = {rate}
+"""
+
+pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
+
+
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    if not docker_works():
+        pytest.skip("no Docker engine")
+    tmp = tmp_path_factory.mktemp("labmon")
+    wheels = wheelhouse(tmp_path_factory)
+    run("docker", "network", "create", "--label", "org.taggerhub.test=labmon", PREFIX)
+    pcs = LabPCs(PREFIX, network=PREFIX)
+    try:
+        image = LabPCs.build_image("labpc")
+        for host in LAB:  # boot side by side
+            pcs.start(host, image, "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro")
+        for host in LAB:
+            pcs.wait_booted(host)
+        subnet = json.loads(run("docker", "network", "inspect", PREFIX).stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+        hosts = {}
+        for host, (serial, rate) in LAB.items():
+            lab_file = tmp / f"{host}-lab.toml"
+            devices = [(serial, rate)] + ([SECOND[1:]] if host == SECOND[0] else [])
+            lab_file.write_text("".join(DEVICE.format(serial=s, rate=r) for s, r in devices))
+            hosts[host] = {
+                # Prometheus on pc-a reaches the others by this name too (the network's DNS).
+                "ansible_host": pcs.names[host],
+                "taggerhub_listen_host": pcs.ips[host],
+                "taggerhub_simulator_lab_file": str(lab_file),
+            }
+        hosts["pc-c"].update(taggerhub_monitoring_labels={"room": "B12"},
+                             taggerhub_tagger_aliases=["labmon-c=3333000LMC"])
+        inventory = {"taggerhub": {
+            "vars": {
+                "ansible_connection": "community.docker.docker",
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "ansible_become": False,  # already root in the container; no sudo there
+                "taggerhub_mode": "native",
+                "taggerhub_backend": "simulator",
+                "taggerhub_native_extras": [],
+                "taggerhub_wheelhouse_local_dir": str(wheels),
+                # This test is about monitoring and discovery: no auth or TLS (test_playbook covers
+                # them); the firewall lets only the lab's own network in.
+                "taggerhub_auth_enabled": False,
+                "taggerhub_tls_enabled": False,
+                "taggerhub_insecure": True,
+                "taggerhub_allowed_networks": [subnet],
+                "taggerhub_exporter_channels": [1],
+                "taggerhub_monitoring_host": "pc-a",
+                "taggerhub_monitoring_lab": "labmon",
+                "taggerhub_monitoring_scrape_interval": "1s",
+                "taggerhub_monitoring_scrape_timeout": "1s",
+                "taggerhub_nameserver_host": "pc-a",
+                "taggerhub_nameserver_address": pcs.ips["pc-a"],
+                "taggerhub_nameserver_port": NS_PORT,
+                "taggerhub_tokens_local_dir": str(tmp / "tokens"),
+            },
+            "hosts": hosts,
+        }}
+        inventory_file = tmp / "inventory.yml"
+        inventory_file.write_text(json.dumps(inventory, indent=2))  # JSON is YAML
+        yield {"pcs": pcs, "inventory": inventory_file, "tmp": tmp}
+    finally:
+        pcs.remove()
+        run("docker", "network", "rm", PREFIX, check=False)
+
+
+def diagnostics(pcs: LabPCs) -> str:
+    return pcs.journals("taggerhub*") + pcs.journals("prometheus*")
+
+
+@pytest.fixture(scope="module")
+def converged(lab: dict) -> dict:
+    status, out, recap = playbook(lab["inventory"], lab["tmp"], "--forks", "3")
+    assert status == 0, out[-6000:] + diagnostics(lab["pcs"])
+    lab["first"] = recap
+    return lab
+
+
+class Prometheus:
+    """The HTTP API of the Prometheus the role installed on the monitoring host."""
+
+    def __init__(self, ip: str):
+        self.url = f"http://{ip}:9090"
+
+    def api(self, path: str, **params: Any) -> Any:
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.load(response)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict]:
+        try:
+            return self.api("query", query=expr)["result"]
+        except (urllib.error.URLError, OSError):
+            return []  # not up yet
+
+    def by_host(self, expr: str) -> dict[str, dict]:
+        return {s["metric"]["host"]: s for s in self.query(expr)}
+
+
+@pytest.fixture(scope="module")
+def prometheus(converged: dict) -> Prometheus:
+    return Prometheus(converged["pcs"].ips["pc-a"])
+
+
+def test_one_run_converges_the_three_lab_pcs(converged: dict) -> None:
+    assert set(converged["first"]) == set(LAB)
+    for host, counts in converged["first"].items():
+        assert counts["failed"] == 0 and counts["unreachable"] == 0 and counts["changed"] > 0, (host, counts)
+
+
+def test_role_lists_every_lab_pc_in_the_file_sd_targets(converged: dict) -> None:
+    pcs = converged["pcs"]
+    groups = json.loads(pcs.exec("pc-a", "cat", "/etc/prometheus/file_sd/taggerhub.json").stdout)
+    assert groups == [
+        {"targets": [f"{pcs.names['pc-a']}:9234"], "labels": {"host": "pc-a", "lab": "labmon"}},
+        {"targets": [f"{pcs.names['pc-b']}:9234"], "labels": {"host": "pc-b", "lab": "labmon"}},
+        {"targets": [f"{pcs.names['pc-c']}:9234"], "labels": {"host": "pc-c", "lab": "labmon", "room": "B12"}},
+    ]
+    # Only the monitoring host runs Prometheus.
+    for host in ("pc-b", "pc-c"):
+        assert pcs.exec(host, "test", "-e", "/etc/prometheus/file_sd", check=False).returncode != 0
+
+
+def test_firewall_guards_prometheus_and_the_name_server_on_their_host_only(converged: dict) -> None:
+    pcs = converged["pcs"]
+    for host, ports in (("pc-a", {23000, 9234, 9090, NS_PORT}), ("pc-b", {23000, 9234})):
+        table = pcs.exec(host, "nft", "list", "table", "inet", "taggerhub").stdout
+        found = re.search(r"tcp dport \{ ([0-9, ]+) \} jump taggerhub_ports", table)
+        assert found and {int(p) for p in found.group(1).split(",")} == ports, (host, table)
+
+
+def test_prometheus_scrapes_every_pc_and_its_per_host_rates_match_the_simulated_sources(
+        prometheus: Prometheus) -> None:
+    up = wait_until(lambda: len(found := prometheus.by_host('up{job="taggerhub"} == 1')) == 3 and found, 90,
+                    "Prometheus to scrape all three exporters")
+    assert {s["metric"]["lab"] for s in up.values()} == {"labmon"}
+    assert up["pc-c"]["metric"]["room"] == "B12"
+    # At least ten one-second windows of each PC's channel 1 (a scrape may time out on a busy machine).
+    window = 'count_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[20s]) >= 10'
+    wait_until(lambda: len(prometheus.by_host(window)) == 3, 90, "ten count-rate samples from every PC")
+    rates = prometheus.by_host('avg_over_time(taggerhub_channel_count_rate_hertz{channel="1"}[20s])')
+    assert set(rates) == set(LAB)  # one series per PC: pc-c's second tagger is not open yet
+    for host, (serial, rate) in LAB.items():
+        assert rates[host]["metric"]["serial"] == serial
+        assert float(rates[host]["value"][1]) == pytest.approx(rate, rel=0.03), host
+    assert {h: s["value"][1] for h, s in prometheus.by_host("taggerhub_up").items()} == dict.fromkeys(LAB, "1")
+
+
+def test_shipped_alert_rules_are_loaded_and_healthy(prometheus: Prometheus) -> None:
+    def rules() -> dict[str, dict] | None:
+        found = {r["name"]: r for g in prometheus.api("rules")["groups"] for r in g["rules"]}
+        return found if found and all(r["health"] != "unknown" for r in found.values()) else None
+
+    found = wait_until(rules, 30, "the rules to be evaluated")
+    assert set(found) == {"TaggerhubExporterDown", "TaggerhubServerDown", "TaggerhubTaggerDown",
+                          "TaggerhubChannelRateZero", "TaggerhubRefusedHandshakesSpike", "TaggerhubTaggerOverflows"}
+    for name, rule in found.items():
+        assert rule["health"] == "ok", (name, rule.get("lastError"))
+    # Nothing fires in a healthy lab (a scrape timing out on a busy machine may make one pending).
+    assert [a for a in prometheus.api("alerts")["alerts"] if a["state"] == "firing"] == []
+
+
+def test_taggerhub_ls_lists_every_tagger_of_the_lab_through_its_name_server(converged: dict) -> None:
+    from taggerhub.client import createProxy
+
+    ns = f"{converged['pcs'].ips['pc-a']}:{NS_PORT}"
+
+    def listing() -> list[dict]:
+        result = run(str(VENV_BIN / "taggerhub"), "ls", "--ns", ns, "--json", check=False, timeout=60)
+        rows = json.loads(result.stdout) if result.returncode == 0 else []
+        wanted = {f"taggerhub.{h}.{s}" for h, (s, _) in LAB.items()} | {"taggerhub.{}.{}".format(*SECOND[:2])}
+        return rows if {r["name"] for r in rows} >= wanted else []
+
+    rows = {r["name"]: r for r in wait_until(listing, 30, "every tagger of the lab in `taggerhub ls`")}
+    for host, (serial, _) in LAB.items():
+        row = rows[f"taggerhub.{host}.{serial}"]
+        assert (row["host"], row["serial"], row["model"]) == (host, serial, "Time Tagger Ultra")
+        assert row["status"] == "open"  # the PC's exporter has it open
+        assert row["uri"].endswith(f"@{converged['pcs'].ips[host]}:23000")
+    assert rows["taggerhub.pc-c.3333000LMC"]["aliases"] == ["labmon-c"]
+    assert rows["taggerhub.pc-c.3333000LMD"]["status"] == "free"  # served, nobody opened it
+    # A client reaches a tagger by its alias through the same name server.
+    TT = createProxy(name="labmon-c", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT)
+    try:
+        assert TT.createTimeTagger().getSerial() == "3333000LMC"
+    finally:
+        TT._pyroRelease()
+
+
+def test_a_tagger_opened_later_is_monitored_under_its_own_serial(converged: dict, prometheus: Prometheus) -> None:
+    from taggerhub.client import createProxy
+
+    host, serial, rate = SECOND
+    TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT)
+    try:
+        assert TT.createTimeTagger().getSerial() == serial  # a user opens pc-c's second tagger
+        window = f'count_over_time(taggerhub_channel_count_rate_hertz{{host="{host}", channel="1"}}[8s]) >= 5'
+        wait_until(lambda: len(prometheus.query(window)) == 2, 60, "count rates of both of pc-c's taggers")
+        found = {s["metric"]["serial"]: float(s["value"][1]) for s in prometheus.query(
+            f'avg_over_time(taggerhub_channel_count_rate_hertz{{host="{host}", channel="1"}}[8s])')}
+        assert found == {LAB[host][0]: pytest.approx(LAB[host][1], rel=0.05), serial: pytest.approx(rate, rel=0.05)}
+        up = {s["metric"]["serial"]: s["value"][1] for s in prometheus.query(f'taggerhub_tagger_up{{host="{host}"}}')}
+        assert up == {LAB[host][0]: "1", serial: "1"}
+    finally:
+        TT._pyroRelease()
+
+
+def test_second_run_changes_nothing(converged: dict) -> None:
+    pcs = converged["pcs"]
+    before = {h: pcs.exec(h, "systemctl", "show", "--property=MainPID", "taggerhub-native.service").stdout for h in LAB}
+    prometheus_pid = pcs.exec("pc-a", "systemctl", "show", "--property=MainPID", "prometheus.service").stdout
+    status, out, recap = playbook(converged["inventory"], converged["tmp"], "--forks", "3")
+    assert status == 0, out[-6000:]
+    for host, counts in recap.items():
+        assert counts["changed"] == 0, f"{host} changed on the second run:\n" + changed_tasks(out)
+    assert before == {h: pcs.exec(h, "systemctl", "show", "--property=MainPID", "taggerhub-native.service").stdout
+                      for h in LAB}, "the second run restarted a server"
+    assert pcs.exec("pc-a", "systemctl", "show", "--property=MainPID", "prometheus.service").stdout == prometheus_pid
+
+
+def test_alert_for_a_stopped_server_names_the_lab_pc(converged: dict, prometheus: Prometheus) -> None:
+    pcs = converged["pcs"]
+    pcs.exec("pc-b", "systemctl", "stop", "taggerhub-native.service")
+    try:
+        def pending() -> list[dict]:
+            return [a for a in prometheus.api("alerts")["alerts"] if a["labels"]["alertname"] == "TaggerhubServerDown"]
+
+        (alert,) = wait_until(pending, 30, "the server-down alert for pc-b")
+        assert alert["state"] == "pending"  # it fires after a minute; the wording is what matters here
+        assert (alert["labels"]["host"], alert["labels"]["lab"]) == ("pc-b", "labmon")
+        assert alert["annotations"]["summary"] == "taggerhub server on pc-b is not answering"
+        assert f"({pcs.names['pc-b']}:9234)" in alert["annotations"]["description"]
+    finally:
+        pcs.exec("pc-b", "systemctl", "start", "taggerhub-native.service")
