@@ -131,9 +131,9 @@ class Access:
             if self.lease.held() and permissions.level_of(kind, method, is_constructor)[0] is Level.setting:
                 self.lease.check(session.id)
             return None
-        level, _rule = permissions.level_of(kind, method, is_constructor)
+        level, min_role = permissions.requirement(kind, method, is_constructor)
         role = self._current_role(session)
-        if not permissions.allowed(role, level):
+        if role < min_role:
             raise AccessDenied(f"{method}() needs role {permissions.MIN_ROLE[level].name} or higher; "
                                f"user {session.user!r} is {role.name}")
         owner_id = owner() if level is Level.own and role < Role.admin else None
@@ -186,9 +186,10 @@ class Access:
         user = self.store.get(session.user)
         if user is None:
             raise AccessDenied(f"user {session.user!r} has been removed from the users file")
-        if session.role != user.role.name:
-            session.role = user.role.name
-        return user.role
+        role = user.role
+        if session.role != role._name_:  # _name_, not the slower .name property: this runs on every call
+            session.role = role._name_
+        return role
 
     def _foreign_owner(self, session: Any, owner_id: str | None) -> str | None:
         """The owning user's name if ``owner_id`` is another user's session, else None."""

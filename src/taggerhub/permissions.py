@@ -149,6 +149,13 @@ def level_of(kind: str, method: str, is_constructor: bool = False) -> tuple[Leve
     return Level.admin, None
 
 
+@functools.lru_cache(maxsize=4096)
+def requirement(kind: str, method: str, is_constructor: bool = False) -> tuple[Level, int]:
+    """The call's level and the lowest role allowed, as an int: the per-call check, without enum hashing."""
+    level = level_of(kind, method, is_constructor)[0]
+    return level, int(MIN_ROLE[level])
+
+
 def allowed(role: Role, level: Level) -> bool:
     return role >= MIN_ROLE[level]
 
