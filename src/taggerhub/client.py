@@ -30,7 +30,7 @@ from Pyro5.callcontext import current_context
 
 from . import transport
 from .errors import AccessDenied, ObjectGone, ServerUnavailable
-from .tls import client_context, connect_tls
+from .tls import client_context
 
 transport.install()
 
@@ -91,8 +91,7 @@ class Proxy(Pyro5.client.Proxy):
         location = uri.sockname or (uri.host, uri.port)
         try:
             sock = socketutil.create_socket(connect=location, timeout=self._pyroTimeout,
-                                            nodelay=pyro_config.SOCK_NODELAY)
-            sock = connect_tls(sock, context, location[0] if isinstance(location, tuple) else None)
+                                            nodelay=pyro_config.SOCK_NODELAY, sslContext=context)
         except (OSError, ssl.SSLError) as exc:
             raise ServerUnavailable(f"cannot connect to {uri.location} over TLS: {exc}") from exc
         conn = transport.FastConnection(sock, uri.object)

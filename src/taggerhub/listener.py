@@ -24,7 +24,6 @@ from typing import Any
 from Pyro5 import errors, protocol
 from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketServer_Threadpool
 
-from . import tls
 from .config import ConfigError, Settings
 from .transport import FastConnection
 
@@ -161,7 +160,8 @@ class HubConnectionJob(ClientConnectionJob):
         if self.server.tls_context is not None:
             try:
                 with self._state_lock:
-                    sock = self.current = tls.TlsSocket(self.raw, self.server.tls_context, server_side=True)
+                    sock = self.current = self.server.tls_context.wrap_socket(
+                        self.raw, server_side=True, do_handshake_on_connect=False)
                 sock.do_handshake()
             except (ssl.SSLError, OSError, ValueError) as exc:
                 self._handshake_over()
