@@ -5,9 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
-from taggerhub.auth import Role
-from taggerhub.permissions import Level, allowed, level_of
+import pytest
+
+from taggerhub.access import Access, ObjectRef
+from taggerhub.auth import Role, UserStore
+from taggerhub.config import Settings
+from taggerhub.errors import AccessDenied
+from taggerhub.permissions import ArgUse, Level, allowed, argument_use, level_of
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "security.md"
 
@@ -29,3 +35,37 @@ def test_docs_hold_the_current_table():
                            check=True).stdout
     assert table.startswith("| object | call |")
     assert table in DOC.read_text(), "docs/security.md is stale: paste `taggerhub permissions` into it"
+
+
+def test_objects_passed_to_state_changing_calls_are_controlled_unless_listed():
+    assert argument_use("synchronized", "registerMeasurement")[0] is ArgUse.control
+    assert argument_use("synchronized", "unregisterMeasurement")[0] is ArgUse.release
+    assert argument_use("library", "Countrate", is_constructor=True)[0] is ArgUse.attach
+    assert argument_use("library", "freeTimeTagger")[0] is ArgUse.release
+    assert argument_use("experiment", "addMeasurement")[0] is ArgUse.control  # a plugin's method: deny by default
+    assert argument_use("tagger", "someNewVendorMethod")[0] is ArgUse.control
+
+
+def _access(tmp_path: Path, enabled: bool) -> Access:
+    settings = Settings()
+    settings.auth.enabled = enabled
+    settings.auth.users_file = str(tmp_path / "users.toml")
+    store = UserStore(settings.auth.users_file)
+    store.add("otto", "operator")
+    store.add("olga", "operator")
+    return Access(settings, store)
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["auth on", "auth off"])
+def test_a_call_changing_a_tagger_argument_respects_the_control_lease(tmp_path, enabled):
+    access = _access(tmp_path, enabled)
+    holder, other = SimpleNamespace(id="s1", user="otto", role="operator"), SimpleNamespace(
+        id="s2", user="olga", role="operator")
+    tagger = ObjectRef("tagger", "TimeTagger obj_1", owner="s1")
+    access.authorize_argument(other, "experiment", "retune", False, tagger)  # no lease: operators may
+    access.lease.acquire("s1", "otto", "127.0.0.1:1", 30)
+    with pytest.raises(AccessDenied, match=r"retune\(\) would change TimeTagger obj_1.*lease held by user 'otto'"):
+        access.authorize_argument(other, "experiment", "retune", False, tagger)
+    access.authorize_argument(holder, "experiment", "retune", False, tagger)
+    access.authorize_argument(other, "experiment", "getState", False, tagger)  # reads only read their arguments
+    access.authorize_argument(other, "library", "Countrate", True, tagger)  # attaching needs no lease

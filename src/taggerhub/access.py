@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import permissions
@@ -20,7 +21,7 @@ from .auth import Role, UserStore
 from .config import ConfigError, Settings
 from .errors import AccessDenied
 from .lease import ControlLease
-from .permissions import Level
+from .permissions import ArgUse, Level
 
 log = logging.getLogger("taggerhub.access")
 
@@ -40,6 +41,16 @@ def certificate_user(peer_cert: dict | None) -> str:
             if key == "commonName":
                 return str(value)
     return ""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A server object passed to a call as an argument, as the access checks see it."""
+
+    kind: str  # "tagger", "iterator", "synchronized", "experiment", "result"
+    label: str  # for messages: "Countrate obj_1a2b..."
+    owner: str | None  # session id of its creator
+    group: ObjectRef | None = None  # a group's tagger (getTagger()): the SynchronizedMeasurements behind it
 
 
 class Access:
@@ -120,29 +131,73 @@ class Access:
             if self.lease.held() and permissions.level_of(kind, method, is_constructor)[0] is Level.setting:
                 self.lease.check(session.id)
             return None
-        level, _rule = permissions.level_of(kind, method, is_constructor)
-        # The users file is the truth for connected sessions too: removals and role changes apply at once.
+        level, min_role = permissions.requirement(kind, method, is_constructor)
+        role = self._current_role(session)
+        if role < min_role:
+            raise AccessDenied(f"{method}() needs role {permissions.MIN_ROLE[level].name} or higher; "
+                               f"user {session.user!r} is {role.name}")
+        owner_id = owner() if level is Level.own and role < Role.admin else None
+        owner_user = self._foreign_owner(session, owner_id)
+        if owner_user is not None:
+            raise AccessDenied(f"{method}(): this measurement belongs to {owner_user!r}; only its creator or "
+                               "an admin may change it (reading is allowed)")
+        if level is Level.setting:
+            self.lease.check(session.id)
+        return level
+
+    def authorize_argument(self, session: Any, kind: str, method: str, is_constructor: bool, ref: ObjectRef) -> None:
+        """Raise AccessDenied unless ``session`` may have ``method`` change the object ``ref`` passed to it.
+
+        A call that can change an object it is handed needs the same right as changing that object
+        directly (see ``permissions.ARGUMENT_RULES``): otherwise registering another user's measurement
+        in one's own SynchronizedMeasurements would let the group's start/stop/clear drive it.
+        """
+        if permissions.level_of(kind, method, is_constructor)[0] not in permissions.STATE_CHANGING:
+            return  # a read only reads its arguments
+        use, _rule = permissions.argument_use(kind, method, is_constructor)
+        if use is ArgUse.release:
+            return
+        if use is ArgUse.attach:
+            if ref.group is None:
+                return
+            ref, needed, how = ref.group, Level.own, f"would join {ref.group.label} (made on its getTagger())"
+        else:
+            needed, how = permissions.ARGUMENT_LEVEL.get(ref.kind, Level.admin), f"would change {ref.label}"
+        where = f"{method}() {how}, passed as an argument"
+        if self.enabled:
+            role = self._current_role(session)
+            if not permissions.allowed(role, needed):
+                raise AccessDenied(f"{where}: that needs role {permissions.MIN_ROLE[needed].name} or higher; "
+                                   f"user {session.user!r} is {role.name}")
+            owner_user = self._foreign_owner(session, ref.owner) if needed is Level.own and role < Role.admin \
+                else None
+            if owner_user is not None:
+                raise AccessDenied(f"{where}: it belongs to {owner_user!r}; only its creator or an admin may "
+                                   "have it changed (reading is allowed)")
+        if needed is Level.setting:
+            try:
+                self.lease.check(session.id)
+            except AccessDenied as exc:
+                raise AccessDenied(f"{where}: {exc}") from None
+
+    def _current_role(self, session: Any) -> Role:
+        """The session user's role now: the users file is the truth, removals and role changes apply at once."""
         self.store.reload_if_changed()
         user = self.store.get(session.user)
         if user is None:
             raise AccessDenied(f"user {session.user!r} has been removed from the users file")
         role = user.role
-        if session.role != role.name:
-            session.role = role.name
-        if not permissions.allowed(role, level):
-            raise AccessDenied(f"{method}() needs role {permissions.MIN_ROLE[level].name} or higher; "
-                               f"user {session.user!r} is {role.name}")
-        owner_id = owner() if level is Level.own and role < Role.admin else None
-        if owner_id is not None and owner_id != session.id:
-            with self._lock:
-                owner_user = self._session_users.get(owner_id)
-            if owner_user != session.user:
-                raise AccessDenied(f"{method}(): this measurement belongs to "
-                                   f"{owner_user or 'a client that has left'!r}; only its creator or an admin may "
-                                   "change it (reading is allowed)")
-        if level is Level.setting:
-            self.lease.check(session.id)
-        return level
+        if session.role != role._name_:  # _name_, not the slower .name property: this runs on every call
+            session.role = role._name_
+        return role
+
+    def _foreign_owner(self, session: Any, owner_id: str | None) -> str | None:
+        """The owning user's name if ``owner_id`` is another user's session, else None."""
+        if owner_id is None or owner_id == session.id:
+            return None
+        with self._lock:
+            owner_user = self._session_users.get(owner_id)
+        return None if owner_user == session.user else (owner_user or "a client that has left")
 
     def audited(self, level: Level) -> bool:
         return self.audit.path != "" and level in permissions.STATE_CHANGING

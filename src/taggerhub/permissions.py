@@ -93,6 +93,52 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+class ArgUse(enum.Enum):
+    """What a state-changing call does to a server object passed to it as an argument."""
+
+    control = "control"  # may change it: needs what changing it directly needs
+    attach = "attach"  # builds something new on it (a measurement on a tagger; on a group's tagger: joins the group)
+    release = "release"  # only lets go of it (the caller's own use, or its place in the caller's group)
+
+
+@dataclass(frozen=True)
+class ArgRule:
+    kinds: tuple[str, ...]  # kind of the called object, as in Rule
+    pattern: str
+    use: ArgUse
+    why: str = ""
+
+
+ANY_KIND = ("library", "tagger", "experiment", *MEASUREMENT)
+
+# Objects passed to a state-changing call: explicit uses first, then "control" for everything else (deny by
+# default, so a call that drives an object it was handed never does so for someone who may not drive it).
+ARGUMENT_RULES: tuple[ArgRule, ...] = (
+    ArgRule(("library",), "<measurement class>", ArgUse.attach,
+            "the new measurement reads the tagger; made on a group's tagger it joins that group"),
+    ArgRule(("library",), "experiment", ArgUse.attach, "as for a measurement"),
+    ArgRule(("library",), "freeTimeTagger", ArgUse.release, "ends the caller's use (an admin's: everyone's)"),
+    ArgRule(("synchronized",), "unregisterMeasurement", ArgUse.release,
+            "only takes it out of the caller's group; the measurement itself is not changed"),
+    ArgRule(ANY_KIND, "*", ArgUse.control,
+            "e.g. registerMeasurement: the group's start/stop/clear then drive the measurement"),
+)
+
+# What "changing it directly" needs, by the kind of the argument object.
+ARGUMENT_LEVEL = {"tagger": Level.setting, "iterator": Level.own, "synchronized": Level.own,
+                  "result": Level.own, "experiment": Level.own}
+
+
+@functools.lru_cache(maxsize=4096)
+def argument_use(kind: str, method: str, is_constructor: bool = False) -> tuple[ArgUse, ArgRule]:
+    """How ``method`` on an object of ``kind`` uses server objects passed as arguments, and the rule."""
+    name = "<measurement class>" if is_constructor else method
+    for rule in ARGUMENT_RULES:
+        if kind in rule.kinds and fnmatch.fnmatchcase(name, rule.pattern):
+            return rule.use, rule
+    raise AssertionError("the last argument rule matches everything")  # pragma: no cover
+
+
 @functools.lru_cache(maxsize=4096)  # names come from the served API: a bounded set
 def level_of(kind: str, method: str, is_constructor: bool = False) -> tuple[Level, Rule | None]:
     """The level of ``method`` on an object of ``kind``, and the rule that decided it."""
@@ -101,6 +147,13 @@ def level_of(kind: str, method: str, is_constructor: bool = False) -> tuple[Leve
         if kind in rule.kinds and fnmatch.fnmatchcase(name, rule.pattern):
             return rule.level, rule
     return Level.admin, None
+
+
+@functools.lru_cache(maxsize=4096)
+def requirement(kind: str, method: str, is_constructor: bool = False) -> tuple[Level, int]:
+    """The call's level and the lowest role allowed, as an int: the per-call check, without enum hashing."""
+    level = level_of(kind, method, is_constructor)[0]
+    return level, int(MIN_ROLE[level])
 
 
 def allowed(role: Role, level: Level) -> bool:
@@ -159,6 +212,25 @@ def markdown(api: BackendApi, extra_library: tuple[str, ...] = ()) -> str:
     lines = ["| object | call | level | who may call | why |", "|---|---|---|---|---|"]
     for owner, name, level, why in table(api, extra_library):
         lines.append(f"| {owner} | `{name}` | {level.value} | {who[level]} | {why} |")
+    return "\n".join(lines) + "\n\n" + argument_markdown()
+
+
+def argument_markdown() -> str:
+    """The rules for server objects passed as arguments, as Markdown."""
+    needs = {
+        ArgUse.control: "a measurement, group or experiment: its creator or an admin; a tagger: operator or "
+                        "admin, and the control lease",
+        ArgUse.attach: "nothing more; a group's tagger (`getTagger()`): the group's creator or an admin",
+        ArgUse.release: "nothing more",
+    }
+    kinds = {"library": "TimeTaggerRPC", "tagger": "TimeTagger", "iterator": "measurement",
+             "synchronized": "SynchronizedMeasurements", "result": "result", "experiment": "experiment"}
+    lines = ["| calls on | call | argument use | the caller needs, for each object argument | why |",
+             "|---|---|---|---|---|"]
+    for rule in ARGUMENT_RULES:
+        on = ", ".join(kinds[k] for k in rule.kinds) if rule.kinds != ANY_KIND else "any object"
+        name = "any state-changing call" if rule.pattern == "*" else f"`{rule.pattern}`"
+        lines.append(f"| {on} | {name} | {rule.use.value} | {needs[rule.use]} | {rule.why} |")
     return "\n".join(lines) + "\n"
 
 

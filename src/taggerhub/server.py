@@ -31,7 +31,7 @@ from Pyro5 import protocol, serializers
 from Pyro5.callcontext import current_context
 
 from . import __version__, listener, tls, transport
-from .access import Access, HandshakeRefused
+from .access import Access, HandshakeRefused, ObjectRef
 from .adapter import Adapter, BackendApi
 from .config import Settings
 from .errors import AccessDenied, ObjectGone
@@ -43,6 +43,7 @@ from .stats import RpcStats
 
 log = logging.getLogger("taggerhub.server")
 FAST_SERIALIZER_IDS = frozenset({transport.TAGGERHUB_SERIALIZER_ID, 4, 1})  # taggerhub, msgpack, serpent
+ArgCall = tuple[str, str, bool]  # (kind of the called object, method, is a constructor): for argument checks
 SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack", transport.TAGGERHUB_SERIALIZER_ID: "taggerhub"}
 
 
@@ -184,7 +185,8 @@ class Hub:
             return list({id(s): s for s in self._sessions.values()}.values())
 
     # -- argument and result mapping ----------------------------------------------
-    def _adapter_for(self, ref: Any, session: Session) -> Adapter:
+    def _adapter_for(self, ref: Any, session: Session, call: ArgCall | None = None) -> Adapter:
+        """The served object behind a proxy argument; ``call`` (kind, method, is_constructor) gets it checked."""
         if isinstance(ref, Adapter):
             adapter = ref
         elif isinstance(ref, Pyro5.api.Proxy):
@@ -193,22 +195,33 @@ class Hub:
             adapter = self.table.get(ref.object)
         else:
             raise TypeError(f"expected a proxy of a server object, got {type(ref).__name__}")
+        if call is not None and (self.access.enabled or self.access.lease.held()):
+            self.access.authorize_argument(session, *call, self._object_ref(adapter))
         self.table.use(adapter, session)
         if adapter._obj is None:
             raise ObjectGone(f"{type(adapter).__name__} object has been freed")
         return adapter
 
-    def _resolve(self, value: Any, session: Session) -> Any:
+    def _object_ref(self, adapter: Adapter) -> ObjectRef:
+        """What the access checks need to know about an object passed as an argument."""
+        parent = adapter._parent
+        group = self._object_ref(parent) if adapter._kind == "tagger" and parent is not None \
+            and parent._kind == "synchronized" else None
+        return ObjectRef(adapter._kind, f"{type(adapter).__name__} {getattr(adapter, '_pyroId', '?')}",
+                         self.table.owner_of(adapter), group)
+
+    def _resolve(self, value: Any, session: Session, call: ArgCall | None = None) -> Any:
         if isinstance(value, Pyro5.api.Proxy | Pyro5.api.URI | Adapter):
-            return self._adapter_for(value, session)._obj
+            return self._adapter_for(value, session, call)._obj
         if isinstance(value, list | tuple) and any(isinstance(v, Pyro5.api.Proxy | Pyro5.api.URI) for v in value):
-            return type(value)(self._resolve(v, session) for v in value)
+            return type(value)(self._resolve(v, session, call) for v in value)
         return value
 
-    def _resolve_all(self, args: tuple, kwargs: dict, session: Session) -> tuple[tuple, dict]:
+    def _resolve_all(self, args: tuple, kwargs: dict, session: Session,
+                     call: ArgCall | None = None) -> tuple[tuple, dict]:
         return (
-            tuple(self._resolve(a, session) for a in args),
-            {k: self._resolve(v, session) for k, v in kwargs.items()},
+            tuple(self._resolve(a, session, call) for a in args),
+            {k: self._resolve(v, session, call) for k, v in kwargs.items()},
         )
 
     def _wrap(self, result: Any, parent: Adapter | None, session: Session) -> Any:
@@ -292,7 +305,7 @@ class Hub:
             if args is None:  # a property of the backend object
                 result = getattr(obj, method)
             elif args or kwargs:
-                call_args, call_kwargs = self._resolve_all(args, kwargs, session)
+                call_args, call_kwargs = self._resolve_all(args, kwargs, session, (target._kind, method, False))
                 result = getattr(obj, method)(*call_args, **call_kwargs)
             else:
                 result = getattr(obj, method)()
@@ -335,10 +348,10 @@ class Hub:
             if not isinstance(tagger_ref, Pyro5.api.Proxy | Pyro5.api.URI):
                 raise TypeError(f"{class_name}() needs the tagger proxy as its first argument, "
                                 f"got {type(tagger_ref).__name__}")
-            tagger = self._adapter_for(tagger_ref, session)
+            tagger = self._adapter_for(tagger_ref, session, ("library", class_name, True))
             if tagger._kind != "tagger":
                 raise TypeError(f"{class_name}() needs a tagger as first argument, got a {type(tagger).__name__}")
-            rest, call_kwargs = self._resolve_all(tuple(call_args), kwargs, session)
+            rest, call_kwargs = self._resolve_all(tuple(call_args), kwargs, session, ("library", class_name, True))
             obj = cls(tagger._obj, *rest, **call_kwargs)
             adapter = self.api.wrap(obj, self, tagger)
             return self.table.add(adapter, session, parent=tagger)
@@ -369,7 +382,7 @@ class Hub:
             function = self.api.functions.get(name)
             if function is None:
                 raise AttributeError(f"unknown function {name!r}")
-            call_args, call_kwargs = self._resolve_all(args, kwargs, session)
+            call_args, call_kwargs = self._resolve_all(args, kwargs, session, ("library", name, False))
             return self._wrap(function(*call_args, **call_kwargs), None, session)
 
         return self._timed(f"TimeTaggerRPC.{name}", session, action, ("library", name, args, kwargs))
@@ -394,7 +407,7 @@ class Hub:
 
     def free_tagger(self, session: Session, tagger_ref: Any) -> bool:
         """This client is done with the tagger; the device closes when no client uses it."""
-        adapter = self._adapter_for(tagger_ref, session)
+        adapter = self._adapter_for(tagger_ref, session, ("library", "freeTimeTagger", False))
         if adapter._kind != "tagger":
             raise TypeError(f"freeTimeTagger() needs a tagger, got a {type(adapter).__name__}")
         if self.access.enabled and session.role == "admin":
@@ -417,7 +430,7 @@ class Hub:
 
     def create_experiment(self, session: Session, name: str, tagger: Any, **params: Any) -> Adapter:
         cls = self.experiments.get(str(name))
-        device = self._adapter_for(tagger, session)
+        device = self._adapter_for(tagger, session, ("library", "experiment", False))
         if device._kind != "tagger":
             raise TypeError(f"experiment() needs a tagger as second argument, got a {type(device).__name__}")
         try:

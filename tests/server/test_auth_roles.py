@@ -251,3 +251,87 @@ def test_control_lease_binds_sessions_with_auth_off_too(start_server):
     mine.setTestSignal(1, True)
     assert ours.releaseControl() is True
     their_tagger.setTestSignal(1, False)
+
+
+# Calls that change an object passed to them as an argument, by who calls them: (call, expected outcome per user).
+# otto owns the measurement and the group used as arguments; "mine" is the caller's own SynchronizedMeasurements.
+ARGUMENT_CALLS = {
+    "mine.registerMeasurement(otto's measurement)": {"ada": "ok", "otto": "ok", "olga": "belongs to 'otto'",
+                                                     "oscar": "belongs to 'otto'"},
+    "mine.unregisterMeasurement(otto's measurement)": {"ada": "ok", "otto": "ok", "olga": "ok", "oscar": "ok"},
+    "Countrate(otto's group tagger)": {"ada": "ok", "otto": "ok", "olga": "belongs to 'otto'",
+                                       "oscar": "belongs to 'otto'"},
+    "Countrate(own group tagger)": {"ada": "ok", "otto": "ok", "olga": "ok", "oscar": "ok"},
+    "Countrate(tagger)": {"ada": "ok", "otto": "ok", "olga": "ok", "oscar": "ok"},
+}
+
+
+def test_calls_that_change_an_argument_need_the_right_to_change_it(auth_server):
+    """Role x argument-call matrix: handing a server object to a call never grants more than calling it directly."""
+    TT_otto = connect(auth_server, "otto")
+    tagger = TT_otto.createTimeTagger()
+    tagger.setTestSignal(1, True)
+    rate = TT_otto.Countrate(tagger, [1])
+    group = TT_otto.SynchronizedMeasurements(tagger)
+    for user in ("ada", "otto", "olga", "oscar"):  # admin, operator, another operator, observer
+        TT = connect(auth_server, user)
+        their_tagger = TT.createTimeTagger()
+        mine = TT.SynchronizedMeasurements(their_tagger)
+        otto_rate = client.Proxy(rate._pyroUri, token=auth_server.tokens[user])
+        otto_group = client.Proxy(group._pyroUri, token=auth_server.tokens[user])
+        otto_group_tagger = otto_group.getTagger()  # reading another's group: allowed
+        assert otto_group_tagger.getInputDelay(1) == tagger.getInputDelay(1)
+        calls = {  # name: (remote method, arguments)
+            "mine.registerMeasurement(otto's measurement)": (mine.registerMeasurement, (otto_rate,)),
+            "mine.unregisterMeasurement(otto's measurement)": (mine.unregisterMeasurement, (otto_rate,)),
+            "Countrate(otto's group tagger)": (TT.Countrate, (otto_group_tagger, [1])),
+            "Countrate(own group tagger)": (TT.Countrate, (mine.getTagger(), [1])),
+            "Countrate(tagger)": (TT.Countrate, (their_tagger, [1])),
+        }
+        assert set(calls) == set(ARGUMENT_CALLS)
+        for name, (method, args) in calls.items():
+            expected = ARGUMENT_CALLS[name][user]
+            if expected == "ok":
+                method(*args)
+            else:
+                with pytest.raises(AccessDenied, match=rf"would (change|join) .*{expected}.*only its creator or "
+                                                       "an admin"):
+                    method(*args)
+        # A refused registration leaves the measurement alone: the caller's group start/stop do not reach it.
+        assert rate.isRunning() is True
+        if ARGUMENT_CALLS["mine.registerMeasurement(otto's measurement)"][user] != "ok":
+            mine.stop()
+            assert rate.isRunning() is True
+    # The owner's group does drive the measurements its owner registered, and an admin's may drive anyone's.
+    group.registerMeasurement(rate)
+    group.stop()
+    assert rate.isRunning() is False
+    TT_ada = connect(auth_server, "ada")
+    admins = TT_ada.SynchronizedMeasurements(TT_ada.createTimeTagger())
+    admins.registerMeasurement(client.Proxy(rate._pyroUri, token=auth_server.tokens["ada"]))
+    admins.start()
+    assert rate.isRunning() is True
+    # Every refusal is audited with the object and its owner.
+    time.sleep(0.2)
+    denied = [e for e in auth_server.audit() if e["event"] == "call" and e["outcome"] == "denied"]
+    assert any(e["user"] == "olga" and e["method"] == "SynchronizedMeasurements.registerMeasurement"
+               and "Countrate" in e["error"] and "belongs to 'otto'" in e["error"] for e in denied)
+    assert any(e["user"] == "oscar" and e["method"] == "TimeTaggerRPC.Countrate"
+               and "SynchronizedMeasurements" in e["error"] for e in denied)
+
+
+def test_settings_through_a_group_tagger_respect_roles_and_the_lease(auth_server):
+    TT_otto, TT_olga, TT_oscar = (connect(auth_server, u) for u in ("otto", "olga", "oscar"))
+    group = TT_otto.SynchronizedMeasurements(TT_otto.createTimeTagger())
+    as_olga = client.Proxy(group._pyroUri, token=auth_server.tokens["olga"]).getTagger()
+    as_oscar = client.Proxy(group._pyroUri, token=auth_server.tokens["oscar"]).getTagger()
+    with pytest.raises(AccessDenied, match="needs role operator"):
+        as_oscar.setInputDelay(2, 100)
+    as_olga.setInputDelay(2, 100)  # a device setting: any operator, as on the tagger itself
+    TT_otto.acquireControl(30)
+    with pytest.raises(AccessDenied, match="control lease held by user 'otto'"):
+        as_olga.setInputDelay(2, 0)
+    assert as_oscar.getInputDelay(2) == 100
+    TT_otto.releaseControl()
+    as_olga.setInputDelay(2, 0)
+    assert TT_olga.getVersion() and TT_oscar.getVersion()
