@@ -231,13 +231,14 @@ class Hub:
         return result
 
     # -- the gate -------------------------------------------------------------------
-    def _timed(self, method: str, session: Session, action: Callable[[], Any],
-               audit: tuple[str, str, tuple, dict] | None = None) -> Any:
+    def _timed(self, method: str, session: Session, action: Callable[..., Any],
+               audit: tuple[str, str, tuple, dict] | None = None, *action_args: Any) -> Any:
+        """Run ``action(*action_args)`` as one client call: counted, timed, logged if it fails, audited."""
         started = time.perf_counter()
         outcome = "error"
         error = ""
         try:
-            result = action()
+            result = action(*action_args)
             outcome = "ok"
             return result
         except Exception as exc:
@@ -286,45 +287,26 @@ class Hub:
         return self.access.authorize(session, target._kind, method, lambda: self.table.owner_of(target))
 
     def call(self, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
-        """A method call (``args``) or property read (``args`` None) on a served object.
-
-        The per-call path of every client: what :meth:`_timed` does, inlined.
-        """
+        """A method call (``args``) or property read (``args`` None) on a served object."""
         session = self.current_session()
-        qualified = f"{type(target).__name__}.{method}"
-        started = time.perf_counter()
-        outcome = "error"
-        error = ""
-        try:
-            if self.access.enabled or self.access.lease.held():
-                self.authorize(session, target, method)
-            self.table.use(target, session)
-            obj = target._obj
-            if obj is None:
-                raise ObjectGone(f"{type(target).__name__} object has been freed")
-            if args is None:  # a property of the backend object
-                result = getattr(obj, method)
-            elif args or kwargs:
-                call_args, call_kwargs = self._resolve_all(args, kwargs, session, (target._kind, method, False))
-                result = getattr(obj, method)(*call_args, **call_kwargs)
-            else:
-                result = getattr(obj, method)()
-            if self.api.is_backend_object(result):
-                result = self._wrap(result, target, session)
-            outcome = "ok"
-            return result
-        except Exception as exc:
-            outcome, error, replacement = self._failed(session, qualified, exc)
-            if replacement is not None:
-                raise replacement from None
-            raise
-        finally:
-            session.calls += 1
-            session.last_call = time.monotonic()
-            self.stats.record_call(qualified, outcome, time.perf_counter() - started)
-            if self.access.audit.path:
-                self._audit(session, qualified, (target._kind, method, args or (), kwargs),
-                            outcome, error)
+        return self._timed(f"{type(target).__name__}.{method}", session, self._call_backend,
+                           (target._kind, method, args or (), kwargs), session, target, method, args, kwargs)
+
+    def _call_backend(self, session: Session, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
+        if self.access.enabled or self.access.lease.held():
+            self.authorize(session, target, method)
+        self.table.use(target, session)
+        obj = target._obj
+        if obj is None:
+            raise ObjectGone(f"{type(target).__name__} object has been freed")
+        if args is None:  # a property of the backend object
+            result = getattr(obj, method)
+        elif args or kwargs:
+            call_args, call_kwargs = self._resolve_all(args, kwargs, session, (target._kind, method, False))
+            result = getattr(obj, method)(*call_args, **call_kwargs)
+        else:
+            result = getattr(obj, method)()
+        return self._wrap(result, target, session) if self.api.is_backend_object(result) else result
 
     @staticmethod
     def _log_failure(session: Session, method: str, exc: Exception) -> None:
