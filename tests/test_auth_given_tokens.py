@@ -82,3 +82,15 @@ def test_store_put_checks_the_token_before_touching_the_file(tmp_path):
     with pytest.raises(ConfigError, match="too weak"):
         store.put("frank", "admin", "frank.abc")
     assert not (tmp_path / "users.toml").exists()
+
+
+def test_a_change_keeps_the_users_file_mode(tmp_path):
+    """The role makes users.toml 0640 for the service group; a later change must not make it unreadable."""
+    users = tmp_path / "users.toml"
+    assert user_cli(str(users), "set", "gina", "--role", "observer", "--token-stdin",
+                    token=lab_token("gina")).returncode == 0
+    assert users.stat().st_mode & 0o777 == 0o600  # a new file: owner only
+    users.chmod(0o640)
+    assert user_cli(str(users), "set", "gina", "--role", "observer", "--token-stdin",
+                    token=lab_token("gina")).returncode == 0
+    assert users.stat().st_mode & 0o777 == 0o640

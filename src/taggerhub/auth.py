@@ -105,6 +105,18 @@ def check_name(name: str) -> str:
     return name
 
 
+def _keep_access(path: Path, fd: int) -> None:
+    """Give the new file the old one's owner, group and mode, so a server reading it as its
+    service group (root:taggerhub 0640, set by the Ansible role) can still read it after a change."""
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        return
+    if os.geteuid() == 0:  # only root may give a file away; others keep it theirs, as before
+        os.fchown(fd, old.st_uid, old.st_gid)
+    os.fchmod(fd, old.st_mode & 0o777)
+
+
 class UserStore:
     """The users file: read, verify tokens, change and write back atomically."""
 
@@ -256,5 +268,6 @@ class UserStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write("\n".join(lines))
+            _keep_access(self.path, out.fileno())
         os.replace(tmp, self.path)
         self.load()

@@ -300,17 +300,35 @@ def test_a_tagger_opened_later_is_monitored_under_its_own_serial(converged: dict
         TT._pyroRelease()
 
 
-def test_second_run_changes_nothing(converged: dict) -> None:
-    pcs = converged["pcs"]
+def test_second_run_applies_only_a_token_rotated_on_the_controller(converged: dict) -> None:
+    """Rotate the monitoring user's token on the controller: the next run sets it on every PC, nothing else."""
+    from taggerhub.inventory import listing
+
+    pcs, ns_host = converged["pcs"], converged["pcs"].ips["pc-a"]
+    old = lab_access(converged)
+    (converged["tmp"] / "tokens" / f"{MONITOR}.token").unlink()  # the role makes a new one
     before = {h: pcs.exec(h, "systemctl", "show", "--property=MainPID", "taggerhub-native.service").stdout for h in LAB}
     prometheus_pid = pcs.exec("pc-a", "systemctl", "show", "--property=MainPID", "prometheus.service").stdout
     status, out, recap = playbook(converged["inventory"], converged["tmp"], "--forks", "3")
     assert status == 0, out[-6000:]
+    changed = changed_tasks(out)
+    tasks = {line.split("]")[0] for line in changed.splitlines() if line.startswith("TASK [")}
+    assert tasks == {"TASK [taggerhub : Make each user's lab-wide token on the controller once.",
+                     "TASK [taggerhub : Give each user its role and lab-wide token on this PC."}, changed
     for host, counts in recap.items():
-        assert counts["changed"] == 0, f"{host} changed on the second run:\n" + changed_tasks(out)
+        assert counts["changed"] == (2 if host == "pc-a" else 1), f"{host}:\n" + changed  # run_once: on pc-a
     assert before == {h: pcs.exec(h, "systemctl", "show", "--property=MainPID", "taggerhub-native.service").stdout
                       for h in LAB}, "the second run restarted a server"
     assert pcs.exec("pc-a", "systemctl", "show", "--property=MainPID", "prometheus.service").stdout == prometheus_pid
+    new = lab_access(converged)
+    assert new["token"] != old["token"]
+    # Every PC takes the new token (the server re-reads users.toml by itself) and refuses the old one.
+    def statuses(access: dict[str, str]) -> list[str]:
+        return [r.status for r in listing(ns_host, NS_PORT, **access)]
+
+    wait_until(lambda: len(found := statuses(new)) == 4 and set(found) <= {"open", "free"}, 30,
+               "every PC to take the rotated token")
+    assert statuses(old) == ["refused"] * 4
 
 
 def test_alert_for_a_stopped_server_names_the_lab_pc(converged: dict, prometheus: Prometheus) -> None:
