@@ -80,10 +80,41 @@ def new_token(name: str) -> str:
     return f"{name}.{secrets.token_urlsafe(32)}"
 
 
+# A token given by the admin (``--token-stdin``, the Ansible role) must be as hard to guess as
+# one we make: ``NAME.SECRET`` with SECRET of at least 32 URL-safe characters (~190 bits).
+MIN_SECRET_CHARS = 32
+SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_given_token(name: str, token: str) -> str:
+    """Refuse a given token that is not ``NAME.SECRET`` or whose secret is weak; never echo it."""
+    prefix, _, secret = token.partition(".")
+    if prefix != name or not secret:
+        raise ConfigError(f"the token for {name!r} must look like '{name}.SECRET'")
+    if not SECRET_PATTERN.match(secret):
+        raise ConfigError(f"the token for {name!r}: SECRET may hold only letters, digits, '_' and '-'")
+    if len(secret) < MIN_SECRET_CHARS or len(set(secret)) < 12:
+        raise ConfigError(f"the token for {name!r} is too weak: SECRET needs at least {MIN_SECRET_CHARS} "
+                          "random characters (e.g. `openssl rand -hex 24`)")
+    return token
+
+
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name):
         raise ConfigError(f"invalid user name {name!r}: use letters, digits, '_', '-', '@' (max 64)")
     return name
+
+
+def _keep_access(path: Path, fd: int) -> None:
+    """Give the new file the old one's owner, group and mode, so a server reading it as its
+    service group (root:taggerhub 0640, set by the Ansible role) can still read it after a change."""
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        return
+    if os.geteuid() == 0:  # only root may give a file away; others keep it theirs, as before
+        os.fchown(fd, old.st_uid, old.st_gid)
+    os.fchmod(fd, old.st_mode & 0o777)
 
 
 class UserStore:
@@ -191,6 +222,23 @@ class UserStore:
             self._write()
             return token
 
+    def put(self, name: str, role: str, token: str) -> bool:
+        """Create or update ``name`` with this role and the admin's own token; return whether anything changed.
+
+        Lab-wide users: one token on every PC, chosen once on the controller.
+        """
+        check_given_token(check_name(name), token)
+        with self._lock:
+            self.load()
+            user, wanted = self._users.get(name), Role.parse(role)
+            if user is not None and user.role is wanted and verify_token(token, user.token_hash):
+                return False
+            if user is None:
+                user = self._users[name] = User(name, wanted, "", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            user.role, user.token_hash = wanted, hash_token(token)
+            self._write()
+            return True
+
     def remove(self, name: str) -> None:
         with self._lock:
             self.load()
@@ -220,5 +268,6 @@ class UserStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write("\n".join(lines))
+            _keep_access(self.path, out.fileno())
         os.replace(tmp, self.path)
         self.load()

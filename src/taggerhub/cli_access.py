@@ -17,8 +17,37 @@ def _store(args: argparse.Namespace):
     return UserStore(path)
 
 
+def _token_from_stdin() -> str:
+    """The first line of stdin: a token given by the admin (never on the command line, where `ps` shows it)."""
+    from .config import ConfigError
+
+    line = sys.stdin.readline().strip()
+    if not line:
+        raise ConfigError("--token-stdin: no token on standard input")
+    return line
+
+
+def _put_given_token(store, args: argparse.Namespace) -> int:
+    """``add``/``rotate``/``set`` with the admin's token: say what happened, never print the token."""
+    from .config import ConfigError
+
+    token = _token_from_stdin()
+    store.load()
+    user = store.get(args.name)
+    if args.action == "add" and user is not None:
+        raise ConfigError(f"user {args.name!r} already exists (use 'rotate' or 'set')")
+    if args.action == "rotate" and user is None:
+        raise ConfigError(f"no user {args.name!r} in {store.path}")
+    role = args.role if args.action != "rotate" else user.role.name
+    changed = store.put(args.name, role, token)
+    print(f"user {args.name} ({role}) {'changed' if changed else 'unchanged'}")
+    return 0
+
+
 def cmd_user(args: argparse.Namespace) -> int:
     store = _store(args)
+    if args.action == "set" or getattr(args, "token_stdin", False):
+        return _put_given_token(store, args)
     if args.action == "list":
         store.load()
         for user in store.users():
@@ -94,6 +123,9 @@ EXTRA_LIBRARY_CALLS = ("acquireControl", "releaseControl", "enum_definitions", "
                        "hub_sessions", "hub_end_session", "experiment", "experiments")
 
 
+TOKEN_STDIN_HELP = "read the token (NAME.SECRET, SECRET at least 32 random characters) from standard input"
+
+
 def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=23000)
@@ -113,10 +145,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add = actions.add_parser("add", help="add a user; print their new token once")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=("admin", "operator", "observer"))
+    add.add_argument("--token-stdin", action="store_true", help=TOKEN_STDIN_HELP)
     actions.add_parser("list", help="list users and roles")
     for name, text in (("remove", "remove a user"), ("rotate", "give a user a new token; print it once")):
         action = actions.add_parser(name, help=text)
         action.add_argument("name")
+        if name == "rotate":
+            action.add_argument("--token-stdin", action="store_true", help=TOKEN_STDIN_HELP)
+    put = actions.add_parser("set", help="create or update a user with the role and the token read from stdin; "
+                                         "prints 'changed' or 'unchanged' (lab-wide users)")
+    put.add_argument("name")
+    put.add_argument("--role", required=True, choices=("admin", "operator", "observer"))
+    put.add_argument("--token-stdin", action="store_true", required=True, help=TOKEN_STDIN_HELP)
     role = actions.add_parser("role", help="change a user's role")
     role.add_argument("name")
     role.add_argument("role", choices=("admin", "operator", "observer"))

@@ -5,8 +5,11 @@ tagger with its own serial and a Poisson source of its own rate on channel 1 (`p
 second tagger too, which nobody opens until a test does). `pc-a` is
 both `taggerhub_monitoring_host` and `taggerhub_nameserver_host`: the role installs
 Prometheus there (Debian's package), writes the file_sd list of all three exporters from
-the inventory and the shipped alert rules, and runs the Pyro5 name server. The tests then
-ask that Prometheus (its HTTP API) and that name server (`taggerhub ls`) about the lab.
+the inventory and the shipped alert rules, and runs the Pyro5 name server. Auth and TLS are
+on as a lab admin runs them: one lab CA made on the controller signs every PC's server
+certificate, and each user has one token for the whole lab. The tests then ask that
+Prometheus (its HTTP API) and that name server (`taggerhub ls`, with the lab-wide monitoring
+user's token and the one CA file) about the lab.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ PREFIX = f"labmon-{os.getpid()}"
 LAB = {"pc-a": ("1111000LMA", 12e3), "pc-b": ("2222000LMB", 30e3), "pc-c": ("3333000LMC", 60e3)}
 SECOND = ("pc-c", "3333000LMD", 20e3)  # pc-c's second tagger
 NS_PORT = 9190  # Prometheus has 9090 on the same host
+MONITOR = "lab-monitor"  # the lab-wide monitoring user (observer)
 DEVICE = """
 [[device]]
 serial = "{serial}"
@@ -90,11 +94,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                 "taggerhub_backend": "simulator",
                 "taggerhub_native_extras": [],
                 "taggerhub_wheelhouse_local_dir": str(wheels),
-                # This test is about monitoring and discovery: no auth or TLS (test_playbook covers
-                # them); the firewall lets only the lab's own network in.
-                "taggerhub_auth_enabled": False,
-                "taggerhub_tls_enabled": False,
-                "taggerhub_insecure": True,
+                # Auth and TLS on (the role's defaults): lab CA and lab-wide users.
+                "taggerhub_users": [{"name": "admin", "role": "admin"},
+                                    {"name": MONITOR, "role": "observer"}],
                 "taggerhub_allowed_networks": [subnet],
                 "taggerhub_exporter_channels": [1],
                 "taggerhub_monitoring_host": "pc-a",
@@ -151,6 +153,12 @@ class Prometheus:
         return {s["metric"]["host"]: s for s in self.query(expr)}
 
 
+def lab_access(converged: dict, user: str = MONITOR) -> dict[str, str]:
+    """One token and one CA file for the whole lab, as the role left them on the controller."""
+    tmp = converged["tmp"]
+    return {"token": (tmp / "tokens" / f"{user}.token").read_text().strip(), "tls_ca": str(tmp / "tls-ca" / "ca.pem")}
+
+
 @pytest.fixture(scope="module")
 def prometheus(converged: dict) -> Prometheus:
     return Prometheus(converged["pcs"].ips["pc-a"])
@@ -173,6 +181,22 @@ def test_role_lists_every_lab_pc_in_the_file_sd_targets(converged: dict) -> None
     # Only the monitoring host runs Prometheus.
     for host in ("pc-b", "pc-c"):
         assert pcs.exec(host, "test", "-e", "/etc/prometheus/file_sd", check=False).returncode != 0
+
+
+def test_every_pc_has_the_one_lab_ca_and_its_own_certificate_and_the_keys_stay_private(converged: dict) -> None:
+    pcs, tmp = converged["pcs"], converged["tmp"]
+    lab_ca = (tmp / "tls-ca" / "ca.pem").read_text()
+    assert oct((tmp / "tls-ca" / "ca-key.pem").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp / "tokens" / f"{MONITOR}.token").stat().st_mode & 0o777) == "0o600"
+    server_certs = set()
+    for host in LAB:
+        assert pcs.exec(host, "cat", "/etc/taggerhub/tls/ca.pem").stdout == lab_ca
+        assert pcs.exec(host, "test", "-e", "/etc/taggerhub/tls/ca-key.pem", check=False).returncode != 0
+        modes = pcs.exec(host, "stat", "-c", "%n %a %U:%G", "/etc/taggerhub/tls/server-key.pem",
+                         "/etc/taggerhub/users.toml").stdout.split("\n")
+        assert all(line.endswith(" 640 root:taggerhub") for line in modes if line), modes
+        server_certs.add(pcs.exec(host, "cat", "/etc/taggerhub/tls/server.pem").stdout)
+    assert len(server_certs) == len(LAB)  # each PC its own certificate
 
 
 def test_firewall_guards_prometheus_and_the_name_server_on_their_host_only(converged: dict) -> None:
@@ -219,8 +243,12 @@ def test_taggerhub_ls_lists_every_tagger_of_the_lab_through_its_name_server(conv
 
     ns = f"{converged['pcs'].ips['pc-a']}:{NS_PORT}"
 
+    access = lab_access(converged)
+
     def listing() -> list[dict]:
-        result = run(str(VENV_BIN / "taggerhub"), "ls", "--ns", ns, "--json", check=False, timeout=60)
+        # ONE token and ONE CA file for every PC of the lab.
+        result = run(str(VENV_BIN / "taggerhub"), "ls", "--ns", ns, "--json", "--token", access["token"],
+                     "--tls-ca", access["tls_ca"], check=False, timeout=60)
         rows = json.loads(result.stdout) if result.returncode == 0 else []
         wanted = {f"taggerhub.{h}.{s}" for h, (s, _) in LAB.items()} | {"taggerhub.{}.{}".format(*SECOND[:2])}
         return rows if {r["name"] for r in rows} >= wanted else []
@@ -233,19 +261,32 @@ def test_taggerhub_ls_lists_every_tagger_of_the_lab_through_its_name_server(conv
         assert row["uri"].endswith(f"@{converged['pcs'].ips[host]}:23000")
     assert rows["taggerhub.pc-c.3333000LMC"]["aliases"] == ["labmon-c"]
     assert rows["taggerhub.pc-c.3333000LMD"]["status"] == "free"  # served, nobody opened it
-    # A client reaches a tagger by its alias through the same name server.
-    TT = createProxy(name="labmon-c", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT)
-    try:
-        assert TT.createTimeTagger().getSerial() == "3333000LMC"
-    finally:
-        TT._pyroRelease()
+    # A client reaches a tagger on each PC by name (pc-c's by its alias), over TLS, with the same token.
+    for name, serial in [(f"taggerhub.{h}.{s}", s) for h, (s, _) in LAB.items() if h != "pc-c"] + [
+            ("labmon-c", "3333000LMC")]:
+        TT = createProxy(name=name, ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT, **access)
+        try:
+            assert TT.createTimeTagger().getSerial() == serial
+        finally:
+            TT._pyroRelease()
+    # Without the token, or trusting another CA, a PC refuses.
+    other_ca = converged["tmp"] / "other-ca"
+    run(str(VENV_BIN / "taggerhub"), "certs", "init", str(other_ca), "--host", "localhost")
+    for kwargs in ({"tls_ca": access["tls_ca"]}, {"token": access["token"], "tls_ca": str(other_ca / "ca.pem")}):
+        with pytest.raises(Exception, match=r"(?i)refused|token|certificate|verif|closed|connect"):
+            TT = createProxy(name="labmon-c", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT, **kwargs)
+            try:
+                TT.createTimeTagger()
+            finally:
+                TT._pyroRelease()
 
 
 def test_a_tagger_opened_later_is_monitored_under_its_own_serial(converged: dict, prometheus: Prometheus) -> None:
     from taggerhub.client import createProxy
 
     host, serial, rate = SECOND
-    TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT)
+    TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT,
+                     **lab_access(converged, "admin"))
     try:
         assert TT.createTimeTagger().getSerial() == serial  # a user opens pc-c's second tagger
         window = f'count_over_time(taggerhub_channel_count_rate_hertz{{host="{host}", channel="1"}}[8s]) >= 5'
@@ -259,17 +300,35 @@ def test_a_tagger_opened_later_is_monitored_under_its_own_serial(converged: dict
         TT._pyroRelease()
 
 
-def test_second_run_changes_nothing(converged: dict) -> None:
-    pcs = converged["pcs"]
+def test_second_run_applies_only_a_token_rotated_on_the_controller(converged: dict) -> None:
+    """Rotate the monitoring user's token on the controller: the next run sets it on every PC, nothing else."""
+    from taggerhub.inventory import listing
+
+    pcs, ns_host = converged["pcs"], converged["pcs"].ips["pc-a"]
+    old = lab_access(converged)
+    (converged["tmp"] / "tokens" / f"{MONITOR}.token").unlink()  # the role makes a new one
     before = {h: pcs.exec(h, "systemctl", "show", "--property=MainPID", "taggerhub-native.service").stdout for h in LAB}
     prometheus_pid = pcs.exec("pc-a", "systemctl", "show", "--property=MainPID", "prometheus.service").stdout
     status, out, recap = playbook(converged["inventory"], converged["tmp"], "--forks", "3")
     assert status == 0, out[-6000:]
+    changed = changed_tasks(out)
+    tasks = {line.split("]")[0] for line in changed.splitlines() if line.startswith("TASK [")}
+    assert tasks == {"TASK [taggerhub : Make each user's lab-wide token on the controller once.",
+                     "TASK [taggerhub : Give each user its role and lab-wide token on this PC."}, changed
     for host, counts in recap.items():
-        assert counts["changed"] == 0, f"{host} changed on the second run:\n" + changed_tasks(out)
+        assert counts["changed"] == (2 if host == "pc-a" else 1), f"{host}:\n" + changed  # run_once: on pc-a
     assert before == {h: pcs.exec(h, "systemctl", "show", "--property=MainPID", "taggerhub-native.service").stdout
                       for h in LAB}, "the second run restarted a server"
     assert pcs.exec("pc-a", "systemctl", "show", "--property=MainPID", "prometheus.service").stdout == prometheus_pid
+    new = lab_access(converged)
+    assert new["token"] != old["token"]
+    # Every PC takes the new token (the server re-reads users.toml by itself) and refuses the old one.
+    def statuses(access: dict[str, str]) -> list[str]:
+        return [r.status for r in listing(ns_host, NS_PORT, **access)]
+
+    wait_until(lambda: len(found := statuses(new)) == 4 and set(found) <= {"open", "free"}, 30,
+               "every PC to take the rotated token")
+    assert statuses(old) == ["refused"] * 4
 
 
 def test_alert_for_a_stopped_server_names_the_lab_pc(converged: dict, prometheus: Prometheus) -> None:

@@ -167,7 +167,7 @@ def credentials(converged: dict, host: str) -> dict[str, str]:
         return {}
     ca = converged["tmp"] / f"{host}-ca.pem"
     ca.write_text(converged["pcs"].exec(host, "cat", "/etc/taggerhub/tls/ca.pem").stdout)
-    token = (converged["tmp"] / "tokens" / host / "admin.token").read_text().strip()
+    token = (converged["tmp"] / "tokens" / "admin.token").read_text().strip()  # lab-wide
     return {"token": token, "tls_ca": str(ca)}
 
 
