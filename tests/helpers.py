@@ -70,3 +70,25 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> int | None:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+def trickle(port: int, data: bytes, every_s: float,
+            closed_when: Callable[[bytes], bool] = lambda chunk: chunk == b"") -> tuple[bool, float]:
+    """Send ``data`` to loopback ``port`` one byte per ``every_s`` (a slow-loris client).
+
+    Returns whether the server closed the connection (``closed_when`` of a read says so, or the
+    socket fails) and the seconds from connecting until then (or until all bytes were sent).
+    """
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(every_s)
+        started = time.monotonic()
+        for byte in data:
+            try:
+                sock.send(bytes([byte]))
+                if closed_when(sock.recv(100)):
+                    return True, time.monotonic() - started
+            except TimeoutError:
+                continue
+            except OSError:
+                return True, time.monotonic() - started
+        return False, time.monotonic() - started
