@@ -73,8 +73,7 @@ def test_killed_client_process_frees_its_objects(server):
     baseline = TT.hub_status()["objects"]
     script = textwrap.dedent(f"""
         import sys, time
-        from helpers import wait_until
-from taggerhub import client
+        from taggerhub import client
         TT = client.createProxy(port={server.port})
         t = TT.createTimeTagger()
         ms = [TT.Countrate(t, [1]), TT.Counter(t, [2], binwidth=10**9, n_values=10), TT.Correlation(t, 1, 2)]
