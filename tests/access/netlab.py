@@ -14,12 +14,15 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers import REPO, stop_process, wait_until
+
+T = TypeVar("T")
 RPC_PORT = 23000  # inside private namespaces, the seed's default port is free
 
 
@@ -52,14 +55,9 @@ def base_image() -> str:
     return os.environ.get("TAGGERHUB_BASE_IMAGE") or "local/bookworm-py:latest"
 
 
-def wait_for(predicate, what: str, timeout_s: float = 20.0, every_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise TimeoutError(f"{what} not within {timeout_s} s")
+def wait_for(predicate: Callable[[], T], what: str, timeout_s: float = 20.0, every_s: float = 0.1) -> T:
+    """The shared wait_until with this module's argument order (``what`` second) and defaults."""
+    return wait_until(predicate, timeout_s, what, every_s)
 
 
 class Netns:
@@ -142,13 +140,7 @@ class NamespacedServer:
         return self.log_path.read_text()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

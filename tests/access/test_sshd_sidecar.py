@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from netlab import RPC_PORT, Container, NamespacedServer, Netns, build_image, link, require_netns, run, wait_for
 
+from helpers import stop_process
+
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
 
 SSHD_ADDR, CLIENT_ADDR = "10.215.0.1", "10.215.0.2"
@@ -61,12 +63,7 @@ class SshLab:
                 raise AssertionError(f"ssh -L {spec} did not come up: {proc.communicate()[1]}")
             yield local
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 def keygen(path: Path) -> str:

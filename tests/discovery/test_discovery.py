@@ -3,17 +3,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import helpers
+from helpers import free_port
 from taggerhub import discovery
 from taggerhub.client import createProxy
 from taggerhub.config import ConfigError, load_settings
@@ -28,27 +31,8 @@ MODELS = {"1111000SIM": "Time Tagger Ultra", "2138000SIM": "Time Tagger Ultra", 
           "3333000SIM": "Time Tagger Ultra"}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(check: Callable[[], object], timeout_s: float = 10.0, what: str = "condition") -> object:
-    """Poll ``check`` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except Exception as exc:  # the thing polled may be down for a while
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached within {timeout_s} s (last: {last!r})")
+# Errors count as "not yet": the name server or a tagger host may be down for a while.
+wait_until = functools.partial(helpers.wait_until, retry_on=(Exception,))
 
 
 class NameServer:

@@ -7,11 +7,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from helpers import free_port, wait_until
 from taggerhub import discovery
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,24 +38,21 @@ def test_unit_command_line_runs_a_name_server_that_keeps_entries_across_restarts
     (exec_start,) = re.findall(r"^ExecStart=(.*)$", UNIT.read_text(), flags=re.M)
     argv = shlex.split(exec_start.replace("/opt/taggerhub/venv/bin/taggerhub", f"{sys.executable} -m taggerhub")
                        .replace("/var/lib/taggerhub-nameserver", str(tmp_path)))
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {"TAGGERHUB_DISCOVERY_NS_HOST": "127.0.0.1", "TAGGERHUB_DISCOVERY_NS_PORT": str(port),
            "PATH": "/usr/bin:/bin"}
 
     def start() -> tuple[subprocess.Popen, object]:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+
+        def located() -> object:
             try:
-                return proc, discovery.locate("127.0.0.1", port)
+                return discovery.locate("127.0.0.1", port)
             except Exception:
                 assert proc.poll() is None, "name server exited"
-                time.sleep(0.1)
-        raise AssertionError("name server did not come up")
+                return None
+
+        return proc, wait_until(located, 15, "the name server to come up", 0.1)
 
     proc, ns = start()
     try:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO
 from taggerhub.config import load_settings
 
-REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / "ansible"
 ROLE = ANSIBLE / "roles" / "taggerhub"
 VENV_BIN = Path(sys.executable).parent

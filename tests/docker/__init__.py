@@ -1,2 +1,2 @@
 """Container tests. A package, so that its conftest.py is ``docker.conftest`` and never takes
-the place of ``tests/conftest.py`` in ``sys.modules`` (other tests ``from conftest import``)."""
+the place of ``tests/conftest.py`` in ``sys.modules``."""

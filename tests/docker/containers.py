@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-REPO = Path(__file__).resolve().parents[2]
+import helpers
+from helpers import REPO, free_port  # noqa: F401 - free_port re-exported: the container tests import it from here
+
+T = TypeVar("T")
 ENGINE_SCRIPT = REPO.parent / "shared" / "machine" / "docker-engine.sh"
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -39,25 +41,9 @@ def engine_answers() -> bool:
         return False
 
 
-def wait_until(check: Callable[[], object], timeout_s: float, pause_s: float = 0.25, what: str = "condition"):
-    """Poll ``check`` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as exc:  # the thing polled is not up yet
-            last_error = exc
-        time.sleep(pause_s)
-    raise TimeoutError(f"{what} not reached within {timeout_s} s (last error: {last_error!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def wait_until(check: Callable[[], T], timeout_s: float, pause_s: float = 0.25, what: str = "condition") -> T:
+    """The shared wait_until with this package's argument order; errors mean "not up yet"."""
+    return helpers.wait_until(check, timeout_s, what, pause_s, retry_on=(Exception,))
 
 
 @dataclass

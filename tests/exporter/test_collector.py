@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import free_port, wait_for_port
+from helpers import free_port, wait_for_port
 from taggerhub import client
 from taggerhub.config import ExporterSettings
 from taggerhub.exporter import Reading, TaggerhubCollector, build_registry, families, parse_address, parse_channels

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import REPO, free_port, wait_for_port
+from helpers import REPO, free_port, stop_process, wait_for_port, wait_until
 from taggerhub import client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
@@ -45,16 +45,6 @@ rate_hz = {poisson}
 """
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
 class Proc:
     """A subprocess with its output in a file, stopped with SIGTERM (then SIGKILL)."""
 
@@ -66,13 +56,7 @@ class Proc:
         wait_for_port(port, proc=self.proc)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self._log.close()
 
 

@@ -9,6 +9,7 @@ import time
 import Pyro5.errors
 import pytest
 
+from helpers import trickle
 from taggerhub import certs, client
 from taggerhub.errors import AccessDenied, ServerUnavailable
 
@@ -132,22 +133,7 @@ def test_trickling_clients_are_cut_at_the_handshake_deadline(start_auth_server, 
     """A client sending its ClientHello a byte every 0.3 s is cut at the handshake deadline."""
     server = start_auth_server(**tls_env(lab_pki), TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S="1.5")
     hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64  # start of a TLS ClientHello
-    with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        started = time.monotonic()
-        sock.settimeout(0.3)
-        closed = False
-        for byte in hello:
-            try:
-                sock.send(bytes([byte]))
-                if sock.recv(100) == b"":
-                    closed = True
-                    break
-            except TimeoutError:
-                continue
-            except OSError:
-                closed = True
-                break
-        elapsed = time.monotonic() - started
+    closed, elapsed = trickle(server.port, hello, 0.3)
     assert closed and 1.3 < elapsed < 8, f"closed={closed} after {elapsed:.1f} s"
     admin = client.createProxy(port=server.port, token=server.tokens["ada"], tls_ca=str(lab_pki / "ca.pem"))
     assert refused(server, admin)["handshake_timeout"] >= 1

@@ -14,19 +14,11 @@ import numpy as np
 import pytest
 from TimeTaggerRPC import client as vendor_client
 
+from helpers import wait_until
 from taggerhub import client
 from taggerhub.errors import ObjectGone, ServerUnavailable
 
 pytestmark = pytest.mark.integration
-
-
-def wait_until(predicate, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_both_clients_drive_one_shared_tagger(server):
@@ -94,7 +86,7 @@ def test_killed_client_process_frees_its_objects(server):
         assert TT.hub_status()["objects"] == baseline + 3
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert wait_until(lambda: TT.hub_status()["objects"] == baseline)
+        wait_until(lambda: TT.hub_status()["objects"] == baseline, 10, "the killed client's objects to be freed", 0.05)
     finally:
         if proc.poll() is None:
             proc.kill()

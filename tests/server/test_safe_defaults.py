@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from helpers import trickle
 from taggerhub import client
 from taggerhub.config import ConfigError, Settings
 from taggerhub.listener import check_exposure, is_loopback
@@ -66,22 +67,8 @@ def test_trickling_pyro_handshake_is_cut_at_the_deadline(start_auth_server):
     data = serializers.serializers_by_id[4].dumps({"handshake": {"token": server.tokens["otto"]},
                                                    "object": "TimeTaggerRPC"})
     frame = protocol.SendingMessage(protocol.MSG_CONNECT, 0, 0, 4, data).data
-    with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        sock.settimeout(0.25)
-        started, closed = time.monotonic(), False
-        for byte in frame[:-1]:
-            try:
-                sock.send(bytes([byte]))
-                chunk = sock.recv(100)
-                if chunk == b"" or chunk.startswith(b"PYRO"):  # closed, or told why and then closed
-                    closed = True
-                    break
-            except TimeoutError:
-                continue
-            except OSError:
-                closed = True
-                break
-        elapsed = time.monotonic() - started
+    # closed, or told why (a PYRO frame) and then closed
+    closed, elapsed = trickle(server.port, frame[:-1], 0.25, lambda chunk: chunk == b"" or chunk.startswith(b"PYRO"))
     assert closed and 1.3 < elapsed < 8, f"closed={closed} after {elapsed:.1f} s of {len(frame)} bytes"
 
 

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
+from helpers import wait_until
 from taggerhub import client
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(predicate, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_virtual_channels_streams_and_synchronized_measurements_work_remotely(server):
@@ -39,7 +31,7 @@ def test_virtual_channels_streams_and_synchronized_measurements_work_remotely(se
     stream = TT.TimeTagStream(tagger, 1_000_000, [2])
     counter = TT.Counter(tagger, [2], binwidth=int(1e10), n_values=5)
     # Properties of result objects (buffer.size) are not served yet, see NOTES-sim.md; methods are.
-    _wait(lambda: counter.getDataObject().getIndex().size >= 2)
+    wait_until(lambda: counter.getDataObject().getIndex().size >= 2, 20, "two counter bins", every_s=0.05)
     buffer = stream.getData()
     stamps = buffer.getTimestamps()
     assert buffer.getChannels().size == stamps.size > 0 and stamps.dtype == np.int64

@@ -1,0 +1,94 @@
+"""Small helpers shared by the test tree: free ports, bounded waiting, stopping subprocesses.
+
+A plain module (``pythonpath = ["tests"]`` in pyproject.toml), so tests import it as
+``helpers`` no matter which of the several ``conftest.py`` files pytest loaded first.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (never a fixed port in tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+    """Wait until something accepts TCP connections on loopback ``port``; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited early with status {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout_s} s")
+
+
+def wait_until(predicate: Callable[[], T], timeout_s: float = 10.0, what: str = "condition", every_s: float = 0.2,
+               *, retry_on: tuple[type[Exception], ...] = ()) -> T:
+    """Poll ``predicate`` until it returns something truthy and return that; bounded in time.
+
+    Exceptions of the types in ``retry_on`` count as "not yet" (the thing polled may be
+    restarting); the last value or error is named in the AssertionError on timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while True:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except retry_on as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+        time.sleep(every_s)
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> int | None:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL: a clean shutdown where possible, never a hang."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def trickle(port: int, data: bytes, every_s: float,
+            closed_when: Callable[[bytes], bool] = lambda chunk: chunk == b"") -> tuple[bool, float]:
+    """Send ``data`` to loopback ``port`` one byte per ``every_s`` (a slow-loris client).
+
+    Returns whether the server closed the connection (``closed_when`` of a read says so, or the
+    socket fails) and the seconds from connecting until then (or until all bytes were sent).
+    """
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(every_s)
+        started = time.monotonic()
+        for byte in data:
+            try:
+                sock.send(bytes([byte]))
+                if closed_when(sock.recv(100)):
+                    return True, time.monotonic() - started
+            except TimeoutError:
+                continue
+            except OSError:
+                return True, time.monotonic() - started
+        return False, time.monotonic() - started
