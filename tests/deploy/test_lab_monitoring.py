@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +25,8 @@ from typing import Any
 
 import pytest
 from labpcs import VENV_BIN, LabPCs, changed_tasks, docker_works, playbook, run, wheelhouse
+
+import helpers
 
 PREFIX = f"labmon-{os.getpid()}"
 # Inventory name -> (serial, Poisson rate on channel 1 in Hz): a different signal on every PC.
@@ -48,13 +49,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow, pyt
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    return helpers.wait_until(predicate, timeout_s, what, every_s=0.5)
 
 
 @pytest.fixture(scope="module")
