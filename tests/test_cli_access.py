@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -49,3 +50,5 @@ def test_admin_sets_up_users_and_tls_then_lists_and_ends_sessions(tmp_path, star
     assert f"session {session_id} ended" in ended
     taggerhub("user", "--users-file", users, "remove", "oscar")
     assert "oscar" not in taggerhub("user", "--users-file", users, "list").stdout
+    listed = json.loads(taggerhub("user", "--users-file", users, "list", "--json").stdout)
+    assert [(u["name"], u["role"]) for u in listed] == [("ada", "admin")] and listed[0]["created"]

@@ -44,6 +44,15 @@ def certificate_user(peer_cert: dict | None) -> str:
 
 
 @dataclass(frozen=True)
+class Admission:
+    """Who a connection is, and the credential it proved (a token's stored hash; '' for a certificate)."""
+
+    user: str
+    role: str
+    credential: str = ""
+
+
+@dataclass(frozen=True)
 class ObjectRef:
     """A server object passed to a call as an argument, as the access checks see it."""
 
@@ -72,10 +81,10 @@ class Access:
         self._session_users: dict[str, str] = {}  # session id -> user, for ownership by user
 
     # -- connections ----------------------------------------------------------------
-    def admit(self, handshake: Any, address: str, peer_cert: dict | None) -> tuple[str, str]:
-        """Return (user, role) for a new connection, or raise :class:`HandshakeRefused`."""
+    def admit(self, handshake: Any, address: str, peer_cert: dict | None) -> Admission:
+        """Who a new connection is, or raise :class:`HandshakeRefused`."""
         if not self.enabled:
-            return "anonymous", Role.admin.name
+            return Admission("anonymous", Role.admin.name)
         self.store.reload_if_changed()
         token = handshake.get("token", "") if isinstance(handshake, dict) else ""
         token = token if isinstance(token, str) else ""
@@ -101,7 +110,7 @@ class Access:
                 raise HandshakeRefused("user_connections", f"user {user.name!r} already has {count} connections "
                                                            f"(limit auth.max_connections_per_user={self.max_per_user})")
             self._connections[user.name] = count + 1
-        return user.name, user.role.name
+        return Admission(user.name, user.role.name, user.token_hash if token else "")
 
     def bind_session(self, session_id: str, user: str) -> None:
         with self._lock:
@@ -186,6 +195,9 @@ class Access:
         user = self.store.get(session.user)
         if user is None:
             raise AccessDenied(f"user {session.user!r} has been removed from the users file")
+        if session.credential and session.credential != user.token_hash:
+            raise AccessDenied(f"the token user {session.user!r} connected with has been replaced (rotated); "
+                               "connect again with the new token")
         role = user.role
         if session.role != role._name_:  # _name_, not the slower .name property: this runs on every call
             session.role = role._name_

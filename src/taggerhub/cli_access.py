@@ -50,6 +50,9 @@ def cmd_user(args: argparse.Namespace) -> int:
         return _put_given_token(store, args)
     if args.action == "list":
         store.load()
+        if args.json:  # for scripts and the Ansible role
+            print(json.dumps([{"name": u.name, "role": u.role.name, "created": u.created} for u in store.users()]))
+            return 0
         for user in store.users():
             print(f"{user.name:24} {user.role.name:9} created {user.created}")
         return 0
@@ -146,7 +149,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=("admin", "operator", "observer"))
     add.add_argument("--token-stdin", action="store_true", help=TOKEN_STDIN_HELP)
-    actions.add_parser("list", help="list users and roles")
+    listing = actions.add_parser("list", help="list users and roles")
+    listing.add_argument("--json", action="store_true", help="one JSON list of {name, role, created}")
     for name, text in (("remove", "remove a user"), ("rotate", "give a user a new token; print it once")):
         action = actions.add_parser(name, help=text)
         action.add_argument("name")

@@ -31,7 +31,7 @@ from Pyro5 import protocol, serializers
 from Pyro5.callcontext import current_context
 
 from . import __version__, listener, tls, transport
-from .access import Access, HandshakeRefused, ObjectRef
+from .access import Access, Admission, HandshakeRefused, ObjectRef
 from .adapter import Adapter, BackendApi
 from .config import Settings
 from .errors import AccessDenied, ObjectGone
@@ -108,14 +108,18 @@ class Hub:
         address = _address_of(conn)
         client_id = str(handshake.get("client", "")) if isinstance(handshake, dict) else ""
         self.stats.record_connection()
-        user, role = self._admit(conn, handshake, address)
+        admission = self._admit(conn, handshake, address)
+        user, role = admission.user, admission.role
         client_id = f"{user}/{client_id}" if client_id else ""  # one process may connect as several users
         with self._sessions_lock:
             session = self._clients.get(client_id) if client_id else None
             if session is not None:
                 session.connections += 1
+                # The process proved the user's current token: its older connections may go on too.
+                session.credential = admission.credential
             else:
-                session = Session(address=address, client_id=client_id, user=user, role=role)
+                session = Session(address=address, client_id=client_id, user=user, role=role,
+                                  credential=admission.credential)
                 if client_id:
                     self._clients[client_id] = session
             self._sessions[id(conn)] = session
@@ -128,7 +132,7 @@ class Hub:
         })
         return {"server": "taggerhub", "version": __version__, "session": session.id}
 
-    def _admit(self, conn: Any, handshake: Any, address: str) -> tuple[str, str]:
+    def _admit(self, conn: Any, handshake: Any, address: str) -> Admission:
         """Who this connection is; refuse (counted, audited, logged) before any object is reachable."""
         try:
             return self.access.admit(handshake, address, _peer_cert(conn))

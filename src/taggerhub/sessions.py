@@ -35,6 +35,7 @@ class Session:
     connections: int = 1
     user: str = "anonymous"
     role: str = "admin"
+    credential: str = ""  # the stored hash of the token it connected with: a rotation ends its rights
     serializer: str = ""
     since: float = field(default_factory=time.time)
     id: str = field(default_factory=lambda: f"s{next(_session_numbers)}")

@@ -340,3 +340,48 @@ def test_alert_for_a_stopped_server_names_the_lab_pc(converged: dict, prometheus
         assert f"({pcs.names['pc-b']}:9234)" in alert["annotations"]["description"]
     finally:
         pcs.exec("pc-b", "systemctl", "start", "taggerhub-native.service")
+
+
+def test_a_revoked_user_is_removed_from_every_pc_and_its_token_from_the_controller(converged: dict) -> None:
+    """`state: absent` revokes a lab-wide user everywhere; exclusive mode also drops users made by hand on a PC."""
+    from taggerhub.inventory import listing
+
+    pcs, tmp, ns_host = converged["pcs"], converged["tmp"], converged["pcs"].ips["pc-a"]
+    revoked, admin = lab_access(converged), lab_access(converged, "admin")
+    cli = ["env", "TAGGERHUB_CONFIG=/etc/taggerhub/taggerhub.toml", "/opt/taggerhub/venv/bin/taggerhub", "user"]
+    pcs.exec("pc-b", *cli, "add", "by-hand", "--role", "admin")  # an admin made on one PC, outside the inventory
+
+    def users_on(host: str) -> set[str]:
+        return {u["name"] for u in json.loads(pcs.exec(host, *cli, "list", "--json").stdout)}
+
+    assert users_on("pc-b") == {"admin", MONITOR, "taggerhub-exporter", "by-hand"}
+    from taggerhub.client import createProxy
+
+    host, (serial, _) = "pc-b", LAB["pc-b"]
+    TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=ns_host, ns_port=NS_PORT, **revoked)
+    tagger = TT.createTimeTagger()  # a connection that stays open across the revocation
+    assert tagger.getSerial() == serial
+    extra = json.dumps({"taggerhub_users": [{"name": "admin", "role": "admin"}, {"name": MONITOR, "state": "absent"}],
+                        "taggerhub_users_exclusive": True})
+    status, out, recap = playbook(converged["inventory"], tmp, "--forks", "3", "-e", extra)
+    assert status == 0, out[-6000:]
+    tasks = {line.split("]")[0] for line in changed_tasks(out).splitlines() if line.startswith("TASK [")}
+    assert tasks == {"TASK [taggerhub : Remove the users the lab has revoked from this PC.",
+                     "TASK [taggerhub : Delete revoked users' tokens on the controller."}, changed_tasks(out)
+    for host in LAB:
+        assert users_on(host) == {"admin", "taggerhub-exporter"}, host  # the exporter keeps its own user
+    assert not (tmp / "tokens" / f"{MONITOR}.token").exists()
+
+    def statuses(access: dict[str, str]) -> list[str]:
+        return [r.status for r in listing(ns_host, NS_PORT, **access)]
+
+    wait_until(lambda: statuses(revoked) == ["refused"] * 4, 30, "every PC to refuse the revoked token")
+    assert set(statuses(admin)) <= {"open", "free"}
+    try:
+        with pytest.raises(Exception, match=f"user '{MONITOR}' has been removed"):
+            tagger.getSerial()
+    finally:
+        TT._pyroRelease()
+    # Revoking again finds nothing left to do.
+    status, out, recap = playbook(converged["inventory"], tmp, "--forks", "3", "-e", extra)
+    assert status == 0 and all(counts["changed"] == 0 for counts in recap.values()), changed_tasks(out)

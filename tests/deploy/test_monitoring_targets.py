@@ -83,22 +83,42 @@ def test_rendered_prometheus_config_passes_promtool_with_the_targets_file(tmp_pa
         {"targets": ["monitor:9234"], "labels": {"host": "monitor"}}]
 
 
-@pytest.mark.parametrize(("port", "ok"), [(9090, False), (9190, True)])
-def test_role_refuses_the_name_server_on_prometheus_port_of_the_same_host(tmp_path: Path, port: int, ok: bool) -> None:
+def run_role_checks(tmp_path: Path, extra: dict) -> subprocess.CompletedProcess:
+    """Run only the role's assert tasks on this machine with these variables."""
     playbook = tmp_path / "assert.yml"
     playbook.write_text(json.dumps([{
         "name": "Check the role's settings.", "hosts": "localhost", "connection": "local", "gather_facts": False,
         "tasks": [{"name": "Run the role's checks.",
                    "ansible.builtin.include_role": {"name": "taggerhub", "tasks_from": "assert"}}],
     }]))
-    extra = {"taggerhub_monitoring_host": "localhost", "taggerhub_nameserver_host": "localhost",
-             "taggerhub_nameserver_port": port, "ansible_python_interpreter": sys.executable}
-    (tmp_path / "extra.json").write_text(json.dumps(extra))
-    result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,",
-                             "-e", f"@{tmp_path / 'extra.json'}", str(playbook)],
-                            capture_output=True, text=True, timeout=120,
-                            env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{VENV_BIN}:/usr/bin:/bin",
-                                 "HOME": str(Path.home()), "ANSIBLE_LOCALHOST_WARNING": "false"})
+    (tmp_path / "extra.json").write_text(json.dumps({**extra, "ansible_python_interpreter": sys.executable}))
+    return subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,",
+                           "-e", f"@{tmp_path / 'extra.json'}", str(playbook)],
+                          capture_output=True, text=True, timeout=120,
+                          env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+                               "HOME": str(Path.home()), "ANSIBLE_LOCALHOST_WARNING": "false"})
+
+
+@pytest.mark.parametrize(("port", "ok"), [(9090, False), (9190, True)])
+def test_role_refuses_the_name_server_on_prometheus_port_of_the_same_host(tmp_path: Path, port: int, ok: bool) -> None:
+    result = run_role_checks(tmp_path, {"taggerhub_monitoring_host": "localhost",
+                                        "taggerhub_nameserver_host": "localhost", "taggerhub_nameserver_port": port})
     assert (result.returncode == 0) == ok, result.stdout + result.stderr
     if not ok:
         assert "set taggerhub_nameserver_port to another port" in result.stdout
+
+
+@pytest.mark.parametrize(("users", "ok"), [
+    ([{"name": "admin", "role": "admin"}, {"name": "bob", "state": "absent"}, {"name": "eve", "role": "observer",
+                                                                              "state": "present"}], True),
+    ([{"name": "a.b", "role": "admin"}], False),  # the dot separates name and secret in a token
+    ([{"name": "bob"}], False),  # present users need a role
+    ([{"name": "bob", "role": "root"}], False),
+    ([{"name": "bob", "role": "admin", "state": "gone"}], False),
+    ([{"name": "bob", "role": "admin"}, {"name": "bob", "state": "absent"}], False),
+])
+def test_role_checks_each_lab_wide_user_entry(tmp_path: Path, users: list[dict], ok: bool) -> None:
+    result = run_role_checks(tmp_path, {"taggerhub_users": users})
+    assert (result.returncode == 0) == ok, result.stdout + result.stderr
+    if not ok:
+        assert "each entry of taggerhub_users needs a name" in result.stdout, result.stdout

@@ -173,10 +173,14 @@ def test_tokens_checked_at_handshake_and_changes_apply_without_restart(auth_serv
     with pytest.raises(Pyro5.errors.CommunicationError, match="rejected"):
         vendor_client.createProxy(port=auth_server.port)  # no token: refused before any object is reachable
     store = UserStore(auth_server.users_file)
-    new_token = store.rotate("otto")  # file change: picked up on the next connection
+    TT_otto = connect(auth_server, "otto")  # connected with the token about to be rotated
+    otto_tagger = TT_otto.createTimeTagger()
+    new_token = store.rotate("otto")  # file change: picked up on the next connection or call
     time.sleep(1.1)
     with pytest.raises(Pyro5.errors.CommunicationError, match="token not valid"):
         client.createProxy(port=auth_server.port, token=auth_server.tokens["otto"])
+    with pytest.raises(AccessDenied, match="token user 'otto' connected with has been replaced"):
+        otto_tagger.getSerial()  # a leaked token's open connection loses its rights too
     assert client.createProxy(port=auth_server.port, token=new_token).getVersion()
     TT_oscar = connect(auth_server, "oscar")
     oscar_tagger = TT_oscar.createTimeTagger()
