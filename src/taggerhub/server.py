@@ -576,6 +576,13 @@ class HubDaemon(Pyro5.server.Daemon):
         self.transportServer.__class__ = listener.HubSocketServer
         self.transportServer.adopt(hub.settings, tls_context, hub.refused_connection)
 
+    def _handshake(self, conn: Any, denied_reason: Any = None) -> bool:
+        """Pyro5's handshake, with a connect frame naming no known serializer refused in one log line."""
+        try:
+            return super()._handshake(conn, denied_reason)
+        except KeyError:  # Pyro5 looks the unknown serializer id up again to word its refusal
+            return False  # the listener logs and counts it as a "protocol" refusal
+
     def validateHandshake(self, conn: Any, data: Any) -> Any:
         listener.handshake_state.decided = True
         response = self.hub.open_session(conn, data)

@@ -144,7 +144,18 @@ def test_malformed_frames_and_handshakes_leave_server_serving_with_stable_memory
     assert counts.get("protocol", 0) > 50 and counts.get("bad_token", 0) + counts.get("no_token", 0) > 10
     log = server.server.log()
     assert "connection dropped: bad frame" in log  # after login: one line each, no tracebacks
-    assert "Traceback" not in log
+    assert "Traceback" not in log, log[max(0, log.find("Traceback") - 600):][:4000]
+
+
+@pytest.mark.parametrize("serializer_id", [0, 9, 255])
+def test_handshake_in_an_unknown_serializer_is_refused_in_one_log_line(start_auth_server, serializer_id):
+    server = start_auth_server()
+    data = serializers.serializers_by_id[4].dumps({"handshake": {"token": server.tokens["otto"]}, "object": "x"})
+    assert exchange(server.port, header(serializer_id=serializer_id, data_size=len(data)) + data) == b""
+    assert client.createProxy(port=server.port, token=server.tokens["otto"]).getVersion()
+    log = server.server.log()
+    assert '"reason": "protocol"' in log and "bad or missing Pyro5 handshake" in log
+    assert "Traceback" not in log, log
 
 
 def test_compressed_bomb_and_oversized_frames_are_dropped(start_auth_server):
