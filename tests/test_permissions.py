@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +13,7 @@ from taggerhub.auth import Role, UserStore
 from taggerhub.config import Settings
 from taggerhub.errors import AccessDenied
 from taggerhub.permissions import ArgUse, Level, allowed, argument_use, level_of
+from taggerhub.sessions import Session
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "security.md"
 
@@ -59,8 +59,8 @@ def _access(tmp_path: Path, enabled: bool) -> Access:
 @pytest.mark.parametrize("enabled", [True, False], ids=["auth on", "auth off"])
 def test_a_call_changing_a_tagger_argument_respects_the_control_lease(tmp_path, enabled):
     access = _access(tmp_path, enabled)
-    holder, other = SimpleNamespace(id="s1", user="otto", role="operator"), SimpleNamespace(
-        id="s2", user="olga", role="operator")
+    holder = Session(address="127.0.0.1:1", user="otto", role="operator", id="s1")
+    other = Session(address="127.0.0.1:2", user="olga", role="operator", id="s2")
     tagger = ObjectRef("tagger", "TimeTagger obj_1", owner="s1")
     access.authorize_argument(other, "experiment", "retune", False, tagger)  # no lease: operators may
     access.lease.acquire("s1", "otto", "127.0.0.1:1", 30)
