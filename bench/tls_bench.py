@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loopback import free_port
+from loopback import echo_p50, free_port
 from taggerhub import certs, client
 from taggerhub.auth import UserStore
 
@@ -43,40 +43,14 @@ def start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:
 def echo_floor(work: Path, tls: bool, calls: int = 5000) -> float:
     """p50 of a bare 250-byte echo over loopback (no Pyro5): what TLS costs by itself right now."""
     import ssl
-    import threading
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    server_ctx = None
-    if tls:
-        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server_ctx.load_cert_chain(work / "server.pem", work / "server-key.pem")
-
-    def echo() -> None:
-        conn, _ = listener.accept()
-        if server_ctx is not None:
-            conn = server_ctx.wrap_socket(conn, server_side=True)
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-
-    thread = threading.Thread(target=echo, daemon=True)
-    thread.start()
-    sock = socket.create_connection(listener.getsockname())
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if tls:
-        sock = ssl.create_default_context(cafile=str(work / "ca.pem")).wrap_socket(sock, server_hostname="localhost")
-    message, timings = b"x" * 250, []
-    with sock:
-        for _ in range(calls):
-            started = time.perf_counter()
-            sock.sendall(message)
-            received = 0
-            while received < len(message):
-                received += len(sock.recv(65536))
-            timings.append(time.perf_counter() - started)
-    thread.join(5)
-    listener.close()
-    return percentile(timings, 0.5)
+    if not tls:
+        return echo_p50(lambda conn: conn, lambda sock: sock, calls)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(work / "server.pem", work / "server-key.pem")
+    client_ctx = ssl.create_default_context(cafile=str(work / "ca.pem"))
+    return echo_p50(lambda conn: server_ctx.wrap_socket(conn, server_side=True),
+                    lambda sock: client_ctx.wrap_socket(sock, server_hostname="localhost"), calls)
 
 
 def cpu_seconds(pid: int) -> float:

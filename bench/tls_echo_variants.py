@@ -15,12 +15,12 @@ import socket
 import ssl
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loopback import echo_p50
 from taggerhub import certs
 
 SSL_CTRL_SET_READ_AHEAD = 41
@@ -85,43 +85,6 @@ def pyopenssl_wrappers(work: Path) -> tuple[Callable, Callable]:
     return server, client
 
 
-def echo_p50(wrap_server: Callable, wrap_client: Callable, work_s: float, calls: int) -> float:
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = wrap_server(conn)
-        while True:
-            try:
-                data = conn.recv(65536)
-            except Exception:  # pyOpenSSL raises on a clean TLS close
-                break
-            if not data:
-                break
-            busy(work_s)
-            conn.sendall(data)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    sock = socket.create_connection(listener.getsockname())
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock = wrap_client(sock)
-    message, timings = b"x" * 250, []
-    for _ in range(calls):
-        started = time.perf_counter()
-        sock.sendall(message)
-        received = 0
-        while received < len(message):
-            received += len(sock.recv(65536))
-        timings.append(time.perf_counter() - started)
-        busy(work_s)
-    sock.close()
-    thread.join(5)
-    listener.close()
-    return sorted(timings)[len(timings) // 2]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
@@ -145,7 +108,7 @@ def main() -> int:
     print(f"{ssl.OPENSSL_VERSION}; {args.work_us:.0f} us of Python work per side between messages")
     for round_number in range(args.rounds):
         for name, (server, client) in variants.items():
-            p50 = echo_p50(server, client, args.work_us / 1e6, args.calls)
+            p50 = echo_p50(server, client, args.calls, between=lambda: busy(args.work_us / 1e6))
             print(f"round {round_number + 1}  {name:40s} p50 {p50 * 1e6:6.1f} us")
     return 0
 
