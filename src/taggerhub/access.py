@@ -133,6 +133,10 @@ class Access:
             self._session_users.pop(session_id, None)
 
     # -- calls ----------------------------------------------------------------------
+    def checks_calls(self) -> bool:
+        """Whether any call can be refused now: auth on, or a control lease held (False: the fast path)."""
+        return self.enabled or self.lease.held()
+
     def authorize(self, session: Any, kind: str, method: str, owner: Callable[[], str | None],
                   is_constructor: bool = False) -> Level | None:
         """Raise AccessDenied unless ``session`` may call ``method`` on an object of ``kind``; return its level."""

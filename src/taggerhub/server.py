@@ -199,7 +199,7 @@ class Hub:
             adapter = self.table.get(ref.object)
         else:
             raise TypeError(f"expected a proxy of a server object, got {type(ref).__name__}")
-        if call is not None and (self.access.enabled or self.access.lease.held()):
+        if call is not None and self.access.checks_calls():
             self.access.authorize_argument(session, *call, self._object_ref(adapter))
         self.table.use(adapter, session)
         if adapter._obj is None:
@@ -283,7 +283,7 @@ class Hub:
 
         Return the call's level, or None with auth off (then nothing is checked).
         """
-        if not self.access.enabled and not self.access.lease.held():
+        if not self.access.checks_calls():
             return None
         if target is None:
             is_constructor = method in self.api.iterator_classes or method == "SynchronizedMeasurements"
@@ -297,8 +297,7 @@ class Hub:
                            (target._kind, method, args or (), kwargs), session, target, method, args, kwargs)
 
     def _call_backend(self, session: Session, target: Adapter, method: str, args: tuple | None, kwargs: dict) -> Any:
-        if self.access.enabled or self.access.lease.held():
-            self.authorize(session, target, method)
+        self.authorize(session, target, method)
         self.table.use(target, session)
         obj = target._obj
         if obj is None:
