@@ -1,4 +1,4 @@
-"""Small helpers shared by the test tree: free ports, bounded waiting, stopping subprocesses.
+"""Small helpers shared by the test tree: free ports, bounded waiting, stopping subprocesses, lab files.
 
 A plain module (``pythonpath = ["tests"]`` in pyproject.toml), so tests import it as
 ``helpers`` no matter which of the several ``conftest.py`` files pytest loaded first.
@@ -92,3 +92,17 @@ def trickle(port: int, data: bytes, every_s: float,
             except OSError:
                 return True, time.monotonic() - started
         return False, time.monotonic() - started
+
+
+def poisson_lab(*devices: tuple[str, float] | tuple[str, float, str], channel: int = 1) -> str:
+    """A simulator lab file (TOML): one tagger per ``(serial, rate_hz[, model])``, a Poisson source on ``channel``."""
+    return "".join(f"""
+[[device]]
+serial = "{serial}"
+model = "{model[0] if model else 'Time Tagger Ultra'}"
+
+[[device.source]]
+kind = "poisson"
+channel = {channel}
+rate_hz = {float(rate)}
+""" for serial, rate, *model in devices)

@@ -116,6 +116,20 @@ class LabPCs:
 Recap = dict[str, dict[str, int]]  # PLAY RECAP: host -> {ok, changed, failed, ...}
 
 
+def native_simulator_vars(wheels: Path) -> dict[str, object]:
+    """Inventory variables every test lab PC shares: a container reached through Docker,
+    taggerhub installed natively from this checkout's wheels, the simulator as backend."""
+    return {
+        "ansible_connection": "community.docker.docker",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_become": False,  # already root in the container; no sudo there
+        "taggerhub_mode": "native",
+        "taggerhub_backend": "simulator",
+        "taggerhub_native_extras": [],
+        "taggerhub_wheelhouse_local_dir": str(wheels),
+    }
+
+
 def playbook(inventory: Path, cwd: Path, *args: str, timeout: float = 400) -> tuple[int, str, Recap]:
     """Run ansible/deploy.yml on the inventory; return its status, output and PLAY RECAP per host."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from labpcs import VENV_BIN, LabPCs, changed_tasks, docker_works, playbook, run, wheelhouse
+from labpcs import VENV_BIN, LabPCs, changed_tasks, docker_works, native_simulator_vars, playbook, run, wheelhouse
 
 import helpers
 
@@ -34,16 +34,6 @@ LAB = {"pc-a": ("1111000LMA", 12e3), "pc-b": ("2222000LMB", 30e3), "pc-c": ("333
 SECOND = ("pc-c", "3333000LMD", 20e3)  # pc-c's second tagger
 NS_PORT = 9190  # Prometheus has 9090 on the same host
 MONITOR = "lab-monitor"  # the lab-wide monitoring user (observer)
-DEVICE = """
-[[device]]
-serial = "{serial}"
-model = "Time Tagger Ultra"
-
-[[device.source]]
-kind = "poisson"
-channel = 1
-rate_hz = {rate}
-"""
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -71,7 +61,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         for host, (serial, rate) in LAB.items():
             lab_file = tmp / f"{host}-lab.toml"
             devices = [(serial, rate)] + ([SECOND[1:]] if host == SECOND[0] else [])
-            lab_file.write_text("".join(DEVICE.format(serial=s, rate=r) for s, r in devices))
+            lab_file.write_text(helpers.poisson_lab(*devices))
             hosts[host] = {
                 # Prometheus on pc-a reaches the others by this name too (the network's DNS).
                 "ansible_host": pcs.names[host],
@@ -82,13 +72,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                              taggerhub_tagger_aliases=["labmon-c=3333000LMC"])
         inventory = {"taggerhub": {
             "vars": {
-                "ansible_connection": "community.docker.docker",
-                "ansible_python_interpreter": "/usr/bin/python3",
-                "ansible_become": False,  # already root in the container; no sudo there
-                "taggerhub_mode": "native",
-                "taggerhub_backend": "simulator",
-                "taggerhub_native_extras": [],
-                "taggerhub_wheelhouse_local_dir": str(wheels),
+                **native_simulator_vars(wheels),
                 # Auth and TLS on (the role's defaults): lab CA and lab-wide users.
                 "taggerhub_users": [{"name": "admin", "role": "admin"},
                                     {"name": MONITOR, "role": "observer"}],

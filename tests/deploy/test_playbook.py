@@ -21,7 +21,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labpcs import BASE_IMAGE, REPO, VENV_BIN, LabPCs, changed_tasks, docker_works, playbook, run, wheelhouse
+from labpcs import (
+    BASE_IMAGE,
+    REPO,
+    VENV_BIN,
+    LabPCs,
+    changed_tasks,
+    docker_works,
+    native_simulator_vars,
+    playbook,
+    run,
+    wheelhouse,
+)
 
 PREFIX = f"deploy-{os.getpid()}"
 CLI_PLUGINS = Path("/usr/libexec/docker/cli-plugins")
@@ -98,13 +109,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         secure = has_command("user") and has_command("certs")
         inventory = {"taggerhub": {
             "vars": {
-                "ansible_connection": "community.docker.docker",
-                "ansible_python_interpreter": "/usr/bin/python3",
-                "ansible_become": False,  # already root in the container; no sudo there
-                "taggerhub_mode": "native",
-                "taggerhub_backend": "simulator",
-                "taggerhub_native_extras": [],
-                "taggerhub_wheelhouse_local_dir": str(wheels),
+                **native_simulator_vars(wheels),
                 # Auth and TLS need the access-management CLI; without it in this checkout the
                 # servers run insecure, reachable only from the firewall's allowed networks.
                 "taggerhub_auth_enabled": secure,

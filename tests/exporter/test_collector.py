@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import free_port, wait_for_port
+from helpers import free_port, poisson_lab, wait_for_port
 from taggerhub import client
 from taggerhub.config import ExporterSettings
 from taggerhub.exporter import Reading, TaggerhubCollector, build_registry, families, parse_address, parse_channels
@@ -189,23 +189,7 @@ def test_channel_outside_the_tagger_reports_taggerhub_down_and_logs_why(server, 
     assert len(warnings) == 1 and "99" in warnings[0].error
 
 
-TWO_TAGGERS = """
-[[device]]
-serial = "1111000MTA"
-model = "Time Tagger Ultra"
-[[device.source]]
-kind = "poisson"
-channel = 1
-rate_hz = 20000.0
-
-[[device]]
-serial = "2222000MTB"
-model = "Time Tagger 20"
-[[device.source]]
-kind = "poisson"
-channel = 1
-rate_hz = 60000.0
-"""
+TWO_TAGGERS = poisson_lab(("1111000MTA", 20e3), ("2222000MTB", 60e3, "Time Tagger 20"))
 
 
 @pytest.mark.integration

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from helpers import REPO, free_port, stop_process, wait_for_port, wait_until
+from helpers import REPO, free_port, poisson_lab, stop_process, wait_for_port, wait_until
 from taggerhub import client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
@@ -33,16 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow,
 MONITORING = REPO / "monitoring"
 TEST_SIGNAL_HZ = 800e3  # Time Tagger Ultra test signal: 403.2 MHz / 504
 POISSON_HZ = 200e3  # high enough that Poisson noise in a 0.5 s window is 0.3 %
-LAB = """
-[[device]]
-serial = "{serial}"
-model = "Time Tagger Ultra"
-
-[[device.source]]
-kind = "poisson"
-channel = 2
-rate_hz = {poisson}
-"""
 
 
 class Proc:
@@ -146,7 +136,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         for name, serial in (("a", "2138000EXA"), ("b", "2138000EXB")):
             stack.labs[name] = tmp / f"lab-{name}.toml"
-            stack.labs[name].write_text(LAB.format(serial=serial, poisson=POISSON_HZ))
+            stack.labs[name].write_text(poisson_lab((serial, POISSON_HZ), channel=2))
             stack.servers[name] = start_server(tmp, free_port(), stack.labs[name])
             procs.append(stack.servers[name])
         # A user on lab PC "a" switches on the test signal, as a lab would for a cable check.
