@@ -73,7 +73,8 @@ def library(kind: str, port: int):
 
 def object_proxy(kind: str, uri: str):
     if kind == "taggerhub":
-        from taggerhub import client, transport
+        from taggerhub import client
+        from taggerhub.wire import transport
 
         transport.install()
         return client.Proxy(uri)

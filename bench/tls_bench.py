@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from loopback import echo_p50, free_port
-from taggerhub import certs, client
-from taggerhub.auth import UserStore
+from taggerhub import client
+from taggerhub.access import certs
+from taggerhub.access.users import UserStore
 
 
 def start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen:

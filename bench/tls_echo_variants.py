@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from loopback import echo_p50
-from taggerhub import certs
+from taggerhub.access import certs
 
 SSL_CTRL_SET_READ_AHEAD = 41
 SSL_CTRL_GET_READ_AHEAD = 40

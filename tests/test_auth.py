@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from taggerhub.auth import Role, UserStore, hash_token, verify_token
+from taggerhub.access.users import Role, UserStore, hash_token, verify_token
 from taggerhub.config import ConfigError
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from taggerhub.auth import UserStore
+from taggerhub.access.users import UserStore
 from taggerhub.config import ConfigError
 
 

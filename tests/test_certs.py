@@ -8,9 +8,9 @@ import ssl
 import pytest
 from cryptography import x509
 
-from taggerhub import certs
+from taggerhub.access import certs
+from taggerhub.access.tls import client_context, server_context
 from taggerhub.config import ConfigError, TlsSettings
-from taggerhub.tls import client_context, server_context
 
 
 def test_init_makes_ca_server_and_client_certificates_that_verify(tmp_path):

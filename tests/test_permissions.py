@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from taggerhub.access import Access, ObjectRef
-from taggerhub.auth import Role, UserStore
+from taggerhub.access.policy import Access, ObjectRef
+from taggerhub.access.rules import ArgUse, Level, allowed, argument_use, level_of
+from taggerhub.access.users import Role, UserStore
 from taggerhub.config import Settings
 from taggerhub.errors import AccessDenied
-from taggerhub.permissions import ArgUse, Level, allowed, argument_use, level_of
-from taggerhub.sessions import Session
+from taggerhub.server.sessions import Session
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "security.md"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from Pyro5 import errors, serializers
 
-from taggerhub import transport
+from taggerhub.wire import transport
 
 transport.install()  # not server=True: that would refuse marshal for every test in this process
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from netlab import Netns, require_netns, run
 
-from taggerhub import vpn
 from taggerhub.config import VpnSettings
 from taggerhub.errors import VpnError
+from taggerhub.lab import vpn
 
 
 def taggerhub(*args: str, env: dict[str, str] | None = None, ns: Netns | None = None) -> subprocess.CompletedProcess:

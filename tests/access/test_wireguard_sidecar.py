@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from netlab import RPC_PORT, Container, NamespacedServer, Netns, build_image, link, require_netns, run, wait_for
 
-from taggerhub import vpn
+from taggerhub.lab import vpn
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.slow]
 

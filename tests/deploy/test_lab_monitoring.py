@@ -218,7 +218,7 @@ def test_shipped_alert_rules_are_loaded_and_healthy(prometheus: Prometheus) -> N
 
 
 def test_taggerhub_ls_lists_every_tagger_of_the_lab_through_its_name_server(converged: dict) -> None:
-    from taggerhub.client import createProxy
+    from taggerhub.client.proxy import createProxy
 
     ns = f"{converged['pcs'].ips['pc-a']}:{NS_PORT}"
 
@@ -261,7 +261,7 @@ def test_taggerhub_ls_lists_every_tagger_of_the_lab_through_its_name_server(conv
 
 
 def test_a_tagger_opened_later_is_monitored_under_its_own_serial(converged: dict, prometheus: Prometheus) -> None:
-    from taggerhub.client import createProxy
+    from taggerhub.client.proxy import createProxy
 
     host, serial, rate = SECOND
     TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=converged["pcs"].ips["pc-a"], ns_port=NS_PORT,
@@ -281,7 +281,7 @@ def test_a_tagger_opened_later_is_monitored_under_its_own_serial(converged: dict
 
 def test_second_run_applies_only_a_token_rotated_on_the_controller(converged: dict) -> None:
     """Rotate the monitoring user's token on the controller: the next run sets it on every PC, nothing else."""
-    from taggerhub.inventory import listing
+    from taggerhub.lab.listing import listing
 
     pcs, ns_host = converged["pcs"], converged["pcs"].ips["pc-a"]
     old = lab_access(converged)
@@ -328,7 +328,7 @@ def test_alert_for_a_stopped_server_names_the_lab_pc(converged: dict, prometheus
 
 def test_a_revoked_user_is_removed_from_every_pc_and_its_token_from_the_controller(converged: dict) -> None:
     """`state: absent` revokes a lab-wide user everywhere; exclusive mode also drops users made by hand on a PC."""
-    from taggerhub.inventory import listing
+    from taggerhub.lab.listing import listing
 
     pcs, tmp, ns_host = converged["pcs"], converged["tmp"], converged["pcs"].ips["pc-a"]
     revoked, admin = lab_access(converged), lab_access(converged, "admin")
@@ -339,7 +339,7 @@ def test_a_revoked_user_is_removed_from_every_pc_and_its_token_from_the_controll
         return {u["name"] for u in json.loads(pcs.exec(host, *cli, "list", "--json").stdout)}
 
     assert users_on("pc-b") == {"admin", MONITOR, "taggerhub-exporter", "by-hand"}
-    from taggerhub.client import createProxy
+    from taggerhub.client.proxy import createProxy
 
     host, (serial, _) = "pc-b", LAB["pc-b"]
     TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=ns_host, ns_port=NS_PORT, **revoked)

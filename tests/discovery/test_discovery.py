@@ -17,10 +17,10 @@ import pytest
 
 import helpers
 from helpers import free_port
-from taggerhub import discovery
-from taggerhub.client import createProxy
+from taggerhub.client.proxy import createProxy
 from taggerhub.config import ConfigError, load_settings
-from taggerhub.inventory import listing
+from taggerhub.lab.listing import listing
+from taggerhub.wire import naming
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,7 +46,7 @@ class NameServer:
         self.proc = subprocess.Popen([sys.executable, "-m", "taggerhub", "nameserver", "--host", "127.0.0.1",
                                       "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        wait_until(lambda: discovery.locate("127.0.0.1", self.port), what="name server up")
+        wait_until(lambda: naming.locate("127.0.0.1", self.port), what="name server up")
         return self
 
     def kill(self) -> None:
@@ -198,15 +198,15 @@ def test_clean_shutdown_unregisters_and_dead_servers_are_pruned(nameserver: Name
     # lab2's own refresh removes lab3's entries once nobody renewed them for stale_after_s.
     wait_until(lambda: sorted(r["serial"] for r in listed(nameserver.port)) == ["2138000SIM", "2222000SIM"],
                timeout_s=10, what="dead server's entries pruned")
-    ns = discovery.locate("127.0.0.1", nameserver.port)
+    ns = naming.locate("127.0.0.1", nameserver.port)
     assert set(ns.list(prefix="taggerhub.")) == {"taggerhub.lab2.2138000SIM", "taggerhub.lab2.2222000SIM"}
 
 
 def test_ls_prune_removes_entries_nobody_renews(nameserver: NameServer, tmp_path: Path) -> None:
-    ns = discovery.locate("127.0.0.1", nameserver.port)
+    ns = naming.locate("127.0.0.1", nameserver.port)
     old = time.time() - 120
     ns.register("taggerhub.gone.9999000SIM", "PYRO:TimeTaggerRPC@127.0.0.1:9", safe=False,
-                metadata=discovery.metadata(host="gone", serial="9999000SIM", model="Time Tagger X",
+                metadata=naming.metadata(host="gone", serial="9999000SIM", model="Time Tagger X",
                                             kind="name", seen=f"{old:.3f}"))
     (row,) = ls(nameserver.port)
     assert (row["name"], row["status"]) == ("taggerhub.gone.9999000SIM", "stale")
@@ -218,12 +218,12 @@ def test_discovery_settings_reject_bad_aliases() -> None:
     with pytest.raises(ConfigError, match=r"discovery\.aliases: expected ALIAS=SERIAL, got 'lab2-ultra'"):
         load_settings(env={"TAGGERHUB_DISCOVERY_ALIASES": "lab2-ultra"})
     settings = load_settings(env={"TAGGERHUB_DISCOVERY_ALIASES": "a=1, b=2", "TAGGERHUB_DISCOVERY_ENABLED": "1"})
-    assert settings.discovery.enabled and discovery.parse_aliases(settings.discovery.aliases) == {"a": "1", "b": "2"}
+    assert settings.discovery.enabled and naming.parse_aliases(settings.discovery.aliases) == {"a": "1", "b": "2"}
 
 
 def test_ls_with_auth_needs_a_token_and_shows_the_users(nameserver: NameServer, start_server,
                                                         tmp_path: Path) -> None:
-    from taggerhub.auth import UserStore
+    from taggerhub.access.users import UserStore
 
     store = UserStore(tmp_path / "users.toml")
     tokens = {name: store.add(name, role) for name, role in (("ada", "admin"), ("oscar", "observer"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, wait_until
-from taggerhub import discovery
+from taggerhub.wire import naming
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "taggerhub-nameserver.service"
@@ -47,7 +47,7 @@ def test_unit_command_line_runs_a_name_server_that_keeps_entries_across_restarts
 
         def located() -> object:
             try:
-                return discovery.locate("127.0.0.1", port)
+                return naming.locate("127.0.0.1", port)
             except Exception:
                 assert proc.poll() is None, "name server exited"
                 return None
@@ -57,14 +57,14 @@ def test_unit_command_line_runs_a_name_server_that_keeps_entries_across_restarts
     proc, ns = start()
     try:
         ns.register("taggerhub.pc1.1234000SIM", "PYRO:TimeTaggerRPC@127.0.0.1:23000",
-                    metadata=discovery.metadata(host="pc1", serial="1234000SIM"))
+                    metadata=naming.metadata(host="pc1", serial="1234000SIM"))
         ns._pyroRelease()
         proc.terminate()
         assert proc.wait(10) == 0  # a clean stop on SIGTERM, as systemd sends
         proc, ns = start()
         uri, meta = ns.lookup("taggerhub.pc1.1234000SIM", return_metadata=True)
         assert str(uri) == "PYRO:TimeTaggerRPC@127.0.0.1:23000"
-        assert discovery.parse_metadata(meta) == {"host": "pc1", "serial": "1234000SIM"}
+        assert naming.parse_metadata(meta) == {"host": "pc1", "serial": "1234000SIM"}
     finally:
         proc.kill()
         proc.wait(10)

@@ -12,7 +12,7 @@ import pytest
 from pluginfiles import write_plugins
 
 from taggerhub import client
-from taggerhub.auth import UserStore
+from taggerhub.access.users import UserStore
 from taggerhub.errors import AccessDenied
 
 pytestmark = pytest.mark.integration

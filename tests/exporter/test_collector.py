@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers import free_port, poisson_lab, wait_for_port
 from taggerhub import client
 from taggerhub.config import ExporterSettings
-from taggerhub.exporter import Reading, TaggerhubCollector, build_registry, families, parse_address, parse_channels
-from taggerhub.stats import DURATION_BUCKETS_S, RpcStats
+from taggerhub.lab.exporter import Reading, TaggerhubCollector, build_registry, families, parse_address, parse_channels
+from taggerhub.server.stats import DURATION_BUCKETS_S, RpcStats
 
 
 def samples(registry) -> dict[tuple[str, tuple], float]:

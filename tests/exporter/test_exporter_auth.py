@@ -9,10 +9,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from Pyro5.errors import CommunicationError
 
-from taggerhub import certs, client
-from taggerhub.auth import UserStore
+from taggerhub import client
+from taggerhub.access import certs
+from taggerhub.access.users import UserStore
 from taggerhub.config import ConfigError, ExporterSettings
-from taggerhub.exporter import TaggerhubCollector, build_registry
+from taggerhub.lab.exporter import TaggerhubCollector, build_registry
 
 pytestmark = pytest.mark.integration
 

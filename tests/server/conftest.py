@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from taggerhub import certs
-from taggerhub.auth import UserStore
+from taggerhub.access import certs
+from taggerhub.access.users import UserStore
 
 USERS = {"ada": "admin", "otto": "operator", "olga": "operator", "oscar": "observer"}
 

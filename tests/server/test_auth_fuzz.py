@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from Pyro5 import protocol, serializers
 
-from taggerhub import client, transport
+from taggerhub import client
+from taggerhub.wire import transport
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

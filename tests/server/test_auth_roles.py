@@ -11,12 +11,12 @@ import pytest
 from TimeTaggerRPC import client as vendor_client
 
 from taggerhub import client
-from taggerhub.adapter import BackendApi
-from taggerhub.auth import UserStore
-from taggerhub.backend import load_simulator
+from taggerhub.access.rules import Level, table
+from taggerhub.access.users import UserStore
+from taggerhub.backend.adapter import BackendApi
+from taggerhub.backend.loader import load_simulator
 from taggerhub.config import SimulatorSettings
 from taggerhub.errors import AccessDenied, ObjectGone
-from taggerhub.permissions import Level, table
 
 pytestmark = pytest.mark.integration
 

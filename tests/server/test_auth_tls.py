@@ -10,7 +10,8 @@ import Pyro5.errors
 import pytest
 
 from helpers import trickle
-from taggerhub import certs, client
+from taggerhub import client
+from taggerhub.access import certs
 from taggerhub.errors import AccessDenied, ServerUnavailable
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 from helpers import trickle
 from taggerhub import client
 from taggerhub.config import ConfigError, Settings
-from taggerhub.listener import check_exposure, is_loopback
+from taggerhub.server.listener import check_exposure, is_loopback
 
 pytestmark = pytest.mark.integration
 

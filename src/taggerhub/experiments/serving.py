@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import Pyro5.api
 
-from ..adapter import Adapter, _method_proxy, _public_attributes
+from ..backend.adapter import Adapter, _method_proxy, _public_attributes
 from . import BASE_HELPERS, Experiment
 
 PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes, np.generic)

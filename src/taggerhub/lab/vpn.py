@@ -27,8 +27,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from .config import VpnSettings
-from .errors import VpnError
+from ..config import VpnSettings
+from ..errors import VpnError
 
 log = logging.getLogger("taggerhub.vpn")
 

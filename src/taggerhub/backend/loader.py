@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .config import SimulatorSettings
-from .errors import BackendUnavailable
+from ..config import SimulatorSettings
+from ..errors import BackendUnavailable
 
 VENDOR_MODULES = ("Swabian.TimeTagger", "TimeTagger")
 
@@ -31,7 +31,7 @@ def load_vendor_library() -> ModuleType:
 
 def load_simulator(settings: SimulatorSettings) -> ModuleType:
     """Configure and return the simulator module."""
-    from . import sim
+    from .. import sim
 
     sim.configure(settings.config_file or None, clock=settings.clock, seed=settings.seed or None)
     return sim

@@ -1,7 +1,7 @@
 """The taggerhub server: a Pyro5 daemon serving the backend to many clients at once.
 
 :class:`Hub` is the one door every remote call passes through (the adapter's
-:class:`~taggerhub.adapter.CallGate`): it finds the caller's session, resolves
+:class:`~taggerhub.backend.adapter.CallGate`): it finds the caller's session, resolves
 proxies passed as arguments, shares an open device between clients, records
 who uses which object, wraps results, keeps RPC statistics and logs. The
 :class:`HubDaemon` ties sessions to connections; :func:`serve` runs it until
@@ -30,14 +30,17 @@ from Pyro5 import config as pyro_config
 from Pyro5 import protocol, serializers
 from Pyro5.callcontext import current_context
 
-from . import __version__, listener, tls, transport
-from .access import Access, Admission, HandshakeRefused, ObjectRef
-from .adapter import Adapter, BackendApi
-from .config import Settings
-from .errors import AccessDenied, ObjectGone
-from .experiments import registry as experiment_registry
-from .experiments import serving as experiment_serving
-from .permissions import STATE_CHANGING, Level, level_of
+from .. import __version__
+from ..access import tls
+from ..access.policy import Access, Admission, HandshakeRefused, ObjectRef
+from ..access.rules import STATE_CHANGING, Level, level_of
+from ..backend.adapter import Adapter, BackendApi
+from ..config import Settings
+from ..errors import AccessDenied, ObjectGone
+from ..experiments import registry as experiment_registry
+from ..experiments import serving as experiment_serving
+from ..wire import transport
+from . import listener
 from .sessions import ObjectTable, Session
 from .stats import RpcStats
 
@@ -712,7 +715,7 @@ def start_discovery(settings: Settings, hub: Hub, uri: str) -> Any:
     """With [discovery] enabled, keep this server's taggers registered in the Pyro5 name server."""
     if not settings.discovery.enabled:
         return None
-    from .discovery import Registrar
+    from ..wire.naming import Registrar
 
     registrar = Registrar(settings.discovery, uri, hub.discoverable_devices)
     registrar.start()

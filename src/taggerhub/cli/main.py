@@ -7,15 +7,15 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .config import ConfigError, load_settings
-from .errors import BackendUnavailable
+from .. import __version__
+from ..config import ConfigError, load_settings
+from ..errors import BackendUnavailable
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .backend import load_backend
-    from .logs import setup_logging
-    from .server import serve
+    from ..backend.loader import load_backend
+    from ..logs import setup_logging
+    from ..server.hub import serve
 
     overrides: dict[str, object] = {"host": args.host, "port": args.port, "backend": args.backend}
     if args.insecure:
@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from Pyro5.errors import CommunicationError
 
-    from .client import createProxy
+    from ..client.proxy import createProxy
 
     try:
         proxy = createProxy(host=args.host, port=args.port, token=args.token, tls_ca=args.tls_ca,
@@ -58,8 +58,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .exporter import parse_channels, run
-    from .logs import setup_logging
+    from ..lab.exporter import parse_channels, run
+    from ..logs import setup_logging
 
     settings = load_settings(args.config, overrides={"exporter": {
         "listen": args.listen, "server": args.server, "token": args.token,
@@ -74,7 +74,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
 
 def cmd_vpn(args: argparse.Namespace) -> int:
-    from . import vpn
+    from ..lab import vpn
 
     settings = load_settings(args.config, overrides={"vpn": {
         "dir": args.dir, "interface": args.interface, "endpoint": getattr(args, "endpoint", None),
@@ -156,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
     add_exporter_parser(sub)
 
-    from .cli_access import add_parsers as add_access_parsers
+    from .access import add_parsers as add_access_parsers
 
     add_access_parsers(sub)
     add_vpn_parser(sub)
-    from .cli_discovery import add_parsers as add_discovery_parsers
+    from .discovery import add_parsers as add_discovery_parsers
 
     add_discovery_parsers(sub)
     return parser

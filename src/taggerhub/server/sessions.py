@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .adapter import Adapter
-from .errors import ObjectGone
+from ..backend.adapter import Adapter
+from ..errors import ObjectGone
 
 _session_numbers = itertools.count(1)
 

@@ -9,7 +9,7 @@ import sys
 
 import Pyro5.errors
 
-from .config import load_settings
+from ..config import load_settings
 
 
 def cmd_nameserver(args: argparse.Namespace) -> int:
@@ -20,7 +20,7 @@ def cmd_nameserver(args: argparse.Namespace) -> int:
     from Pyro5 import config as pyro_config
     from Pyro5.nameserver import start_ns_loop
 
-    from .logs import setup_logging
+    from ..logs import setup_logging
 
     settings = load_settings(args.config)
     setup_logging(args.log_level)
@@ -35,8 +35,8 @@ def cmd_nameserver(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List every tagger registered in the name server, with its server's answer."""
-    from .discovery import parse_ns_address
-    from .inventory import format_table, listing
+    from ..lab.listing import format_table, listing
+    from ..wire.naming import parse_ns_address
 
     settings = load_settings(args.config)
     host, port = parse_ns_address(args.ns or os.environ.get("TAGGERHUB_NS")

@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ConfigError
+from ..config import ConfigError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@-]{0,63}$")
 # scrypt cost: ~30 ms per check on a laptop; verified tokens are cached for the server's lifetime.

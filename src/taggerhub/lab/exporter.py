@@ -39,9 +39,10 @@ from prometheus_client.registry import Collector
 from Pyro5 import config as pyro_config
 from Pyro5.api import BatchProxy
 
-from . import client, transport
-from .config import ExporterSettings
-from .tls import client_context
+from .. import client
+from ..access.tls import client_context
+from ..config import ExporterSettings
+from ..wire import transport
 
 log = logging.getLogger("taggerhub.exporter")
 PS_PER_S = 1e12

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import permissions
+from ..config import ConfigError, Settings
+from ..errors import AccessDenied
+from . import rules
 from .audit import AuditLog, summarize
-from .auth import Role, UserStore
-from .config import ConfigError, Settings
-from .errors import AccessDenied
 from .lease import ControlLease
-from .permissions import ArgUse, Level
+from .rules import ArgUse, Level
+from .users import Role, UserStore
 
 log = logging.getLogger("taggerhub.access")
 
@@ -141,13 +141,13 @@ class Access:
                   is_constructor: bool = False) -> Level | None:
         """Raise AccessDenied unless ``session`` may call ``method`` on an object of ``kind``; return its level."""
         if not self.enabled:  # no identities to check, but the control lease still binds sessions
-            if self.lease.held() and permissions.level_of(kind, method, is_constructor)[0] is Level.setting:
+            if self.lease.held() and rules.level_of(kind, method, is_constructor)[0] is Level.setting:
                 self.lease.check(session.id)
             return None
-        level, min_role = permissions.requirement(kind, method, is_constructor)
+        level, min_role = rules.requirement(kind, method, is_constructor)
         role = self._current_role(session)
         if role < min_role:
-            raise AccessDenied(f"{method}() needs role {permissions.MIN_ROLE[level].name} or higher; "
+            raise AccessDenied(f"{method}() needs role {rules.MIN_ROLE[level].name} or higher; "
                                f"user {session.user!r} is {role.name}")
         owner_id = owner() if level is Level.own and role < Role.admin else None
         owner_user = self._foreign_owner(session, owner_id)
@@ -162,12 +162,12 @@ class Access:
         """Raise AccessDenied unless ``session`` may have ``method`` change the object ``ref`` passed to it.
 
         A call that can change an object it is handed needs the same right as changing that object
-        directly (see ``permissions.ARGUMENT_RULES``): otherwise registering another user's measurement
+        directly (see ``rules.ARGUMENT_RULES``): otherwise registering another user's measurement
         in one's own SynchronizedMeasurements would let the group's start/stop/clear drive it.
         """
-        if permissions.level_of(kind, method, is_constructor)[0] not in permissions.STATE_CHANGING:
+        if rules.level_of(kind, method, is_constructor)[0] not in rules.STATE_CHANGING:
             return  # a read only reads its arguments
-        use, _rule = permissions.argument_use(kind, method, is_constructor)
+        use, _rule = rules.argument_use(kind, method, is_constructor)
         if use is ArgUse.release:
             return
         if use is ArgUse.attach:
@@ -175,12 +175,12 @@ class Access:
                 return
             ref, needed, how = ref.group, Level.own, f"would join {ref.group.label} (made on its getTagger())"
         else:
-            needed, how = permissions.ARGUMENT_LEVEL.get(ref.kind, Level.admin), f"would change {ref.label}"
+            needed, how = rules.ARGUMENT_LEVEL.get(ref.kind, Level.admin), f"would change {ref.label}"
         where = f"{method}() {how}, passed as an argument"
         if self.enabled:
             role = self._current_role(session)
-            if not permissions.allowed(role, needed):
-                raise AccessDenied(f"{where}: that needs role {permissions.MIN_ROLE[needed].name} or higher; "
+            if not rules.allowed(role, needed):
+                raise AccessDenied(f"{where}: that needs role {rules.MIN_ROLE[needed].name} or higher; "
                                    f"user {session.user!r} is {role.name}")
             owner_user = self._foreign_owner(session, ref.owner) if needed is Level.own and role < Role.admin \
                 else None
@@ -216,7 +216,7 @@ class Access:
         return None if owner_user == session.user else (owner_user or "a client that has left")
 
     def audited(self, level: Level) -> bool:
-        return self.audit.path != "" and level in permissions.STATE_CHANGING
+        return self.audit.path != "" and level in rules.STATE_CHANGING
 
     def record_call(self, session: Any, method: str, args: tuple, kwargs: dict, outcome: str,
                     error: str = "") -> None:

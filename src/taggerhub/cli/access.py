@@ -7,11 +7,11 @@ import json
 import sys
 import time
 
-from .config import load_settings
+from ..config import load_settings
 
 
 def _store(args: argparse.Namespace):
-    from .auth import UserStore
+    from ..access.users import UserStore
 
     path = args.users_file or load_settings(args.config).auth.users_file
     return UserStore(path)
@@ -19,7 +19,7 @@ def _store(args: argparse.Namespace):
 
 def _token_from_stdin() -> str:
     """The first line of stdin: a token given by the admin (never on the command line, where `ps` shows it)."""
-    from .config import ConfigError
+    from ..config import ConfigError
 
     line = sys.stdin.readline().strip()
     if not line:
@@ -29,7 +29,7 @@ def _token_from_stdin() -> str:
 
 def _put_given_token(store, args: argparse.Namespace) -> int:
     """``add``/``rotate``/``set`` with the admin's token: say what happened, never print the token."""
-    from .config import ConfigError
+    from ..config import ConfigError
 
     token = _token_from_stdin()
     store.load()
@@ -74,7 +74,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
-    from . import certs
+    from ..access import certs
 
     if args.action == "init":
         made = certs.init(args.dir, args.host, args.client)
@@ -86,7 +86,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 
 def _proxy(args: argparse.Namespace):
-    from .client import createProxy
+    from ..client.proxy import createProxy
 
     return createProxy(host=args.host, port=args.port, token=args.token, tls_ca=args.tls_ca,
                        tls_cert=args.tls_cert, tls_key=args.tls_key)
@@ -112,9 +112,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_permissions(args: argparse.Namespace) -> int:
-    from .adapter import BackendApi
-    from .backend import load_backend
-    from .permissions import markdown
+    from ..access.rules import markdown
+    from ..backend.adapter import BackendApi
+    from ..backend.loader import load_backend
 
     settings = load_settings(args.config, overrides={"server": {"backend": args.backend}})
     api = BackendApi(load_backend(settings.server.backend, settings.simulator))

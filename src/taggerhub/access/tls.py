@@ -1,4 +1,4 @@
-"""TLS contexts for the server and for clients, from the lab CA's files (see :mod:`taggerhub.certs`).
+"""TLS contexts for the server and for clients, from the lab CA's files (see :mod:`taggerhub.access.certs`).
 
 Pyro5 keeps one process-wide SSL configuration; taggerhub builds its own
 contexts instead, so a client process can talk to several servers with
@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from .config import ConfigError, TlsSettings
+from ..config import ConfigError, TlsSettings
 
 
 def _need(path: str, what: str) -> str:

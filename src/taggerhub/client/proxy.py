@@ -28,9 +28,9 @@ from Pyro5 import config as pyro_config
 from Pyro5 import core, protocol, serializers, socketutil
 from Pyro5.callcontext import current_context
 
-from . import transport
-from .errors import AccessDenied, ObjectGone, ServerUnavailable
-from .tls import client_context
+from ..access.tls import client_context
+from ..errors import AccessDenied, ObjectGone, ServerUnavailable
+from ..wire import transport
 
 transport.install()
 
@@ -337,7 +337,7 @@ def createProxy(
             key = tls_key if tls_key is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_KEY", "")
             ssl_context = client_context(ca, cert, key)
     if name:
-        from .discovery import resolve
+        from ..wire.naming import resolve
 
         entry = resolve(name, ns_host, ns_port)
         proxy = LibraryProxy(entry.uri, token=token, ssl_context=ssl_context)

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .errors import AccessDenied
+from ..errors import AccessDenied
 
 MAX_LEASE_S = 24 * 3600.0
 

@@ -1,6 +1,6 @@
 """The lab's taggers for ``taggerhub ls``: name-server entries joined with each server's own status.
 
-The name server says which taggers exist and where (:mod:`taggerhub.discovery`);
+The name server says which taggers exist and where (:mod:`taggerhub.wire.naming`);
 each server, asked once per listing through ``hub_metrics()`` (or
 ``hub_status()`` when the caller may not read metrics), says whether it answers,
 which of its devices are open and who is connected.
@@ -16,9 +16,9 @@ from typing import Any
 import Pyro5.errors
 from Pyro5 import config as pyro_config
 
-from . import discovery
-from .client import createProxy
-from .errors import AccessDenied
+from ..client.proxy import createProxy
+from ..errors import AccessDenied
+from ..wire import naming
 
 
 @dataclass
@@ -81,12 +81,12 @@ def listing(ns_host: str, ns_port: int, token: str | None = None, tls_ca: str | 
             stale_after_s: float = 30.0, prune: bool = False) -> list[TaggerRow]:
     """Every tagger in the name server with its status; with ``prune``, stale entries are removed first."""
     saved = pyro_config.COMMTIMEOUT
-    pyro_config.COMMTIMEOUT = discovery.NS_TIMEOUT_S  # a hung server must not hang the listing
+    pyro_config.COMMTIMEOUT = naming.NS_TIMEOUT_S  # a hung server must not hang the listing
     try:
-        ns = discovery.locate(ns_host, ns_port)
+        ns = naming.locate(ns_host, ns_port)
         if prune:
-            discovery.prune(ns, stale_after_s)
-        all_entries = discovery.entries(ns)
+            naming.prune(ns, stale_after_s)
+        all_entries = naming.entries(ns)
         ns._pyroRelease()
         rows: dict[tuple[str, str], TaggerRow] = {}
         now = time.time()
@@ -94,7 +94,7 @@ def listing(ns_host: str, ns_port: int, token: str | None = None, tls_ca: str | 
             key = (entry.host, entry.serial)
             row = rows.get(key)
             if row is None:
-                row = rows[key] = TaggerRow(name=discovery.tagger_name(entry.host, entry.serial), host=entry.host,
+                row = rows[key] = TaggerRow(name=naming.tagger_name(entry.host, entry.serial), host=entry.host,
                                             model=entry.model, serial=entry.serial, uri=entry.uri,
                                             age_s=round(now - entry.seen, 1) if entry.seen else 0.0)
             if entry.kind == "alias":

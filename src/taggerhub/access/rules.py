@@ -3,7 +3,7 @@
 Every call is classified into a :class:`Level`; the first matching rule wins,
 explicit exceptions come before the patterns, and a name no rule matches needs
 ``admin`` (deny by default, so a new vendor method is never open by accident).
-``python -m taggerhub.permissions`` (or ``taggerhub permissions``) prints the
+``taggerhub permissions`` prints the
 table for the served backend; ``docs/security.md`` holds that output.
 """
 
@@ -16,8 +16,8 @@ import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .adapter import BackendApi, _public_attributes
-from .auth import Role
+from ..backend.adapter import BackendApi, _public_attributes
+from .users import Role
 
 
 class Level(enum.Enum):
@@ -233,9 +233,3 @@ def argument_markdown() -> str:
         lines.append(f"| {on} | {name} | {rule.use.value} | {needs[rule.use]} | {rule.why} |")
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    from .backend import load_simulator
-    from .config import SimulatorSettings
-
-    print(markdown(BackendApi(load_simulator(SimulatorSettings())), ("acquireControl", "releaseControl")), end="")

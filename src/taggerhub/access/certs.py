@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .config import ConfigError
+from ..config import ConfigError
 
 CA_NAME = "ca"
 SERVER_NAME = "server"

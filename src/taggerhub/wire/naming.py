@@ -23,7 +23,7 @@ from typing import Any
 import Pyro5.api
 import Pyro5.errors
 
-from .config import DiscoverySettings
+from ..config import DiscoverySettings
 
 log = logging.getLogger("taggerhub.discovery")
 PREFIX = "taggerhub."

@@ -24,8 +24,8 @@ from typing import Any
 from Pyro5 import errors, protocol
 from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketServer_Threadpool
 
-from .config import ConfigError, Settings
-from .transport import FastConnection
+from ..config import ConfigError, Settings
+from ..wire.transport import FastConnection
 
 log = logging.getLogger("taggerhub.listener")
 
