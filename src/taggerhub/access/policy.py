@@ -202,10 +202,14 @@ class Access:
         if session.credential and session.credential != user.token_hash:
             raise AccessDenied(f"the token user {session.user!r} connected with has been replaced (rotated); "
                                "connect again with the new token")
-        role = user.role
-        if session.role != role._name_:  # _name_, not the slower .name property: this runs on every call
-            session.role = role._name_
-        return role
+        return user.role
+
+    def role_now(self, session: Any) -> str:
+        """The role the session's user has now (the one it connected with, if auth is off or it is gone)."""
+        if not self.enabled:
+            return session.role
+        user = self.store.get(session.user)
+        return user.role.name if user is not None else session.role
 
     def _foreign_owner(self, session: Any, owner_id: str | None) -> str | None:
         """The owning user's name if ``owner_id`` is another user's session, else None."""
@@ -215,11 +219,8 @@ class Access:
             owner_user = self._session_users.get(owner_id)
         return None if owner_user == session.user else (owner_user or "a client that has left")
 
-    def audited(self, level: Level) -> bool:
-        return self.audit.path != "" and level in rules.STATE_CHANGING
-
     def record_call(self, session: Any, method: str, args: tuple, kwargs: dict, outcome: str,
                     error: str = "") -> None:
-        self.audit.write("call", user=session.user, role=session.role, address=session.address,
+        self.audit.write("call", user=session.user, role=self.role_now(session), address=session.address,
                          session=session.id, method=method, args=summarize(args, kwargs), outcome=outcome,
                          **({"error": error} if error else {}))

@@ -16,73 +16,51 @@ import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..backend.adapter import BackendApi, _public_attributes
-from .users import Role
+from ..backend.adapter import BackendApi, public_attributes
+from ..backend.kinds import MEASUREMENT_KINDS, ObjectKind
+from .levels import MIN_ROLE, STATE_CHANGING, Level, allowed
+from .surface import SERVER_CALL_NAMES, SERVER_CALLS
 
-
-class Level(enum.Enum):
-    """What a call does, which decides who may make it."""
-
-    read = "read"  # reads state: anyone
-    own = "own"  # controls one measurement: its creator (any role) and admins
-    create = "create"  # makes a new measurement owned by the caller: anyone
-    setting = "setting"  # changes the shared device: operator and up, and respects the control lease
-    lease = "lease"  # takes or gives back the control lease: operator and up
-    free = "free"  # freeTimeTagger: releases the caller's use; an admin's frees the device for everyone
-    admin = "admin"  # server administration and anything unclassified
-
-
-MIN_ROLE = {
-    Level.read: Role.observer, Level.own: Role.observer, Level.create: Role.observer,
-    Level.setting: Role.operator, Level.lease: Role.operator, Level.free: Role.observer,
-    Level.admin: Role.admin,
-}
-STATE_CHANGING = frozenset({Level.own, Level.create, Level.setting, Level.lease, Level.free, Level.admin})
+__all__ = ["MIN_ROLE", "STATE_CHANGING", "ArgUse", "Level", "Rule", "allowed", "level_of", "markdown", "table"]
 
 
 @dataclass(frozen=True)
 class Rule:
-    kinds: tuple[str, ...]  # "library", "tagger", "iterator", "synchronized", "result"
+    kinds: tuple[ObjectKind, ...]
     pattern: str  # fnmatch pattern on the method name
     level: Level
     why: str = ""
 
 
-MEASUREMENT = ("iterator", "synchronized", "result")
+MEASUREMENT = MEASUREMENT_KINDS
+LIBRARY = (ObjectKind.library,)
 
 RULES: tuple[Rule, ...] = (
     # Explicit exceptions first.
-    Rule(("tagger",), "getOverflowsAndClear", Level.setting, "reads but also resets the device's overflow counter"),
-    Rule(("tagger",), "getFence", Level.read, "only marks a point in the stream for this caller"),
-    Rule(("tagger",), "waitForFence", Level.read, "waits, changes nothing"),
+    Rule((ObjectKind.tagger,), "getOverflowsAndClear", Level.setting,
+         "reads but also resets the device's overflow counter"),
+    Rule((ObjectKind.tagger,), "getFence", Level.read, "only marks a point in the stream for this caller"),
+    Rule((ObjectKind.tagger,), "waitForFence", Level.read, "waits, changes nothing"),
     Rule(MEASUREMENT, "waitUntilFinished", Level.read, "waits, changes nothing"),
-    Rule(("library",), "createTimeTagger", Level.read, "hands out the shared, already open device"),
-    Rule(("library",), "freeTimeTagger", Level.free, "admins free the device for everyone, others their use"),
-    Rule(("library",), "acquireControl", Level.lease, "exclusive right to change device settings"),
-    Rule(("library",), "releaseControl", Level.lease, ""),
-    Rule(("library",), "hub_sessions", Level.admin, "lists every client"),
-    Rule(("library",), "hub_end_session", Level.admin, "disconnects a client"),
-    Rule(("library",), "hub_*", Level.read, "server status and metrics"),
-    Rule(("library",), "enum_definitions", Level.read, ""),
-    Rule(("library",), "getVersion", Level.read, ""),
-    Rule(("library",), "scanTimeTagger", Level.read, ""),
-    Rule(("library",), "<measurement class>", Level.create, "the new measurement belongs to its creator"),
-    Rule(("library",), "experiment", Level.create, "the new server-side experiment belongs to its creator"),
-    Rule(("library",), "experiments", Level.read, "lists the experiment plugins offered"),
-    Rule(("experiment",), "get*", Level.read, "experiment plugins: reads"),
-    Rule(("experiment",), "is*", Level.read, "experiment plugins: reads"),
-    Rule(("experiment",), "wait*", Level.read, "experiment plugins: waits, changes nothing"),
-    Rule(("experiment",), "*", Level.own, "experiment plugins: every other method controls the experiment"),
+    # The server's own calls, from the one table in surface.py.
+    *(Rule(LIBRARY, call.name, call.level, call.why) for call in SERVER_CALLS),
+    Rule(LIBRARY, "getVersion", Level.read, ""),
+    Rule(LIBRARY, "scanTimeTagger", Level.read, ""),
+    Rule(LIBRARY, "<measurement class>", Level.create, "the new measurement belongs to its creator"),
+    Rule((ObjectKind.experiment,), "get*", Level.read, "experiment plugins: reads"),
+    Rule((ObjectKind.experiment,), "is*", Level.read, "experiment plugins: reads"),
+    Rule((ObjectKind.experiment,), "wait*", Level.read, "experiment plugins: waits, changes nothing"),
+    Rule((ObjectKind.experiment,), "*", Level.own, "experiment plugins: every other method controls the experiment"),
     # Patterns.
-    Rule(("tagger", *MEASUREMENT), "get*", Level.read),
-    Rule(("tagger", *MEASUREMENT), "is*", Level.read),
-    Rule(("tagger",), "set*", Level.setting),
-    Rule(("tagger",), "clear*", Level.setting),
-    Rule(("tagger",), "reset*", Level.setting),
-    Rule(("tagger",), "sync", Level.setting),
-    Rule(("tagger",), "autoCalibration", Level.setting),
-    Rule(("tagger",), "disable*", Level.setting),
-    Rule(("tagger",), "enable*", Level.setting),
+    Rule((ObjectKind.tagger, *MEASUREMENT), "get*", Level.read),
+    Rule((ObjectKind.tagger, *MEASUREMENT), "is*", Level.read),
+    Rule((ObjectKind.tagger,), "set*", Level.setting),
+    Rule((ObjectKind.tagger,), "clear*", Level.setting),
+    Rule((ObjectKind.tagger,), "reset*", Level.setting),
+    Rule((ObjectKind.tagger,), "sync", Level.setting),
+    Rule((ObjectKind.tagger,), "autoCalibration", Level.setting),
+    Rule((ObjectKind.tagger,), "disable*", Level.setting),
+    Rule((ObjectKind.tagger,), "enable*", Level.setting),
     Rule(MEASUREMENT, "start*", Level.own),
     Rule(MEASUREMENT, "stop", Level.own),
     Rule(MEASUREMENT, "clear", Level.own),
@@ -103,30 +81,30 @@ class ArgUse(enum.Enum):
 
 @dataclass(frozen=True)
 class ArgRule:
-    kinds: tuple[str, ...]  # kind of the called object, as in Rule
+    kinds: tuple[ObjectKind, ...]  # kind of the called object, as in Rule
     pattern: str
     use: ArgUse
     why: str = ""
 
 
-ANY_KIND = ("library", "tagger", "experiment", *MEASUREMENT)
+ANY_KIND = (ObjectKind.library, ObjectKind.tagger, ObjectKind.experiment, *MEASUREMENT)
 
 # Objects passed to a state-changing call: explicit uses first, then "control" for everything else (deny by
 # default, so a call that drives an object it was handed never does so for someone who may not drive it).
 ARGUMENT_RULES: tuple[ArgRule, ...] = (
-    ArgRule(("library",), "<measurement class>", ArgUse.attach,
+    ArgRule((ObjectKind.library,), "<measurement class>", ArgUse.attach,
             "the new measurement reads the tagger; made on a group's tagger it joins that group"),
-    ArgRule(("library",), "experiment", ArgUse.attach, "as for a measurement"),
-    ArgRule(("library",), "freeTimeTagger", ArgUse.release, "ends the caller's use (an admin's: everyone's)"),
-    ArgRule(("synchronized",), "unregisterMeasurement", ArgUse.release,
+    ArgRule((ObjectKind.library,), "experiment", ArgUse.attach, "as for a measurement"),
+    ArgRule((ObjectKind.library,), "freeTimeTagger", ArgUse.release, "ends the caller's use (an admin's: everyone's)"),
+    ArgRule((ObjectKind.synchronized,), "unregisterMeasurement", ArgUse.release,
             "only takes it out of the caller's group; the measurement itself is not changed"),
     ArgRule(ANY_KIND, "*", ArgUse.control,
             "e.g. registerMeasurement: the group's start/stop/clear then drive the measurement"),
 )
 
 # What "changing it directly" needs, by the kind of the argument object.
-ARGUMENT_LEVEL = {"tagger": Level.setting, "iterator": Level.own, "synchronized": Level.own,
-                  "result": Level.own, "experiment": Level.own}
+ARGUMENT_LEVEL = {ObjectKind.tagger: Level.setting, ObjectKind.iterator: Level.own, ObjectKind.synchronized: Level.own,
+                  ObjectKind.result: Level.own, ObjectKind.experiment: Level.own}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -156,27 +134,23 @@ def requirement(kind: str, method: str, is_constructor: bool = False) -> tuple[L
     return level, int(MIN_ROLE[level])
 
 
-def allowed(role: Role, level: Level) -> bool:
-    return role >= MIN_ROLE[level]
-
-
 def table(api: BackendApi, extra_library: tuple[str, ...] = ()) -> Iterator[tuple[str, str, Level, str]]:
     """Every served (class, method) with its level and why, for the docs."""
-    names = sorted({*api.functions, "createTimeTagger", "freeTimeTagger", *extra_library})
+    names = sorted({*api.functions, *SERVER_CALL_NAMES, *extra_library})
     for name in names:
-        level, rule = level_of("library", name)
+        level, rule = level_of(ObjectKind.library, name)
         yield "TimeTaggerRPC", name, level, _why(rule)
     for name in sorted([*api.iterator_classes, *(["SynchronizedMeasurements"] if api.sync_class else [])]):
-        level, rule = level_of("library", name, is_constructor=True)
+        level, rule = level_of(ObjectKind.library, name, is_constructor=True)
         yield "TimeTaggerRPC", f"{name}(...)", level, _why(rule)
     for pattern in EXPERIMENT_PATTERNS:  # plugins differ per lab: their methods are classified by name
-        level, rule = level_of("experiment", pattern)
+        level, rule = level_of(ObjectKind.experiment, pattern)
         yield "Experiment (plugin)", pattern, level, _why(rule)
     for cls in sorted(api.backend_classes, key=lambda c: c.__name__):
         kind = _kind_of_class(api, cls)
         if kind is None:
             continue
-        for attr in _public_attributes(cls):
+        for attr in public_attributes(cls):
             if attr.kind in ("method", "class method", "static method", "property") or inspect.isdatadescriptor(
                     attr.object):
                 level, rule = level_of(kind, attr.name)
@@ -186,13 +160,13 @@ def table(api: BackendApi, extra_library: tuple[str, ...] = ()) -> Iterator[tupl
 EXPERIMENT_PATTERNS = ("get*", "is*", "wait*", "any other method")
 
 
-def _kind_of_class(api: BackendApi, cls: type) -> str | None:
+def _kind_of_class(api: BackendApi, cls: type) -> ObjectKind | None:
     if issubclass(cls, api.tagger_base):
-        return "tagger" if cls is not api.tagger_base else None
+        return ObjectKind.tagger if cls is not api.tagger_base else None
     if issubclass(cls, api.iterator_base):
-        return "iterator" if cls.__name__ in api.iterator_classes else None
+        return ObjectKind.iterator if cls.__name__ in api.iterator_classes else None
     if api.sync_class is not None and cls is api.sync_class:
-        return "synchronized"
+        return ObjectKind.synchronized
     return None
 
 
@@ -223,8 +197,9 @@ def argument_markdown() -> str:
         ArgUse.attach: "nothing more; a group's tagger (`getTagger()`): the group's creator or an admin",
         ArgUse.release: "nothing more",
     }
-    kinds = {"library": "TimeTaggerRPC", "tagger": "TimeTagger", "iterator": "measurement",
-             "synchronized": "SynchronizedMeasurements", "result": "result", "experiment": "experiment"}
+    kinds = {ObjectKind.library: "TimeTaggerRPC", ObjectKind.tagger: "TimeTagger", ObjectKind.iterator: "measurement",
+             ObjectKind.synchronized: "SynchronizedMeasurements", ObjectKind.result: "result",
+             ObjectKind.experiment: "experiment"}
     lines = ["| calls on | call | argument use | the caller needs, for each object argument | why |",
              "|---|---|---|---|---|"]
     for rule in ARGUMENT_RULES:

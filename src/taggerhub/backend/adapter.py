@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import Pyro5.api
 
+from .kinds import ObjectKind
+
 # Module members never served: they act on the server process or its files globally.
 EXCLUDED_MODULE_MEMBERS = frozenset({
     "TimeTaggerBase", "IteratorBase", "Iterator", "FlimAbstract", "CustomMeasurement",
@@ -62,17 +64,30 @@ class Adapter:
     _backend_class: type | None = None
     _entry: Any = None  # the object table's record while the adapter is served
 
-    def __init__(self, obj: Any, gate: CallGate, kind: str, parent: Adapter | None = None):
+    def __init__(self, obj: Any, gate: CallGate, kind: ObjectKind, parent: Adapter | None = None):
         self._obj = obj
         self._gate = gate
-        self._kind = kind  # "tagger", "iterator", "synchronized", "result"
+        self._kind = kind
         self._parent = parent
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {getattr(self, '_pyroId', '?')}>"
 
+    # The object table's hooks (names start with "_": never exposed remotely).
+    def _bind(self, entry: Any) -> None:
+        """Served from now on: keep the table's record, so a use is recorded without a lookup."""
+        self._entry = entry
 
-def _public_attributes(cls: type) -> list[inspect.Attribute]:
+    def _unbind(self) -> None:
+        """No longer served: further calls find no record and fail as freed."""
+        self._entry = None
+
+    def _drop_object(self) -> None:
+        """The backend object was released: forget it, so a late call fails cleanly instead of using it."""
+        self._obj = None
+
+
+def public_attributes(cls: type) -> list[inspect.Attribute]:
     return [
         a for a in inspect.classify_class_attrs(cls)
         if not a.name.startswith("_") and a.name not in EXCLUDED_METHODS and a.defining_class is not object
@@ -87,7 +102,7 @@ def _copy_metadata(wrapper: Callable, original: Any, name: str) -> None:
         wrapper.__signature__ = inspect.signature(original)  # type: ignore[attr-defined]
 
 
-def _method_proxy(attr: inspect.Attribute) -> Callable:
+def method_proxy(attr: inspect.Attribute) -> Callable:
     name = attr.name
 
     def method(self: Adapter, *args: Any, **kwargs: Any) -> Any:
@@ -144,14 +159,14 @@ class BackendApi:
         """Whether ``value`` must be served as a remote object rather than copied."""
         return isinstance(value, self.backend_types) and not isinstance(value, enum.Enum)
 
-    def kind_of(self, obj: Any) -> str:
+    def kind_of(self, obj: Any) -> ObjectKind:
         if isinstance(obj, self.tagger_base):
-            return "tagger"
+            return ObjectKind.tagger
         if isinstance(obj, self.iterator_base):
-            return "iterator"
+            return ObjectKind.iterator
         if self.sync_class is not None and isinstance(obj, self.sync_class):
-            return "synchronized"
-        return "result"
+            return ObjectKind.synchronized
+        return ObjectKind.result
 
     def adapter_class(self, cls: type) -> type[Adapter]:
         """The exposed adapter class mirroring backend class ``cls`` (built once)."""
@@ -159,9 +174,9 @@ class BackendApi:
         if cached is not None:
             return cached
         attributes: dict[str, Any] = {"_backend_class": cls, "__doc__": inspect.getdoc(cls)}
-        for attr in _public_attributes(cls):
+        for attr in public_attributes(cls):
             if attr.kind in ("method", "class method", "static method"):
-                attributes[attr.name] = _method_proxy(attr)
+                attributes[attr.name] = method_proxy(attr)
             elif attr.kind == "property" or inspect.isdatadescriptor(attr.object):
                 attributes[attr.name] = _property_proxy(attr)
         adapter_cls = type(cls.__name__, (Adapter,), attributes)

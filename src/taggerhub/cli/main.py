@@ -15,7 +15,7 @@ from ..errors import BackendUnavailable
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..backend.loader import load_backend
     from ..logs import setup_logging
-    from ..server.hub import serve
+    from ..server.app import serve
 
     overrides: dict[str, object] = {"host": args.host, "port": args.port, "backend": args.backend}
     if args.insecure:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import Pyro5.api
 
-from ..backend.adapter import Adapter, _method_proxy, _public_attributes
+from ..backend.adapter import Adapter, method_proxy, public_attributes
 from . import BASE_HELPERS, Experiment
 
 PLAIN_SCALARS = (type(None), bool, int, float, complex, str, bytes, np.generic)
@@ -66,7 +66,7 @@ class ExperimentGuard:
 
 def served_methods(cls: type[Experiment]) -> list[inspect.Attribute]:
     """The plugin's public methods that clients may call."""
-    return [a for a in _public_attributes(cls)
+    return [a for a in public_attributes(cls)
             if a.kind in ("method", "class method", "static method") and a.name not in BASE_HELPERS]
 
 
@@ -77,7 +77,7 @@ def adapter_class(cls: type[Experiment]) -> type[Adapter]:
         return cached
     attributes: dict[str, Any] = {"__doc__": inspect.getdoc(cls)}
     for attr in served_methods(cls):
-        attributes[attr.name] = _method_proxy(attr)
+        attributes[attr.name] = method_proxy(attr)
     adapter_cls = type(f"Experiment_{cls.__name__}", (Adapter,), attributes)
     Pyro5.api.expose(adapter_cls)
     _adapter_classes[cls] = adapter_cls

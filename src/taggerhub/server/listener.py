@@ -29,10 +29,6 @@ from ..wire.transport import FastConnection
 
 log = logging.getLogger("taggerhub.listener")
 
-# Set by the daemon's validateHandshake on the worker thread: the hub decided (admitted or refused).
-handshake_state = threading.local()
-
-
 def is_loopback(host: str) -> bool:
     """Whether every address ``host`` resolves to is a loopback address."""
     if host in ("", "0.0.0.0", "::"):
@@ -69,6 +65,7 @@ class GuardedConnection(FastConnection):
     def __init__(self, sock: socket.socket):
         super().__init__(sock)
         self.handshake_budget: int | None = HANDSHAKE_MAX_BYTES
+        self.handshake_decided = False  # set by the daemon once the hub admitted or refused the client
         self._header_next = False
 
     def recv(self, size: int) -> bytes:
@@ -202,7 +199,6 @@ class HubConnectionJob(ClientConnectionJob):
                 return
 
     def handleConnection(self) -> bool:
-        handshake_state.decided = False
         ok = super().handleConnection()
         self._handshake_over()
         if ok:
@@ -211,7 +207,7 @@ class HubConnectionJob(ClientConnectionJob):
             with contextlib.suppress(OSError):
                 self.csock.sock.settimeout(idle or None)
             return True
-        if not handshake_state.decided:
+        if not self.csock.handshake_decided:
             self._refuse("handshake_timeout" if self._timed_out() else "protocol", "bad or missing Pyro5 handshake")
         # A session may have been opened before Pyro5 failed the handshake (e.g. unknown object): close it.
         with contextlib.suppress(Exception):

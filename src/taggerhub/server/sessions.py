@@ -1,10 +1,8 @@
-"""Who is connected, which server objects they use, and when an object may be freed.
+"""Who is connected: one :class:`Session` per client process, shared by its connections.
 
-Every connection is a :class:`Session`. The :class:`ObjectTable` records, for
-each served object, the sessions that have used it and its children (the
-measurements on a tagger). An object is freed when no session uses it any more
-and it has no living children, so a client that disconnects or crashes frees
-what only it used, while a tagger shared with others stays open.
+taggerhub's client names its process in the handshake, so all its proxies share
+one session (and its objects); other clients (the vendor's) get one session per
+connection. The :class:`SessionRegistry` keeps them by connection and by client id.
 """
 
 from __future__ import annotations
@@ -12,12 +10,8 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from ..backend.adapter import Adapter
-from ..errors import ObjectGone
 
 _session_numbers = itertools.count(1)
 
@@ -56,146 +50,61 @@ class Session:
         }
 
 
-@dataclass
-class _Entry:
-    adapter: Adapter
-    owner: str  # session id of the creator
-    users: set[str] = field(default_factory=set)
-    children: set[str] = field(default_factory=set)
-    parent: str | None = None
+class SessionRegistry:
+    """Sessions by connection and by client id, under one lock."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_connection: dict[int, tuple[Any, Session]] = {}  # id(conn) -> (conn, session)
+        self._by_client: dict[str, Session] = {}
+        self._local: dict[int, Session] = {}  # in-process callers, by id() of their call context's client
 
-class ObjectTable:
-    """Served objects, their users and parents; frees what nobody uses any more."""
-
-    def __init__(
-        self,
-        register: Callable[[Adapter], str],
-        unregister: Callable[[Adapter], None],
-        release: Callable[[Adapter], None],
-    ):
-        self._register = register
-        self._unregister = unregister
-        self._release = release
-        self._lock = threading.RLock()
-        self._entries: dict[str, _Entry] = {}
-
-    def add(self, adapter: Adapter, session: Session, parent: Adapter | None = None) -> Adapter:
-        """Serve ``adapter``, owned and used by ``session``, as a child of ``parent``."""
+    def open(self, conn: Any, address: str, client_id: str, user: str, role: str, credential: str) -> Session:
+        """The session of a newly admitted connection: the client process's existing one, or a new one."""
         with self._lock:
-            object_id = self._register(adapter)
-            entry = _Entry(adapter=adapter, owner=session.id, users={session.id})
-            adapter._entry = entry
-            if parent is not None:
-                parent_id = parent._pyroId  # type: ignore[attr-defined]
-                parent_entry = self._entries.get(parent_id)
-                if parent_entry is not None:
-                    entry.parent = parent_id
-                    parent_entry.children.add(object_id)
-            self._entries[object_id] = entry
-        return adapter
+            session = self._by_client.get(client_id) if client_id else None
+            if session is not None:
+                session.connections += 1
+                # The process proved the user's current token: its older connections may go on too.
+                session.credential = credential
+            else:
+                session = Session(address=address, client_id=client_id, user=user, role=role, credential=credential)
+                if client_id:
+                    self._by_client[client_id] = session
+            self._by_connection[id(conn)] = (conn, session)
+        return session
 
-    def get(self, object_id: str) -> Adapter:
+    def close(self, conn: Any) -> tuple[Session, bool] | None:
+        """Forget ``conn``: its session and whether that was the session's last connection (None: unknown)."""
         with self._lock:
-            entry = self._entries.get(object_id)
-        if entry is None:
-            raise ObjectGone(f"object {object_id} does not exist on this server (freed, or the server restarted)")
-        return entry.adapter
+            found = self._by_connection.pop(id(conn), None)
+            if found is None:
+                return None
+            session = found[1]
+            session.connections -= 1
+            if session.connections > 0:
+                return session, False
+            if session.client_id and self._by_client.get(session.client_id) is session:
+                self._by_client.pop(session.client_id, None)
+        session.closed = True
+        return session, True
 
-    def contains(self, adapter: Adapter) -> bool:
+    def of(self, conn: Any) -> Session:
+        """The session behind ``conn``; calls that arrive without a connection (in-process) get a local one."""
         with self._lock:
-            return getattr(adapter, "_pyroId", None) in self._entries
+            found = self._by_connection.get(id(conn))
+            if found is not None:
+                return found[1]
+            session = self._local.get(id(conn))
+            if session is None:
+                session = self._local[id(conn)] = Session(address="local")
+            return session
 
-    def use(self, adapter: Adapter, session: Session) -> None:
-        """Record that ``session`` uses ``adapter`` (so it stays alive while the session does)."""
-        entry = adapter._entry
-        if entry is not None and session.id in entry.users:
-            return  # the common case, decided without the lock
+    def all(self) -> list[Session]:
         with self._lock:
-            entry = adapter._entry
-            if entry is None:
-                raise ObjectGone(f"{type(adapter).__name__} object has been freed and can no longer be used")
-            entry.users.add(session.id)
+            sessions = [s for _, s in self._by_connection.values()] + list(self._local.values())
+        return list({id(s): s for s in sessions}.values())
 
-    def owner_of(self, adapter: Adapter) -> str | None:
+    def connections_of(self, session_id: str) -> list[Any]:
         with self._lock:
-            entry = self._entries.get(getattr(adapter, "_pyroId", ""))
-            return entry.owner if entry else None
-
-    def owned_count(self, session: Session) -> int:
-        with self._lock:
-            return sum(1 for e in self._entries.values() if e.owner == session.id)
-
-    def counts_by_type(self) -> dict[str, int]:
-        with self._lock:
-            counts: dict[str, int] = {}
-            for entry in self._entries.values():
-                name = type(entry.adapter).__name__
-                counts[name] = counts.get(name, 0) + 1
-            return counts
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def drop_session(self, session: Session) -> int:
-        """Forget ``session`` everywhere; free what nobody else uses. Return how many objects were freed."""
-        with self._lock:
-            touched = [oid for oid, e in self._entries.items() if session.id in e.users]
-            for oid in touched:
-                self._entries[oid].users.discard(session.id)
-            return sum(self._collect(oid) for oid in touched)
-
-    def release(self, adapter: Adapter, session: Session, force: bool = False) -> int:
-        """``session`` is done with ``adapter`` and what it created under it; ``force`` frees it for everyone."""
-        with self._lock:
-            object_id = getattr(adapter, "_pyroId", "")
-            entry = self._entries.get(object_id)
-            if entry is None:
-                return 0
-            if force:
-                return self._free_tree(object_id)
-            freed = 0
-            for child_id in list(entry.children):
-                child = self._entries.get(child_id)
-                if child is not None and child.owner == session.id:
-                    child.users.discard(session.id)
-                    freed += self._collect(child_id)
-            entry.users.discard(session.id)
-            return freed + self._collect(object_id)
-
-    def free_all(self) -> int:
-        """Free everything (server shutdown): children first, then their parents."""
-        with self._lock:
-            roots = [oid for oid, e in self._entries.items() if e.parent is None]
-            return sum(self._free_tree(oid) for oid in roots)
-
-    def _collect(self, object_id: str) -> int:
-        entry = self._entries.get(object_id)
-        if entry is None or entry.users or entry.children:
-            return 0
-        return self._free_one(object_id)
-
-    def _free_tree(self, object_id: str) -> int:
-        entry = self._entries.get(object_id)
-        if entry is None:
-            return 0
-        freed = sum(self._free_tree(child) for child in list(entry.children))
-        entry.children.clear()
-        entry.users.clear()
-        return freed + self._free_one(object_id)
-
-    def _free_one(self, object_id: str) -> int:
-        entry = self._entries.pop(object_id)
-        entry.adapter._entry = None
-        self._unregister(entry.adapter)
-        try:
-            self._release(entry.adapter)
-        finally:
-            entry.adapter._obj = None
-        if entry.parent is not None:
-            parent = self._entries.get(entry.parent)
-            if parent is not None:
-                parent.children.discard(object_id)
-                return 1 + self._collect(entry.parent)
-        return 1
+            return [conn for conn, s in self._by_connection.values() if s.id == session_id]

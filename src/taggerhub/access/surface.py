@@ -1,0 +1,45 @@
+"""The server's own remote calls, declared once: name, handler, level, retry safety, why.
+
+These are the calls on the library object that the server answers itself rather than the
+backend (status, the control lease, sessions, experiments, and the device calls it shares
+between clients). Dispatch (:mod:`taggerhub.server.library`), the permission rules
+(:mod:`.rules`), ``taggerhub permissions``, the docs and the client's retry policy all read
+this table, so a call is added in one place. Each handler's docstring is its remote doc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .levels import Level
+
+
+@dataclass(frozen=True)
+class ServerCall:
+    name: str  # the remote name on the library object (TimeTaggerRPC)
+    handler: str  # the method of server.library.LibraryCalls that serves it
+    level: Level
+    retry_safe: bool  # the client may resend it after a broken connection: it changes nothing
+    why: str = ""
+    backend_function: bool = False  # also a backend function: its vendor signature and doc are served
+
+
+SERVER_CALLS: tuple[ServerCall, ...] = (
+    ServerCall("createTimeTagger", "create_tagger", Level.read, False, "hands out the shared, already open device",
+               backend_function=True),
+    ServerCall("freeTimeTagger", "free_tagger", Level.free, False,
+               "admins free the device for everyone, others their use", backend_function=True),
+    ServerCall("enum_definitions", "enum_definitions", Level.read, True),
+    ServerCall("hub_status", "status", Level.read, True, "server status"),
+    ServerCall("hub_metrics", "metrics", Level.read, True, "server metrics"),
+    ServerCall("acquireControl", "acquire_control", Level.lease, False, "exclusive right to change device settings"),
+    ServerCall("releaseControl", "release_control", Level.lease, False),
+    ServerCall("hub_sessions", "list_sessions", Level.admin, False, "lists every client"),
+    ServerCall("hub_end_session", "end_session", Level.admin, False, "disconnects a client"),
+    ServerCall("experiment", "create_experiment", Level.create, False,
+               "the new server-side experiment belongs to its creator"),
+    ServerCall("experiments", "experiments", Level.read, False, "lists the experiment plugins offered"),
+)
+SERVER_CALLS_BY_NAME = {call.name: call for call in SERVER_CALLS}
+SERVER_CALL_NAMES = tuple(call.name for call in SERVER_CALLS)
+RETRY_SAFE_CALLS = frozenset(call.name for call in SERVER_CALLS if call.retry_safe)

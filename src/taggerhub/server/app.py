@@ -1,0 +1,98 @@
+"""Build and run a server: the hub and its daemon, listening as the settings say, until a stop signal.
+
+:func:`serve` runs the daemon until SIGTERM or SIGINT, then frees every served
+object (closing the device) and returns; SIGHUP re-reads the users file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from ..access import tls
+from ..config import Settings
+from . import listener
+from .daemon import HubDaemon, configure_pyro
+from .hub import Hub
+
+log = logging.getLogger("taggerhub.server")
+
+
+def advertised_address(settings: Settings) -> dict[str, Any]:
+    """Pyro5's NAT arguments: the address clients use when it is not the bind address (containers)."""
+    if not settings.server.advertise_host:
+        return {}
+    return {"nathost": settings.server.advertise_host, "natport": settings.server.advertise_port}
+
+
+def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[Hub, HubDaemon]:
+    """Create the hub and its daemon, listening as the settings say."""
+    listener.check_exposure(settings)
+    tls_context = tls.server_context(settings.tls) if settings.tls.enabled else None
+    configure_pyro(settings)
+    hub = Hub(backend, settings, backend_name)
+    daemon = HubDaemon(hub, tls_context=tls_context, host=settings.server.host, port=settings.server.port,
+                       **advertised_address(settings))
+    hub.daemon = daemon
+    daemon.register(hub.library, settings.server.object_id)
+    return hub, daemon
+
+
+def serve(settings: Settings, backend: ModuleType, backend_name: str,
+          ready: Callable[[str], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; free the device and return the exit status."""
+    hub, daemon = build(settings, backend, backend_name)
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            log.info("stopping", extra={"signal": signal.Signals(signum).name})
+            threading.Thread(target=daemon.shutdown, name="taggerhub-shutdown", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGHUP, lambda _s, _f: _reload_users(hub))
+    uri = daemon.uriFor(settings.server.object_id)
+    log.info("serving", extra={
+        "uri": str(uri), "backend": backend_name, "pid": os.getpid(),
+        "host": settings.server.host, "port": daemon.locationStr,
+        "auth": settings.auth.enabled, "tls": settings.tls.enabled,
+    })
+    registrar = start_discovery(settings, hub, str(uri))
+    if ready:
+        ready(str(uri))
+    try:
+        daemon.requestLoop(loopCondition=lambda: not stopping.is_set())
+    finally:
+        if registrar is not None:
+            registrar.stop()
+        freed = hub.free_everything()
+        log.info("stopped", extra={"objects_freed": freed})
+        hub.access.audit.close()
+    return 0
+
+
+def start_discovery(settings: Settings, hub: Hub, uri: str) -> Any:
+    """With [discovery] enabled, keep this server's taggers registered in the Pyro5 name server."""
+    if not settings.discovery.enabled:
+        return None
+    from ..wire.naming import Registrar
+
+    registrar = Registrar(settings.discovery, uri, hub.devices.discoverable)
+    registrar.start()
+    return registrar
+
+
+def _reload_users(hub: Hub) -> None:
+    """SIGHUP: re-read the users file now (it is also re-read when it changes)."""
+    try:
+        hub.access.store.load()
+        log.info("users reloaded", extra={"users": len(hub.access.store.users())})
+    except Exception as exc:  # keep serving with the users we had
+        log.error("users file not reloaded", extra={"error": str(exc)})
