@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 from Pyro5.errors import CommunicationError
 
 
@@ -27,3 +29,17 @@ class VpnError(TaggerhubError, ValueError):
 
 class ServerUnavailable(CommunicationError):
     """The server cannot be reached, or the connection to it was lost."""
+
+
+class RefusalReason(enum.StrEnum):
+    """Why a connection was refused before any object was reachable: a small, fixed set of metric labels."""
+
+    no_token = "no_token"  # auth on and neither a token nor a client certificate
+    bad_token = "bad_token"  # unknown, removed or rotated token
+    unknown_user = "unknown_user"  # a certificate for a user not in the users file
+    cert_mismatch = "cert_mismatch"  # certificate and token name different users
+    user_connections = "user_connections"  # the user's connection limit is reached
+    busy = "busy"  # no free worker
+    tls = "tls"  # the TLS handshake failed
+    handshake_timeout = "handshake_timeout"  # TLS plus Pyro5 handshake took longer than allowed
+    protocol = "protocol"  # not a Pyro5 handshake

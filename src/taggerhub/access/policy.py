@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import ConfigError, Settings
-from ..errors import AccessDenied
+from ..errors import AccessDenied, RefusalReason
 from . import rules
 from .audit import AuditLog, summarize
 from .lease import ControlLease
@@ -29,7 +29,7 @@ log = logging.getLogger("taggerhub.access")
 class HandshakeRefused(AccessDenied):
     """A connection was refused before any object became reachable; ``reason`` is a short label."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: RefusalReason, message: str):
         super().__init__(message)
         self.reason = reason
 
@@ -92,23 +92,24 @@ class Access:
         if token:
             user = self.store.authenticate(token)
             if user is None:
-                raise HandshakeRefused("bad_token", "access token not valid (unknown, removed or rotated)")
+                raise HandshakeRefused(RefusalReason.bad_token, "access token not valid (unknown, removed or rotated)")
             if cert_name and cert_name != user.name:
-                raise HandshakeRefused("cert_mismatch", f"client certificate is for {cert_name!r}, "
-                                                        f"the token for {user.name!r}")
+                raise HandshakeRefused(RefusalReason.cert_mismatch, f"client certificate is for {cert_name!r}, "
+                                                                    f"the token for {user.name!r}")
         elif cert_name:
             user = self.store.get(cert_name)
             if user is None:
-                raise HandshakeRefused("unknown_user",
+                raise HandshakeRefused(RefusalReason.unknown_user,
                                        f"client certificate user {cert_name!r} is not in the users file")
         else:
-            raise HandshakeRefused("no_token", "this server needs an access token "
-                                               "(createProxy(token=...) or TAGGERHUB_TOKEN) or a client certificate")
+            raise HandshakeRefused(RefusalReason.no_token, "this server needs an access token (createProxy(token=...) "
+                                                           "or TAGGERHUB_TOKEN) or a client certificate")
         with self._lock:
             count = self._connections.get(user.name, 0)
             if count >= self.max_per_user:
-                raise HandshakeRefused("user_connections", f"user {user.name!r} already has {count} connections "
-                                                           f"(limit auth.max_connections_per_user={self.max_per_user})")
+                raise HandshakeRefused(RefusalReason.user_connections,
+                                       f"user {user.name!r} already has {count} connections "
+                                       f"(limit auth.max_connections_per_user={self.max_per_user})")
             self._connections[user.name] = count + 1
         return Admission(user.name, user.role.name, user.token_hash if token else "")
 

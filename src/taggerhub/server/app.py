@@ -54,6 +54,10 @@ def serve(settings: Settings, backend: ModuleType, backend_name: str,
             stopping.set()
             log.info("stopping", extra={"signal": signal.Signals(signum).name})
             threading.Thread(target=daemon.shutdown, name="taggerhub-shutdown", daemon=True).start()
+            deadline.start()
+
+    deadline = threading.Timer(settings.server.shutdown_timeout_s, _stop_now, (settings.server.shutdown_timeout_s,))
+    deadline.daemon = True
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -61,7 +65,7 @@ def serve(settings: Settings, backend: ModuleType, backend_name: str,
     uri = daemon.uriFor(settings.server.object_id)
     log.info("serving", extra={
         "uri": str(uri), "backend": backend_name, "pid": os.getpid(),
-        "host": settings.server.host, "port": daemon.locationStr,
+        "host": settings.server.host, "port": daemon.sock.getsockname()[1], "address": daemon.locationStr,
         "auth": settings.auth.enabled, "tls": settings.tls.enabled,
     })
     registrar = start_discovery(settings, hub, str(uri))
@@ -75,7 +79,15 @@ def serve(settings: Settings, backend: ModuleType, backend_name: str,
         freed = hub.free_everything()
         log.info("stopped", extra={"objects_freed": freed})
         hub.access.audit.close()
+        deadline.cancel()
     return 0
+
+
+def _stop_now(timeout_s: float) -> None:
+    """A stop signal always stops the server: past ``server.shutdown_timeout_s``, exit without cleaning up."""
+    log.error("stop took longer than server.shutdown_timeout_s; exiting now", extra={"timeout_s": timeout_s})
+    logging.shutdown()
+    os._exit(1)
 
 
 def start_discovery(settings: Settings, hub: Hub, uri: str) -> Any:

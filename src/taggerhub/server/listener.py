@@ -25,6 +25,7 @@ from Pyro5 import errors, protocol
 from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketServer_Threadpool
 
 from ..config import ConfigError, Settings
+from ..errors import RefusalReason
 from ..wire.transport import FastConnection
 
 log = logging.getLogger("taggerhub.listener")
@@ -127,7 +128,7 @@ class HubConnectionJob(ClientConnectionJob):
         self._state_lock = threading.Lock()
         self._handshaking = True
 
-    def _refuse(self, reason: str, detail: str) -> None:
+    def _refuse(self, reason: RefusalReason, detail: str) -> None:
         self.server.refused(reason, self.caddr, detail)
 
     def expire(self) -> None:
@@ -162,7 +163,7 @@ class HubConnectionJob(ClientConnectionJob):
                 sock.do_handshake()
             except (ssl.SSLError, OSError, ValueError) as exc:
                 self._handshake_over()
-                self._refuse("handshake_timeout" if self._timed_out() else "tls", str(exc))
+                self._refuse(RefusalReason.handshake_timeout if self._timed_out() else RefusalReason.tls, str(exc))
                 with contextlib.suppress(OSError):
                     self.current.close()
                 return
@@ -208,7 +209,8 @@ class HubConnectionJob(ClientConnectionJob):
                 self.csock.sock.settimeout(idle or None)
             return True
         if not self.csock.handshake_decided:
-            self._refuse("handshake_timeout" if self._timed_out() else "protocol", "bad or missing Pyro5 handshake")
+            self._refuse(RefusalReason.handshake_timeout if self._timed_out() else RefusalReason.protocol,
+                         "bad or missing Pyro5 handshake")
         # A session may have been opened before Pyro5 failed the handshake (e.g. unknown object): close it.
         with contextlib.suppress(Exception):
             self.daemon.clientDisconnect(self.csock)
@@ -236,7 +238,7 @@ class HubSocketServer(SocketServer_Threadpool):
     def address_text(address: Any) -> str:
         return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
 
-    def refused(self, reason: str, address: Any, detail: str) -> None:
+    def refused(self, reason: RefusalReason, address: Any, detail: str) -> None:
         self.on_refused(reason, self.address_text(address), detail)
 
     def events(self, eventsockets: Any) -> None:
@@ -252,7 +254,7 @@ class HubSocketServer(SocketServer_Threadpool):
             try:
                 self.pool.process(job)
             except NoFreeWorkersError:
-                self.refused("busy", caddr, "no free worker (server.max_connections reached)")
+                self.refused(RefusalReason.busy, caddr, "no free worker (server.max_connections reached)")
                 csock.close()
 
     def close(self) -> None:

@@ -12,13 +12,10 @@ import threading
 import time
 from typing import Any
 
+from ..errors import RefusalReason
+
 # Seconds; chosen around the loopback latencies measured in bench/.
 DURATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
-OUTCOMES = ("ok", "error", "denied")
-# Reported as 0 from the start, so that rate() and alerts see the first refusal.
-# The reasons access.py (HandshakeRefused) and listener.py (dropped before the handshake) give.
-REFUSAL_REASONS = ("no_token", "bad_token", "unknown_user", "cert_mismatch", "user_connections",
-                   "busy", "tls", "handshake_timeout", "protocol")
 
 
 class RpcStats:
@@ -31,7 +28,8 @@ class RpcStats:
         self._buckets: dict[str, list[int]] = {}
         self._sum_s: dict[str, float] = {}
         self._count: dict[str, int] = {}
-        self._refused: dict[str, int] = dict.fromkeys(REFUSAL_REASONS, 0)
+        # Every reason reported as 0 from the start, so that rate() and alerts see the first refusal.
+        self._refused: dict[str, int] = {reason.value: 0 for reason in RefusalReason}
         self._connections_total = 0
 
     def record_call(self, method: str, outcome: str, duration_s: float) -> None:
