@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import AccessDenied
@@ -20,22 +21,23 @@ class Holder:
     session_id: str
     user: str
     address: str
-    until: float  # time.monotonic()
+    until: float  # on the lease's clock
 
-    def describe(self) -> str:
-        left = max(0.0, self.until - time.monotonic())
+    def describe(self, now: float) -> str:
+        left = max(0.0, self.until - now)
         return f"user {self.user!r} (session {self.session_id}, {self.address}), {left:.0f} s left"
 
 
 class ControlLease:
     """One lease for the served device(s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock  # injected so that tests can let a lease run out without waiting
         self._lock = threading.Lock()
         self._holder: Holder | None = None
 
     def _current(self) -> Holder | None:
-        if self._holder is not None and time.monotonic() >= self._holder.until:
+        if self._holder is not None and self._clock() >= self._holder.until:
             self._holder = None
         return self._holder
 
@@ -55,8 +57,8 @@ class ControlLease:
         with self._lock:
             current = self._current()
             if current is not None and current.session_id != session_id:
-                raise AccessDenied(f"control lease is held by {current.describe()}")
-            self._holder = Holder(session_id, user, address, time.monotonic() + float(timeout_s))
+                raise AccessDenied(f"control lease is held by {current.describe(self._clock())}")
+            self._holder = Holder(session_id, user, address, self._clock() + float(timeout_s))
             return float(timeout_s)
 
     def release(self, session_id: str, force: bool = False) -> bool:
@@ -66,7 +68,7 @@ class ControlLease:
             if current is None:
                 return False
             if current.session_id != session_id and not force:
-                raise AccessDenied(f"control lease is held by {current.describe()}, not by you")
+                raise AccessDenied(f"control lease is held by {current.describe(self._clock())}, not by you")
             self._holder = None
             return True
 
@@ -75,7 +77,7 @@ class ControlLease:
         with self._lock:
             current = self._current()
         if current is not None and current.session_id != session_id:
-            raise AccessDenied(f"device settings are locked: control lease held by {current.describe()}")
+            raise AccessDenied(f"device settings are locked: control lease held by {current.describe(self._clock())}")
 
     def drop(self, session_id: str) -> bool:
         """The session is gone: end its lease if it held one."""

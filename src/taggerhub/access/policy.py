@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,8 @@ class ObjectRef:
 class Access:
     """Identity, permissions, ownership, lease and audit for one hub."""
 
-    def __init__(self, settings: Settings, store: UserStore | None = None):
+    def __init__(self, settings: Settings, store: UserStore | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.enabled = settings.auth.enabled
         self.max_per_user = settings.auth.max_connections_per_user
         self.store = store or UserStore(settings.auth.users_file)
@@ -75,7 +77,7 @@ class Access:
                                   "create it with 'taggerhub user add NAME --role ROLE'")
             self.store.load()
         self.audit = AuditLog(settings.auth.audit_log)
-        self.lease = ControlLease()
+        self.lease = ControlLease(clock)
         self._lock = threading.Lock()
         self._connections: dict[str, int] = {}  # per user
         self._session_users: dict[str, str] = {}  # session id -> user, for ownership by user
