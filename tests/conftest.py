@@ -1,4 +1,4 @@
-"""Fixtures that start real taggerhub server processes on free loopback ports."""
+"""Fixtures that start real taggerhub servers on free loopback ports: in this process, or as processes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, stop_process, wait_for_port
+from taggerhub.testing import ServerContext
 
 
 class ServerProcess:
@@ -54,3 +55,18 @@ def start_server(tmp_path: Path) -> Iterator:
 def server(start_server) -> ServerProcess:
     """One simulator server on the wall clock."""
     return start_server()
+
+
+@pytest.fixture
+def start_hub() -> Iterator:
+    """Factory: start_hub(env=..., **sections) -> a ServerContext in this process; all are stopped afterwards."""
+    contexts: list[ServerContext] = []
+
+    def start(env: dict[str, str] | None = None, **sections: dict) -> ServerContext:
+        context = ServerContext(env={"TAGGERHUB_SIMULATOR_CLOCK": "realtime", **(env or {})}, **sections)
+        contexts.append(context.__enter__())
+        return context
+
+    yield start
+    for context in contexts:
+        context.stop()

@@ -18,7 +18,7 @@ def taggerhub(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
-def test_admin_sets_up_users_and_tls_then_lists_and_ends_sessions(tmp_path, start_server):
+def test_admin_sets_up_users_and_tls_then_lists_and_ends_sessions(tmp_path, start_hub):
     users, pki = str(tmp_path / "users.toml"), tmp_path / "pki"
     admin = taggerhub("user", "--users-file", users, "add", "ada", "--role", "admin")
     assert "shown once" in admin.stderr and admin.stdout.strip().startswith("ada.")
@@ -29,7 +29,7 @@ def test_admin_sets_up_users_and_tls_then_lists_and_ends_sessions(tmp_path, star
                                          check=False).stderr
     made = taggerhub("certs", "init", str(pki), "--host", "localhost", "--host", "127.0.0.1").stdout.split()
     assert {p.rsplit("/", 1)[1] for p in made} == {"ca.pem", "server.pem", "server-key.pem"}
-    server = start_server(env={
+    server = start_hub(env={
         "TAGGERHUB_AUTH_ENABLED": "true", "TAGGERHUB_AUTH_USERS_FILE": users,
         "TAGGERHUB_TLS_ENABLED": "true", "TAGGERHUB_TLS_CERT_FILE": str(pki / "server.pem"),
         "TAGGERHUB_TLS_KEY_FILE": str(pki / "server-key.pem"),

@@ -46,11 +46,18 @@ class _EventLog(logging.Handler):
 class ServerContext:
     """``with ServerContext(auth={...}) as ctx: TT = ctx.proxy(token=...)``: a served simulator in-process."""
 
-    def __init__(self, settings: Settings | None = None, **sections: Mapping[str, Any]):
-        overrides = {"server": {"host": "127.0.0.1", "port": 0}, "simulator": {"clock": "virtual"}}
+    def __init__(self, settings: Settings | None = None, env: Mapping[str, str] | None = None,
+                 **sections: Mapping[str, Any]):
+        """Settings: ``settings`` as given, or the defaults, then ``env`` (``TAGGERHUB_*`` names), then ``sections``.
+
+        The port is a free one and the simulator's clock virtual unless ``env`` or ``sections`` say otherwise.
+        """
+        overrides: dict[str, dict[str, Any]] = {"server": {"host": "127.0.0.1", "port": 0}}
+        env = dict(env or {})
+        env.setdefault("TAGGERHUB_SIMULATOR_CLOCK", "virtual")
         for name, values in sections.items():
             overrides[name] = {**overrides.get(name, {}), **values}
-        self.settings = settings or load_settings(None, env={}, overrides=overrides)
+        self.settings = settings or load_settings(None, env=env, overrides=overrides)
         self.hub: Hub | None = None
         self.daemon: HubDaemon | None = None
         self._stopping = threading.Event()

@@ -36,12 +36,12 @@ class LabServer:
 
 
 @pytest.fixture
-def lab_server(start_server, tmp_path: Path) -> LabServer:
+def lab_server(start_hub, tmp_path: Path) -> LabServer:
     store = UserStore(tmp_path / "users.toml")
     tokens = {name: store.add(name, role) for name, role in USERS.items()}
     folder = write_plugins(tmp_path / "plugins")
     audit = tmp_path / "audit.jsonl"
-    server = start_server(env={
+    server = start_hub(env={
         "TAGGERHUB_AUTH_ENABLED": "true", "TAGGERHUB_AUTH_USERS_FILE": str(store.path),
         "TAGGERHUB_AUTH_AUDIT_LOG": str(audit), "TAGGERHUB_SIMULATOR_CLOCK": "virtual",
         "TAGGERHUB_SIMULATOR_SEED": "11", "TAGGERHUB_EXPERIMENTS_PLUGIN_DIR": str(folder),

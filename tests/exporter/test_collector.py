@@ -193,10 +193,10 @@ TWO_TAGGERS = poisson_lab(("1111000MTA", 20e3), ("2222000MTB", 60e3, "Time Tagge
 
 
 @pytest.mark.integration
-def test_collector_reports_every_open_tagger_of_the_server_under_its_serial(start_server, tmp_path) -> None:
+def test_collector_reports_every_open_tagger_of_the_server_under_its_serial(start_hub, tmp_path) -> None:
     lab = tmp_path / "two-taggers.toml"
     lab.write_text(TWO_TAGGERS)
-    server = start_server("--sim-config", str(lab))
+    server = start_hub(env={"TAGGERHUB_SIMULATOR_CONFIG_FILE": str(lab)})
     collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1],
                                                     rate_window_s=0.2, timeout_s=10))
     registry = build_registry(collector)

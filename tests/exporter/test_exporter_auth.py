@@ -25,13 +25,13 @@ def scrape(collector: TaggerhubCollector) -> dict[tuple[str, tuple], float]:
 
 
 @pytest.fixture
-def secured(start_server, tmp_path: Path):
+def secured(start_hub, tmp_path: Path):
     """A server with tokens and TLS on; returns (server, tokens, CA file)."""
     pki = tmp_path / "pki"
     certs.init(pki, ["localhost", "127.0.0.1"])
     store = UserStore(tmp_path / "users.toml")
     tokens = {name: store.add(name, role) for name, role in (("oscar", "observer"), ("otto", "operator"))}
-    server = start_server(env={
+    server = start_hub(env={
         "TAGGERHUB_AUTH_ENABLED": "true", "TAGGERHUB_AUTH_USERS_FILE": str(tmp_path / "users.toml"),
         "TAGGERHUB_TLS_ENABLED": "true", "TAGGERHUB_TLS_CERT_FILE": str(pki / "server.pem"),
         "TAGGERHUB_TLS_KEY_FILE": str(pki / "server-key.pem"), "TAGGERHUB_TLS_CA_FILE": str(pki / "ca.pem"),

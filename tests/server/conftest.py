@@ -49,8 +49,20 @@ def auth_env(users: Path, audit: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_auth_server(start_server, users_file, tmp_path: Path):
-    """Factory: start_auth_server(**env) -> AuthServer with tokens for ada/otto/olga/oscar."""
+def start_auth_server(start_hub, users_file, tmp_path: Path):
+    """Factory: start_auth_server(**env) -> AuthServer (in this process) with tokens for ada/otto/olga/oscar."""
+    path, tokens = users_file
+
+    def start(**env: str) -> AuthServer:
+        audit = tmp_path / f"audit-{len(list(tmp_path.glob('audit-*')))}.jsonl"
+        return AuthServer(start_hub(env=auth_env(path, audit, **env)), path, audit, dict(tokens))
+
+    return start
+
+
+@pytest.fixture
+def start_auth_process(start_server, users_file, tmp_path: Path):
+    """Factory: as start_auth_server, but a `taggerhub serve` process (for signals, memory of the process)."""
     path, tokens = users_file
 
     def start(*args: str, **env: str) -> AuthServer:

@@ -122,9 +122,9 @@ def fuzz_round(port: int, token: str, examples: int, seed: int) -> int:
     return sent
 
 
-def test_malformed_frames_and_handshakes_leave_server_serving_with_stable_memory(start_auth_server):
-    server = start_auth_server(TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S="2",
-                               TAGGERHUB_SERVER_MAX_MESSAGE_BYTES=str(1024 * 1024))
+def test_malformed_frames_and_handshakes_leave_server_serving_with_stable_memory(start_auth_process):
+    server = start_auth_process(TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S="2",
+                                TAGGERHUB_SERVER_MAX_MESSAGE_BYTES=str(1024 * 1024))
     pid, token = server.server.proc.pid, server.tokens["ada"]
     TT = client.createProxy(port=server.port, token=server.tokens["otto"])
     tagger = TT.createTimeTagger()
@@ -159,8 +159,8 @@ def test_handshake_in_an_unknown_serializer_is_refused_in_one_log_line(start_aut
     assert "Traceback" not in log, log
 
 
-def test_compressed_bomb_and_oversized_frames_are_dropped(start_auth_server):
-    server = start_auth_server(TAGGERHUB_SERVER_MAX_MESSAGE_BYTES=str(1024 * 1024))
+def test_compressed_bomb_and_oversized_frames_are_dropped(start_auth_process):
+    server = start_auth_process(TAGGERHUB_SERVER_MAX_MESSAGE_BYTES=str(1024 * 1024))
     pid = server.server.proc.pid
     login = connect_frame({"client": "bomb", "token": server.tokens["otto"]})
     bomb = zlib.compress(b"\0" * (200 * 1024 * 1024), 9)  # ~200 KB inflating to 200 MB

@@ -41,14 +41,14 @@ def test_virtual_channels_streams_and_synchronized_measurements_work_remotely(se
     TT.freeTimeTagger(tagger)
 
 
-def test_server_serves_the_lab_file_with_its_channel_settings(start_server, tmp_path):
+def test_server_serves_the_lab_file_with_its_channel_settings(start_hub, tmp_path):
     lab = tmp_path / "lab.toml"
     lab.write_text(
         '[[device]]\nserial = "LAB2000"\nmodel = "Time Tagger 20"\n'
         '[[device.source]]\nkind = "poisson"\nchannel = 3\nrate_hz = 50000.0\n'
         "[device.channel.1]\ntest_signal = true\nevent_divider = 2\n"
     )
-    server = start_server(env={"TAGGERHUB_SIMULATOR_CONFIG_FILE": str(lab)})
+    server = start_hub(env={"TAGGERHUB_SIMULATOR_CONFIG_FILE": str(lab)})
     TT = client.createProxy(port=server.port)
     assert TT.scanTimeTagger() == ["LAB2000"]
     tagger = TT.createTimeTagger()
