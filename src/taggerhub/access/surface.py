@@ -30,6 +30,8 @@ SERVER_CALLS: tuple[ServerCall, ...] = (
     ServerCall("freeTimeTagger", "free_tagger", Level.free, False,
                "admins free the device for everyone, others their use", backend_function=True),
     ServerCall("enum_definitions", "enum_definitions", Level.read, True),
+    ServerCall("constant_definitions", "constant_definitions", Level.read, True,
+               "the library's constants (CHANNEL_UNUSED, TT_CHANNEL_FALLING_EDGES, ...)"),
     ServerCall("hub_status", "status", Level.read, True, "server status"),
     ServerCall("hub_metrics", "metrics", Level.read, True, "server metrics"),
     ServerCall("acquireControl", "acquire_control", Level.lease, False, "exclusive right to change device settings"),

@@ -137,8 +137,12 @@ class BackendApi:
         self.functions: dict[str, Callable] = {}
         self.enums: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {}
         self.backend_classes: list[type] = []
+        self.constants: dict[str, int | float | str] = {}
         for name, member in inspect.getmembers(module):
             if name.startswith("_"):
+                continue
+            if type(member) in (int, float, str) and name not in EXCLUDED_MODULE_MEMBERS:
+                self.constants[name] = member  # CHANNEL_UNUSED, TT_CHANNEL_FALLING_EDGES, Resolution_Standard...
                 continue
             if inspect.isclass(member):
                 if issubclass(member, enum.Enum):

@@ -299,6 +299,28 @@ class LibraryProxy(Proxy):
             self.__dict__[name] = getattr(enum, enum_type)(name, [tuple(m) for m in members])
         object.__setattr__(self, "_taggerhub_serial", "")
 
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name.startswith("_"):
+                raise
+            constants = self._constants()
+            if name in constants:  # TT.CHANNEL_UNUSED, TT.TT_CHANNEL_FALLING_EDGES, as in the vendor module
+                return constants[name]
+            raise
+
+    def _constants(self) -> dict[str, Any]:
+        """The library's constants, asked for once, when a script first reads one."""
+        constants = self.__dict__.get("_taggerhub_constants")
+        if constants is None:
+            try:
+                constants = dict(self._pyroInvoke("constant_definitions", (), {}))
+            except AttributeError:  # a server without the call (the vendor's): no constants
+                constants = {}
+            self.__dict__["_taggerhub_constants"] = constants
+        return constants
+
     def createTimeTagger(self, *args: Any, **kwargs: Any) -> Any:
         """Open (or share) a tagger; with no serial, the one this proxy was resolved for by name, if any."""
         if not args and not kwargs.get("serial") and getattr(self, "_taggerhub_serial", ""):

@@ -153,6 +153,10 @@ class LibraryCalls:
         """Return the enums as {name: (enum type, ((member, value), ...))}, as TimeTaggerRPC does."""
         return self.calls.api.enum_definitions()
 
+    def constant_definitions(self, session: Session) -> dict[str, int | float | str]:
+        """Return the library's constants as {name: value} (CHANNEL_UNUSED, TT_CHANNEL_FALLING_EDGES, ...)."""
+        return dict(self.calls.api.constants)
+
     def status(self, session: Session | None = None) -> dict[str, Any]:
         """Return the server's state: backend, open devices, sessions, objects."""
         return {
