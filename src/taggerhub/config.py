@@ -3,7 +3,10 @@
 Defaults live in the dataclasses below; a TOML file overrides them section by
 section, and ``TAGGERHUB_<SECTION>_<FIELD>`` environment variables override the
 file (``TAGGERHUB_SERVER_PORT=23001``). The loaded :class:`Settings` object is
-passed down explicitly; no module reads the environment on its own.
+passed down explicitly; no module below reads the environment on its own. The one
+exception is the client library's public API: ``client.createProxy()`` fills arguments
+left out from ``TAGGERHUB_TOKEN``, ``TAGGERHUB_CLIENT_TLS_*`` and ``TAGGERHUB_NS``, all
+read in :mod:`taggerhub.client.env` (the CLI and ``lab`` reuse it for the same variables).
 """
 
 from __future__ import annotations

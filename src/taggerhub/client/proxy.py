@@ -8,6 +8,9 @@ Same shape as the vendor's ``TimeTaggerRPC.client``, plus:
 - every proxy a call returns inherits the connection settings (token, TLS);
 - a lost connection raises :class:`~taggerhub.errors.ServerUnavailable`, and
   read-only calls (``get*``, ``is*``) reconnect once by themselves.
+
+Arguments left out of :func:`createProxy` come from the environment (:mod:`.env`). Pyro5's
+private proxy internals are reached through :mod:`taggerhub.wire.pyro_compat`.
 """
 
 from __future__ import annotations
@@ -20,19 +23,21 @@ import threading
 import uuid
 from typing import Any
 
-import Pyro5.api
 import Pyro5.client
 import Pyro5.core
 import Pyro5.errors
 from Pyro5 import config as pyro_config
-from Pyro5 import core, protocol, serializers, socketutil
+from Pyro5 import core, protocol
 from Pyro5.callcontext import current_context
 
 from ..access.tls import client_context
 from ..errors import AccessDenied, ObjectGone, ServerUnavailable
-from ..wire import transport
+from ..wire import codecs, pyro_compat
+from ..wire.addresses import LIBRARY_OBJECT_ID, library_uri
+from ..wire.connection import FastConnection, speed_up
+from . import env
 
-transport.install()
+codecs.install()
 
 # Names this process to the server, so that all its proxies (one connection each) form one session.
 _client_id = uuid.uuid4().hex
@@ -44,7 +49,6 @@ def _new_client_id_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_new_client_id_after_fork)
-
 
 
 def _correlation_bytes() -> bytes:
@@ -64,7 +68,7 @@ def _rebuild_error(classname: str, data: dict) -> Exception:
 
 
 for _name in ("taggerhub.errors.AccessDenied", "taggerhub.errors.ObjectGone"):
-    serializers.SerializerBase.register_dict_to_class(_name, _rebuild_error)
+    pyro_compat.SerializerBase.register_dict_to_class(_name, _rebuild_error)
 
 SAFE_TO_RETRY_PREFIXES = ("get", "is", "enum_definitions", "hub_status", "hub_metrics")
 
@@ -86,7 +90,7 @@ class RemoteMethod:
         proxy = self.proxy
         if not proxy._pyroMaxRetries:
             return proxy._pyroInvoke(self.name, args, kwargs)
-        return Pyro5.client._RemoteMethod(proxy._pyroInvoke, self.name, proxy._pyroMaxRetries)(*args, **kwargs)
+        return pyro_compat.RetryingRemoteMethod(proxy._pyroInvoke, self.name, proxy._pyroMaxRetries)(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<remote method {self.name} of {self.proxy._pyroUri}>"
@@ -118,26 +122,29 @@ class Proxy(Pyro5.client.Proxy):
             return method
         return super().__getattr__(name)
 
-    def _Proxy__pyroCreateConnection(self, replaceUri: bool = False, connected_socket: Any = None) -> bool:
-        """Connect with this proxy's own TLS context (Pyro5's SSL settings are process-wide)."""
+    def _create_connection(self, replaceUri: bool = False, connected_socket: Any = None) -> bool:
+        """Connect with this proxy's own TLS context (Pyro5's SSL settings are process-wide).
+
+        Replaces Pyro5's name-mangled ``__pyroCreateConnection`` (installed below the class).
+        """
         context = self._taggerhub_ssl
         if context is None or connected_socket is not None or self._pyroConnection is not None:
-            return super()._Proxy__pyroCreateConnection(replaceUri, connected_socket)
+            return pyro_compat.pyro_create_connection(self, replaceUri, connected_socket)
         uri = core.resolve(self._pyroUri)
         location = uri.sockname or (uri.host, uri.port)
         try:
-            sock = socketutil.create_socket(connect=location, timeout=self._pyroTimeout,
+            sock = pyro_compat.create_socket(connect=location, timeout=self._pyroTimeout,
                                             nodelay=pyro_config.SOCK_NODELAY, sslContext=context)
         except (OSError, ssl.SSLError) as exc:
             raise ServerUnavailable(f"cannot connect to {uri.location} over TLS: {exc}") from exc
-        conn = transport.FastConnection(sock, uri.object)
+        conn = FastConnection(sock, uri.object)
         try:
-            serializer = serializers.serializers[self._pyroSerializer or pyro_config.SERIALIZER]
+            serializer = pyro_compat.serializer_named(self._pyroSerializer or pyro_config.SERIALIZER)
             data = serializer.dumps({"handshake": self._pyroHandshake, "object": uri.object})
-            conn.send(protocol.SendingMessage(protocol.MSG_CONNECT, 0, self._pyroSeq, serializer.serializer_id,
-                                              data).data)
-            reply = protocol.recv_stub(conn, [protocol.MSG_CONNECTOK, protocol.MSG_CONNECTFAIL])
-            response = serializers.serializers_by_id[reply.serializer_id].loads(reply.data) if reply.data else "?"
+            conn.send(pyro_compat.SendingMessage(protocol.MSG_CONNECT, 0, self._pyroSeq, serializer.serializer_id,
+                                                 data).data)
+            reply = pyro_compat.recv_message(conn, [protocol.MSG_CONNECTOK, protocol.MSG_CONNECTFAIL])
+            response = pyro_compat.serializer_by_id(reply.serializer_id).loads(reply.data) if reply.data else "?"
         except Exception as exc:
             conn.close()
             if isinstance(exc, Pyro5.errors.CommunicationError):
@@ -146,7 +153,7 @@ class Proxy(Pyro5.client.Proxy):
         if reply.type == protocol.MSG_CONNECTFAIL:
             conn.close()
             raise Pyro5.errors.CommunicationError(f"connection to {uri.location} rejected: {response}")
-        self._Proxy__processMetadata(response["meta"])
+        pyro_compat.process_metadata(self, response["meta"])
         self._pyroConnection = conn
         self._pyroLocalSocket = conn.sock.getsockname()
         if replaceUri:
@@ -156,11 +163,14 @@ class Proxy(Pyro5.client.Proxy):
             self._pyroGetMetadata(uri.object)
         return True
 
-    def _Proxy__check_owner(self) -> None:
-        """Any thread may use this proxy; calls are serialised by ``_taggerhub_lock``."""
+    def _any_thread_is_owner(self) -> None:
+        """Any thread may use this proxy; calls are serialised by ``_taggerhub_lock``.
+
+        Replaces Pyro5's name-mangled ``__check_owner`` (installed below the class).
+        """
 
     def _pyroValidateHandshake(self, response: Any) -> None:
-        transport.speed_up(self._pyroConnection)
+        speed_up(self._pyroConnection)
 
     def _pyroClaimOwnership(self) -> None:
         """Kept for code written for TimeTaggerRPC; not needed with taggerhub's proxies."""
@@ -210,16 +220,18 @@ class Proxy(Pyro5.client.Proxy):
     def _invoke_direct(self, methodname: str, vargs: Any, kwargs: Any) -> Any:
         """One request/response on the established connection, for the common plain call."""
         conn = self._pyroConnection
-        serializer = serializers.serializers[self._pyroSerializer]
+        serializer = pyro_compat.serializer_named(self._pyroSerializer)
         serializer_id = serializer.serializer_id
         data = serializer.dumpsCall(conn.objectId, methodname, vargs, kwargs)
-        self.__dict__["_pyroSeq"] = seq = (self._pyroSeq + 1) & 0xFFFF  # skips Pyro5's __setattr__ checks
+        seq = (self._pyroSeq + 1) & 0xFFFF
+        pyro_compat.set_proxy_seq(self, seq)
         try:
             conn.send_message(protocol.MSG_INVOKE, 0, seq, serializer_id, data, _correlation_bytes())
             del data
             header, fields, payload = conn.read_message()
             msgtype, reply_serializer, flags, reply_seq, annotations_size = (
-                fields[2], fields[3], fields[4], fields[5], fields[7])
+                fields[pyro_compat.F_TYPE], fields[pyro_compat.F_SERIALIZER], fields[pyro_compat.F_FLAGS],
+                fields[pyro_compat.F_SEQ], fields[pyro_compat.F_ANNOTATIONS_SIZE])
             if msgtype != protocol.MSG_RESULT:
                 raise Pyro5.errors.ProtocolError(f"invalid msg type {msgtype:d} received (expected: result)")
             if reply_seq != seq:
@@ -232,7 +244,7 @@ class Proxy(Pyro5.client.Proxy):
             self._pyroRelease()  # the connection's state is unknown: never reuse it
             raise
         if annotations_size:  # rare: let Pyro5 split annotations from the payload
-            reply = protocol.ReceivingMessage(header, payload)
+            reply = pyro_compat.ReceivingMessage(header, payload)
             current_context.response_annotations, payload = reply.annotations, reply.data
         elif current_context.response_annotations:
             current_context.response_annotations = {}
@@ -251,7 +263,7 @@ class Proxy(Pyro5.client.Proxy):
             try:
                 if (self._pyroConnection is not None and not flags and objectId is None
                         and methodname not in self._pyroOneway and not self._pyroRawWireResponse
-                        and not current_context.annotations and self._pyroSerializer in serializers.serializers):
+                        and not current_context.annotations and self._pyroSerializer in pyro_compat.SERIALIZERS):
                     result = self._invoke_direct(methodname, vargs, kwargs)
                 else:
                     _correlation_bytes()
@@ -287,6 +299,10 @@ class Proxy(Pyro5.client.Proxy):
             raise ServerUnavailable(
                 f"connection to {self._pyroUri.location} lost ({first}); reconnecting failed: {exc}"
             ) from exc
+
+
+pyro_compat.override_proxy_hooks(Proxy, create_connection=Proxy._create_connection,
+                                 check_owner=Proxy._any_thread_is_owner)
 
 
 class LibraryProxy(Proxy):
@@ -332,7 +348,7 @@ def createProxy(
     host: str = "localhost",
     port: int = 23000,
     token: str | None = None,
-    _objectId: str = "TimeTaggerRPC",
+    _objectId: str = LIBRARY_OBJECT_ID,
     tls_ca: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
@@ -347,22 +363,22 @@ def createProxy(
     ``tls_ca`` (default ``TAGGERHUB_CLIENT_TLS_CA``) the connection uses TLS and the
     server must present a certificate signed by that CA for ``host``;
     ``tls_cert``/``tls_key`` (``TAGGERHUB_CLIENT_TLS_CERT``/``_KEY``) add a client
-    certificate for mutual TLS. ``ssl_context`` overrides all three.
+    certificate for mutual TLS. ``ssl_context`` overrides all three. With ``name``, the
+    server is looked up in the name server at ``ns_host`` (default ``TAGGERHUB_NS``, else
+    ``localhost:9090``). The environment is read in :mod:`taggerhub.client.env`.
     """
-    transport.install()
+    codecs.install()
     pyro_config.SOCK_NODELAY = True
-    token = token if token is not None else os.environ.get("TAGGERHUB_TOKEN") or None
+    token = env.token(token)
     if ssl_context is None:
-        ca = tls_ca if tls_ca is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_CA", "")
+        ca, cert, key = env.tls_files(tls_ca, tls_cert, tls_key)
         if ca:
-            cert = tls_cert if tls_cert is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_CERT", "")
-            key = tls_key if tls_key is not None else os.environ.get("TAGGERHUB_CLIENT_TLS_KEY", "")
             ssl_context = client_context(ca, cert, key)
     if name:
         from ..wire.naming import resolve
 
-        entry = resolve(name, ns_host, ns_port)
+        entry = resolve(name, env.ns_address(ns_host), ns_port)
         proxy = LibraryProxy(entry.uri, token=token, ssl_context=ssl_context)
         object.__setattr__(proxy, "_taggerhub_serial", entry.serial)
         return proxy
-    return LibraryProxy(f"PYRO:{_objectId}@{host}:{port}", token=token, ssl_context=ssl_context)
+    return LibraryProxy(library_uri(host, port, _objectId), token=token, ssl_context=ssl_context)

@@ -6,13 +6,14 @@ carries host, model, serial and when it was last renewed. A :class:`Registrar`
 thread renews the entries every few seconds, so they come back by themselves
 after the name server restarts, and it prunes other servers' entries that
 nobody renewed for a while (their server is gone). Clients resolve a name with
-:func:`resolve`. Only Pyro5 and the settings are used here; nothing above.
+:func:`resolve`. Only Pyro5 and the settings are used here; nothing above. The name
+server's address is always passed in: the client reads ``$TAGGERHUB_NS`` (``client.env``),
+the CLI its options and settings.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -24,11 +25,12 @@ import Pyro5.api
 import Pyro5.errors
 
 from ..config import DiscoverySettings
+from .addresses import parse_host_port
 
 log = logging.getLogger("taggerhub.discovery")
 PREFIX = "taggerhub."
 TAG = "taggerhub"  # every taggerhub entry carries this metadata string (yplookup finds them all)
-NS_ENV = "TAGGERHUB_NS"
+NS_DEFAULT_PORT = 9090  # Pyro5's default name server port
 NS_TIMEOUT_S = 2.0
 
 
@@ -42,16 +44,9 @@ def default_host_name() -> str:
     return socket.gethostname().split(".")[0] or "localhost"
 
 
-def parse_ns_address(address: str | None, default_port: int = 9090) -> tuple[str, int]:
-    """``HOST[:PORT]`` (or ``$TAGGERHUB_NS``, else ``localhost:9090``) as a (host, port) pair."""
-    address = address or os.environ.get(NS_ENV, "") or "localhost"
-    host, sep, port = address.rpartition(":") if address.count(":") == 1 else ("", "", "")
-    if not sep:
-        return address.strip("[]"), default_port
-    try:
-        return host, int(port)
-    except ValueError:
-        raise ValueError(f"name server address must be HOST:PORT, got {address!r}") from None
+def parse_ns_address(address: str | None, default_port: int = NS_DEFAULT_PORT) -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[V6]:PORT`` too; empty or None: ``localhost:9090``) as a (host, port) pair."""
+    return parse_host_port(address or "", "name server address", default_port=default_port)
 
 
 def metadata(**values: Any) -> set[str]:
@@ -119,7 +114,10 @@ def prune(ns: Pyro5.api.Proxy, stale_after_s: float, keep: Iterable[str] = (), n
 
 
 def resolve(name: str, ns_host: str | None = None, ns_port: int | None = None) -> Entry:
-    """Look a tagger name or alias up in the name server (``$TAGGERHUB_NS`` when no address is given)."""
+    """Look a tagger name or alias up in the name server at ``ns_host`` (``HOST[:PORT]``; None: localhost:9090).
+
+    ``ns_port``, when given, overrides the port in ``ns_host``.
+    """
     host, port = parse_ns_address(ns_host)
     port = ns_port or port
     try:

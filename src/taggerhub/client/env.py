@@ -1,0 +1,46 @@
+"""The client's environment variables, read here and nowhere else in the library.
+
+``createProxy()`` is public API that scripts rely on without arguments, so the client keeps
+reading, for each argument left at None:
+
+- ``TAGGERHUB_TOKEN``: the token (``token``);
+- ``TAGGERHUB_CLIENT_TLS_CA`` / ``_CERT`` / ``_KEY``: TLS files (``tls_ca``, ``tls_cert``, ``tls_key``);
+- ``TAGGERHUB_NS``: the name server's ``HOST:PORT`` (``ns_host``, when connecting by ``name``).
+
+The layers below (``wire.naming``, ``access.tls``) take these values as parameters. Server
+processes read their settings through :func:`taggerhub.config.load_settings` instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+TOKEN_ENV = "TAGGERHUB_TOKEN"
+TLS_CA_ENV = "TAGGERHUB_CLIENT_TLS_CA"
+TLS_CERT_ENV = "TAGGERHUB_CLIENT_TLS_CERT"
+TLS_KEY_ENV = "TAGGERHUB_CLIENT_TLS_KEY"
+NS_ENV = "TAGGERHUB_NS"
+
+
+def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def token(given: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The token given, else ``$TAGGERHUB_TOKEN``; None when neither says one (an empty one is none)."""
+    return given if given is not None else _environ(environ).get(TOKEN_ENV) or None
+
+
+def tls_files(ca: str | None, cert: str | None, key: str | None,
+              environ: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    """CA, client certificate and key files: each given one, else its variable, else ""."""
+    env = _environ(environ)
+    return (ca if ca is not None else env.get(TLS_CA_ENV, ""),
+            cert if cert is not None else env.get(TLS_CERT_ENV, ""),
+            key if key is not None else env.get(TLS_KEY_ENV, ""))
+
+
+def ns_address(given: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+    """The name server's ``HOST[:PORT]`` given, else ``$TAGGERHUB_NS``, else None (localhost:9090)."""
+    return given or _environ(environ).get(NS_ENV) or None
