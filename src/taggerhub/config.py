@@ -6,7 +6,7 @@ file (``TAGGERHUB_SERVER_PORT=23001``). The loaded :class:`Settings` object is
 passed down explicitly; no module below reads the environment on its own. The one
 exception is the client library's public API: ``client.createProxy()`` fills arguments
 left out from ``TAGGERHUB_TOKEN``, ``TAGGERHUB_CLIENT_TLS_*`` and ``TAGGERHUB_NS``, all
-read in :mod:`taggerhub.client.env` (the CLI and ``lab`` reuse it for the same variables).
+read in :mod:`taggerhub.client.env` (where ``lab`` and the CLI should read them too).
 """
 
 from __future__ import annotations

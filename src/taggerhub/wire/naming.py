@@ -25,7 +25,7 @@ import Pyro5.api
 import Pyro5.errors
 
 from ..config import DiscoverySettings
-from .addresses import parse_host_port
+from .addresses import format_host_port, parse_host_port
 
 log = logging.getLogger("taggerhub.discovery")
 PREFIX = "taggerhub."
@@ -123,11 +123,13 @@ def resolve(name: str, ns_host: str | None = None, ns_port: int | None = None) -
     try:
         ns = locate(host, port)
     except Pyro5.errors.NamingError as exc:
-        raise LookupError(f"cannot look up tagger {name!r}: no name server at {host}:{port} ({exc})") from None
+        raise LookupError(f"cannot look up tagger {name!r}: no name server at {format_host_port(host, port)} "
+                          f"({exc})") from None
     try:
         uri, meta = ns.lookup(name, return_metadata=True)
     except Pyro5.errors.NamingError as exc:
-        raise LookupError(f"tagger {name!r} not found in the name server at {host}:{port}: {exc}") from None
+        raise LookupError(f"tagger {name!r} not found in the name server at {format_host_port(host, port)}: "
+                          f"{exc}") from None
     finally:
         ns._pyroRelease()
     return Entry.from_ns(name, uri, meta)
@@ -200,14 +202,15 @@ class Registrar:
                 self.refresh()
                 if self._down or not self._announced:
                     log.info("registered with the name server", extra={
-                        "ns": f"{self.settings.ns_host}:{self.settings.ns_port}", "names": sorted(self._registered),
+                        "ns": format_host_port(self.settings.ns_host, self.settings.ns_port),
+                        "names": sorted(self._registered),
                     })
                 self._down, self._announced = False, True
             except (Pyro5.errors.PyroError, OSError) as exc:
                 self._drop_ns()
                 if not self._down:
                     log.warning("name server not reachable; serving on, retrying", extra={
-                        "ns": f"{self.settings.ns_host}:{self.settings.ns_port}", "error": str(exc),
+                        "ns": format_host_port(self.settings.ns_host, self.settings.ns_port), "error": str(exc),
                     })
                 self._down = True
             except Exception as exc:  # e.g. the device library failing to scan: keep the thread alive
