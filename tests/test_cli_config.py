@@ -1,4 +1,4 @@
-"""`taggerhub config --dump` and `status --config`: settings an admin can see and reuse."""
+"""`taggerhub config --dump`, `status --config` and the status table: settings and answers an admin can read."""
 
 from __future__ import annotations
 
@@ -61,3 +61,13 @@ def test_status_dials_host_and_port_of_the_config_file(tmp_path, clean_env, caps
     assert f"taggerhub server at localhost:{port} is not reachable" in capsys.readouterr().err
     assert main(["status", "--config", str(path), "--port", "1", "--host", "127.0.0.1"]) == 1
     assert "server at 127.0.0.1:1 is not reachable" in capsys.readouterr().err
+
+
+def test_status_says_the_simulator_only_imitates_the_library_version() -> None:
+    from taggerhub.cli.status import format_status
+
+    status = {"version": "0.1.0", "backend": "simulator", "backend_version": "2.22.6", "sessions": 1, "objects": 0,
+              "uptime_s": 3.2, "devices": [{"serial": "2138000SIM", "model": "Time Tagger Ultra"}]}
+    text = format_status(status, "localhost", 23000)
+    assert "backend   simulator (simulates library 2.22.6)" in text.splitlines()
+    assert "backend   hardware (library 2.22.6)" in format_status({**status, "backend": "hardware"}, "h", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from ._options import client_options, create_proxy
 
@@ -19,17 +20,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     except CommunicationError as exc:  # ServerUnavailable, or refused while fetching metadata
         print(f"taggerhub server at {args.host}:{args.port} is not reachable: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        devices = ", ".join(f"{d['serial']} ({d['model']})" for d in status["devices"]) or "none open"
-        print(f"server    taggerhub {status['version']} at {args.host}:{args.port}")
-        print(f"backend   {status['backend']} (library {status['backend_version']})")
-        print(f"devices   {devices}")
-        print(f"sessions  {status['sessions']}")
-        print(f"objects   {status['objects']}")
-        print(f"uptime    {status['uptime_s']:.0f} s")
+    print(json.dumps(status, indent=2) if args.json else format_status(status, args.host, args.port))
     return 0
+
+
+def format_status(status: dict[str, Any], host: str, port: int) -> str:
+    """The table for people; the simulator's version is the library version it imitates, so say so."""
+    devices = ", ".join(f"{d['serial']} ({d['model']})" for d in status["devices"]) or "none open"
+    library = ("simulates library" if status["backend"] == "simulator" else "library") + f" {status['backend_version']}"
+    return "\n".join((
+        f"server    taggerhub {status['version']} at {host}:{port}",
+        f"backend   {status['backend']} ({library})",
+        f"devices   {devices}",
+        f"sessions  {status['sessions']}",
+        f"objects   {status['objects']}",
+        f"uptime    {status['uptime_s']:.0f} s",
+    ))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
