@@ -3,20 +3,23 @@
 Defaults live in the dataclasses below; a TOML file overrides them section by
 section, and ``TAGGERHUB_<SECTION>_<FIELD>`` environment variables override the
 file (``TAGGERHUB_SERVER_PORT=23001``). The loaded :class:`Settings` object is
-passed down explicitly; no module below reads the environment on its own. The one
-exception is the client library's public API: ``client.createProxy()`` fills arguments
-left out from ``TAGGERHUB_TOKEN``, ``TAGGERHUB_CLIENT_TLS_*`` and ``TAGGERHUB_NS``, all
-read in :mod:`taggerhub.client.env` (where ``lab`` and the CLI should read them too).
+passed down explicitly; :func:`trace_settings` also says which of these layers
+set each value (``taggerhub config --dump``). No module below reads the environment
+on its own. The one exception is the client library's public API: ``client.createProxy()``
+fills arguments left out from ``TAGGERHUB_TOKEN``, ``TAGGERHUB_CLIENT_TLS_*`` and
+``TAGGERHUB_NS``, all read in :mod:`taggerhub.client.env`.
+A TOML value must have the field's type; environment values are text and converted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +135,7 @@ class Settings:
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Convert a TOML or environment value to the field's declared type."""
+    """Convert an environment or option value (text, usually) to the field's declared type."""
     origin = typing.get_origin(annotation)
     if origin is list:
         (item_type,) = typing.get_args(annotation)
@@ -163,13 +166,53 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported setting type {annotation!r}")
 
 
-def _apply(section: Any, values: Mapping[str, Any], where: str) -> None:
+# TOML has types of its own, so a file value must already have the field's type: `port = "23010"`
+# is a mistake to point out, not a string to convert (a float field takes an integer too).
+_TOML_TYPES: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+_TOML_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
+
+
+def _toml_kind(value: Any) -> str:
+    """How TOML spells the type of ``value``, for error messages."""
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "float"), (str, "string"), (list, "array"), (dict, "table"))
+    kind = next((name for cls, name in kinds if isinstance(value, cls)), type(value).__name__)
+    return f"the {kind} {value!r}" if kind != "boolean" else f"the boolean {str(value).lower()}"
+
+
+def _check_toml(value: Any, annotation: Any, where: str) -> Any:
+    """A TOML value of the field's type, unchanged (ints widened to float); anything else is refused."""
+    if typing.get_origin(annotation) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {_TOML_NAMES[list]}, got {_toml_kind(value)}")
+        (item_type,) = typing.get_args(annotation)
+        return [_check_toml(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]
+    allowed = _TOML_TYPES.get(annotation)
+    if allowed is None:
+        return _coerce(value, annotation, where)  # reports the unsupported type
+    if not isinstance(value, allowed) or (isinstance(value, bool) and annotation is not bool):
+        hint = ""
+        if isinstance(value, str):  # a quoted number or boolean: say how to write it
+            with contextlib.suppress(tomllib.TOMLDecodeError, ConfigError):
+                _check_toml(tomllib.loads(f"v = {value}")["v"], annotation, where)
+                hint = " (remove the quotes)"
+        raise ConfigError(f"{where}: expected {_TOML_NAMES[annotation]}, got {_toml_kind(value)}{hint}")
+    return annotation(value)
+
+
+def _apply(section: Any, values: Mapping[str, Any], label: Callable[[str], str],
+           convert: Callable[[Any, Any, str], Any] = _coerce) -> None:
+    """Set ``values`` on one section; ``label(key)`` names where a value came from, in errors."""
     hints = typing.get_type_hints(type(section))
     known = {f.name for f in dataclasses.fields(section)}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
-        setattr(section, key, _coerce(value, hints[key], f"{where}.{key}"))
+            raise ConfigError(f"{label(key)}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+        setattr(section, key, convert(value, hints[key], label(key)))
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable that sets ``[section] key``."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
 
 
 def load_settings(
@@ -178,7 +221,22 @@ def load_settings(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Settings:
     """Build settings from defaults, then the TOML file, then env, then explicit overrides."""
+    return trace_settings(path, env, overrides)[0]
+
+
+def trace_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """:func:`load_settings`, plus where each set value came from: ``{"server.port": "TAGGERHUB_SERVER_PORT"}``.
+
+    Sources are the TOML file's path, the environment variable's name or
+    ``option``; settings missing from the map are defaults. ``taggerhub config
+    --dump`` prints them, so an admin sees which layer won.
+    """
     settings = Settings()
+    sources: dict[str, str] = {}
     env = os.environ if env is None else env
     path = path or env.get(ENV_PREFIX + "CONFIG") or None
     if path:
@@ -194,18 +252,21 @@ def load_settings(
                 raise ConfigError(f"{path}: unknown section [{name}]")
             if not isinstance(values, dict):
                 raise ConfigError(f"{path}: [{name}] must be a table")
-            _apply(section, values, f"{path} [{name}]")
+            _apply(section, values, lambda key, name=name: f"{path} [{name}] {key}", _check_toml)
+            sources.update({f"{name}.{key}": str(path) for key in values})
     for section_field in dataclasses.fields(settings):
-        section = getattr(settings, section_field.name)
-        prefix = f"{ENV_PREFIX}{section_field.name.upper()}_"
-        from_env = {
-            key[len(prefix):].lower(): value for key, value in env.items() if key.startswith(prefix)
-        }
-        _apply(section, from_env, f"environment {prefix}*")
+        name = section_field.name
+        prefix = f"{ENV_PREFIX}{name.upper()}_"
+        variables = {key[len(prefix):].lower(): key for key in env if key.startswith(prefix)}
+        _apply(getattr(settings, name), {key: env[var] for key, var in variables.items()},
+               lambda key, variables=variables: f"environment variable {variables[key]}")
+        sources.update({f"{name}.{key}": var for key, var in variables.items()})
     for name, values in (overrides or {}).items():
-        _apply(getattr(settings, name), {k: v for k, v in values.items() if v is not None}, f"option [{name}]")
+        given = {k: v for k, v in values.items() if v is not None}
+        _apply(getattr(settings, name), given, lambda key, name=name: f"option [{name}] {key}")
+        sources.update({f"{name}.{key}": "option" for key in given})
     validate(settings)
-    return settings
+    return settings, sources
 
 
 def validate(settings: Settings) -> None:

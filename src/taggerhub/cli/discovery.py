@@ -10,6 +10,7 @@ import sys
 import Pyro5.errors
 
 from ..config import load_settings
+from ._options import config_option, log_level_option
 
 
 def cmd_nameserver(args: argparse.Namespace) -> int:
@@ -54,16 +55,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """The discovery subcommands (docs/discovery.md)."""
     ns = sub.add_parser("nameserver", help="run the lab's Pyro5 name server (where servers register taggers)")
     ns.add_argument("--host", default=None, help="address to listen on (default: [discovery] ns_host, localhost)")
     ns.add_argument("--port", type=int, default=None, help="TCP port (default: [discovery] ns_port, 9090)")
     ns.add_argument("--storage", default=None,
                     help="Pyro5 NS storage, e.g. sql:/var/lib/taggerhub/ns.sqlite (default: memory)")
-    ns.add_argument("--broadcast", action="store_true", help="also answer UDP broadcast lookups (port 9091)")
-    ns.add_argument("--config", default=None, help="taggerhub TOML settings file ([discovery] section)")
-    ns.add_argument("--log-level", default="INFO")
+    ns.add_argument("--broadcast", action="store_true",
+                    help="also answer UDP broadcast lookups on port 9091 (default: off)")
+    config_option(ns, "[discovery] section")
+    log_level_option(ns)
     ns.set_defaults(func=cmd_nameserver)
 
     ls = sub.add_parser("ls", help="list every tagger in the lab (through the name server)")
@@ -72,7 +74,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--token", default=None, help="access token for the servers (default: $TAGGERHUB_TOKEN)")
     ls.add_argument("--tls-ca", default=None, help="lab CA for servers with TLS (default: $TAGGERHUB_CLIENT_TLS_CA)")
     ls.add_argument("--prune", action="store_true",
-                    help="first remove entries their server has not renewed for [discovery] stale_after_s")
-    ls.add_argument("--json", action="store_true", help="print machine-readable JSON")
-    ls.add_argument("--config", default=None, help="taggerhub TOML settings file ([discovery] section)")
+                    help="first remove entries their server has not renewed for [discovery] stale_after_s "
+                         "(default: keep them)")
+    ls.add_argument("--json", action="store_true", help="print machine-readable JSON (default: a table)")
+    config_option(ls, "[discovery] section")
     ls.set_defaults(func=cmd_ls)

@@ -1,19 +1,21 @@
-"""Prometheus exporter: a monitoring client of the taggerhub server that serves ``/metrics``.
+"""The exporter's reader: connects to a taggerhub server and turns one scrape into one :class:`Reading`.
 
-The exporter connects to the server like any other client, opens (shares) the
+The reader connects to the server like any other client, opens (shares) the
 taggers the server has open -- ``exporter.serial`` when set, else every open
 one, and the first one when none is -- and keeps a server-side ``Countrate``
-of its own on each, on the watched channels. Every scrape asks the server for
-all its figures in one call (``hub_metrics``) and reads those ``Countrate`` objects
-beside it; :class:`TaggerhubCollector` turns the answers into metric families
-at that moment, tagger metrics labelled with the tagger's ``serial``. Nothing
-is cached between scrapes except the last count rates when scrapes come
-faster than ``rate_window_s``.
+of its own on each, on the watched channels. Every read asks the server for
+all its figures in one call (``hub_metrics``) and reads those ``Countrate``
+objects beside it. Nothing is cached between reads except the last count rates
+when reads come faster than ``rate_window_s``.
 
-When the server or the device is gone, a scrape still answers, with
-``taggerhub_up 0``; the next scrape reconnects and recreates the ``Countrate``,
-so the exporter never needs a restart. Every RPC has a short timeout, so a
-scrape never hangs on a dead server.
+When the server or the device is gone, a read still returns, with
+``metrics`` None or the tagger not ``ok``; the next read reconnects and
+recreates the ``Countrate``, so the exporter never needs a restart. Every RPC
+has a short timeout, so a read never hangs on a dead server.
+
+Everything that talks to the network is here; the collector only formats a
+:class:`Reading`, which is plain data (``as_dict``/``from_dict``) so that tests
+and fixtures can stand in for a server.
 """
 
 from __future__ import annotations
@@ -22,27 +24,17 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 from Pyro5 import config as pyro_config
 from Pyro5.api import BatchProxy
 
-from .. import client
-from ..access.tls import client_context
-from ..config import ExporterSettings
-from ..wire import transport
+from ... import client
+from ...access.tls import client_context
+from ...config import ExporterSettings
+from ...wire import transport
 
 log = logging.getLogger("taggerhub.exporter")
 PS_PER_S = 1e12
@@ -62,19 +54,6 @@ def parse_address(text: str, what: str, default_host: str = "localhost") -> tupl
     if not 0 <= number <= 65535:
         raise ValueError(f"{what} port must be 0..65535, got {number}")
     return host, number
-
-
-def parse_channels(text: str) -> list[int]:
-    """``"1,2,-3"`` -> ``[1, 2, -3]``, naming the bad item."""
-    channels = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            channels.append(int(part))
-        except ValueError:
-            raise ValueError(f"--channels must be comma-separated channel numbers, got {part!r}") from None
-    return channels
 
 
 @dataclass
@@ -121,19 +100,53 @@ class TaggerReading:
     rates: dict[int, float] = field(default_factory=dict)
     overflows: int | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"serial": self.serial, "ok": self.ok, "rates": {str(c): r for c, r in self.rates.items()},
+                "overflows": self.overflows}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaggerReading:
+        """From :meth:`as_dict` (JSON keys are strings: channels become ints again)."""
+        return cls(serial=str(data["serial"]), ok=bool(data.get("ok", False)),
+                   rates={int(c): float(r) for c, r in data.get("rates", {}).items()},
+                   overflows=data.get("overflows"))
+
 
 @dataclass
 class Reading:
-    """What one scrape learned; ``metrics`` is None when the server did not answer."""
+    """What one scrape learned; ``metrics`` is None when the server did not answer.
+
+    ``metrics`` is the server's ``hub_metrics()`` answer as it came over the
+    wire; ``connects`` counts the connections the reader has made so far.
+    """
 
     metrics: dict[str, Any] | None = None
     taggers: list[TaggerReading] = field(default_factory=list)
     duration_s: float = 0.0
+    connects: int = 0
 
     @property
     def tagger_ok(self) -> bool:
         """Every watched tagger was read (and there was one)."""
         return bool(self.taggers) and all(t.ok for t in self.taggers)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: how a reading is recorded as a test fixture."""
+        return {"metrics": self.metrics, "taggers": [t.as_dict() for t in self.taggers],
+                "duration_s": self.duration_s, "connects": self.connects}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reading:
+        return cls(metrics=data.get("metrics"), taggers=[TaggerReading.from_dict(t) for t in data.get("taggers", [])],
+                   duration_s=float(data.get("duration_s", 0.0)), connects=int(data.get("connects", 0)))
+
+
+class ReadingSource(Protocol):
+    """Where a collector gets its readings: a :class:`ServerReader`, or recorded ones in tests."""
+
+    def read(self) -> Reading: ...
+
+    def close(self) -> None: ...
 
 
 def open_serials(metrics: dict[str, Any]) -> list[str]:
@@ -141,8 +154,8 @@ def open_serials(metrics: dict[str, Any]) -> list[str]:
     return [str(d["serial"]) for d in metrics.get("status", {}).get("devices", [])]
 
 
-class TaggerhubCollector(Collector):
-    """Reads the server's figures and every watched tagger's count rates at scrape time.
+class ServerReader:
+    """Reads the server's figures and every watched tagger's count rates, one :class:`Reading` per call.
 
     Watched taggers: the one in ``settings.serial``; without one, every tagger the
     server has open (and, when none is, the one ``createTimeTagger()`` opens), so a
@@ -292,6 +305,7 @@ class TaggerhubCollector(Collector):
                 reading.taggers = [TaggerReading(serial=s) for s in self._last_serials]
             self._last_serials = [t.serial for t in reading.taggers if t.serial]
         reading.duration_s = time.perf_counter() - started
+        reading.connects = self.connects
         return reading
 
     def _try_watch(self, serial: str, results: dict[str, TaggerReading]) -> None:
@@ -319,133 +333,3 @@ class TaggerhubCollector(Collector):
         except Exception as exc:
             self._log_failure(serial, exc)
             return TaggerReading(serial=serial)
-
-    # -- Collector ------------------------------------------------------------------
-    def describe(self) -> Iterable[Metric]:
-        return []  # no remote calls at registration
-
-    def collect(self) -> Iterator[Metric]:
-        yield from families(self.read(), self.connects)
-
-
-def families(reading: Reading, connects: int = 0) -> Iterator[Metric]:
-    """Turn one reading into metric families (names per Prometheus conventions)."""
-    m = reading.metrics
-    server_up = m is not None
-    yield GaugeMetricFamily("taggerhub_up", "1 when the server answered and every watched tagger could be read.",
-                            value=int(server_up and reading.tagger_ok))
-    yield GaugeMetricFamily("taggerhub_server_up", "1 when the taggerhub server answered the last scrape.",
-                            value=int(server_up))
-    yield GaugeMetricFamily("taggerhub_exporter_scrape_duration_seconds",
-                            "Time this scrape spent asking the server.", value=reading.duration_s)
-    yield CounterMetricFamily("taggerhub_exporter_connects", "Connections the exporter made to the server.",
-                              value=connects)
-    named = [t for t in reading.taggers if t.serial]
-    if named:
-        up = GaugeMetricFamily("taggerhub_tagger_up", "1 when the watched tagger could be read.", labels=["serial"])
-        for t in named:
-            up.add_metric([t.serial], int(server_up and t.ok))
-        yield up
-    read = [t for t in named if t.ok and server_up]
-    if read:
-        rate = GaugeMetricFamily("taggerhub_channel_count_rate_hertz",
-                                 "Count rate per input channel since the previous scrape, in Hz.",
-                                 labels=["serial", "channel"])
-        for t in read:
-            for channel, value in sorted(t.rates.items()):
-                rate.add_metric([t.serial, str(channel)], value)
-        yield rate
-        counted = [t for t in read if t.overflows is not None]
-        if counted:
-            overflows = CounterMetricFamily("taggerhub_tagger_overflows",
-                                            "Overflows reported by the tagger since it was opened or last cleared.",
-                                            labels=["serial"])
-            for t in counted:
-                overflows.add_metric([t.serial], t.overflows)
-            yield overflows
-    if m is None:
-        return
-    yield from _server_families(m, reading)
-
-
-def _server_families(m: dict[str, Any], reading: Reading) -> Iterator[Metric]:
-    status, rpc = m["status"], m["rpc"]
-    info = InfoMetricFamily("taggerhub_tagger", "The open tagger: serial, model, backend and library version.",
-                            labels=["serial", "model", "backend", "library_version", "server_version"])
-    for device in status.get("devices", []):
-        info.add_metric([], {
-            "serial": str(device["serial"]), "model": str(device["model"]), "backend": str(status["backend"]),
-            "library_version": str(status["backend_version"]), "server_version": str(status["version"]),
-        })
-    yield info
-
-    sessions = GaugeMetricFamily("taggerhub_client_sessions", "Connected client sessions by user and role.",
-                                 labels=["user", "role"])
-    for user, role, n in m.get("sessions", []):
-        sessions.add_metric([str(user), str(role)], n)
-    yield sessions
-
-    objects = GaugeMetricFamily("taggerhub_server_objects", "Live server-side objects by type.", labels=["type"])
-    for type_name, n in sorted(m.get("objects", {}).items()):
-        objects.add_metric([str(type_name)], n)
-    yield objects
-
-    calls = CounterMetricFamily("taggerhub_rpc_calls", "Remote calls by method and outcome.",
-                                labels=["method", "outcome"])
-    for method, outcome, n in rpc.get("calls", []):
-        calls.add_metric([str(method), str(outcome)], n)
-    yield calls
-
-    bounds = list(rpc.get("duration_buckets_s", []))
-    durations = HistogramMetricFamily("taggerhub_rpc_duration_seconds", "Time the server spent on remote calls.",
-                                      labels=["method"])
-    for method, d in sorted(rpc.get("durations", {}).items()):
-        cumulative, buckets = 0, []
-        for bound, n in zip([*bounds, float("inf")], d["buckets"], strict=True):
-            cumulative += n
-            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
-        durations.add_metric([str(method)], buckets, d["sum_s"])
-    yield durations
-
-    refused = CounterMetricFamily("taggerhub_refused_handshakes", "Connections refused at the handshake, by reason.",
-                                  labels=["reason"])
-    for reason, n in sorted(rpc.get("refused_handshakes", {}).items()):
-        refused.add_metric([str(reason)], n)
-    yield refused
-
-    yield CounterMetricFamily("taggerhub_server_connections", "Connections the server accepted since it started.",
-                              value=rpc.get("connections_total", 0))
-    yield GaugeMetricFamily("taggerhub_server_start_time_seconds", "When the server started, in Unix seconds.",
-                            value=rpc["started_at"])
-
-
-def build_registry(collector: TaggerhubCollector) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    return registry
-
-
-def run(settings: ExporterSettings, stop: threading.Event | None = None,
-        ready: Callable[[str, int], None] | None = None) -> int:
-    """Serve /metrics until ``stop`` is set (or forever); returns the exit status."""
-    host, port = parse_address(settings.listen, "exporter.listen", default_host="0.0.0.0")
-    logging.getLogger("Pyro5.client").setLevel(logging.CRITICAL)  # our own log says when the server is gone
-    collector = TaggerhubCollector(settings)
-    try:
-        server, thread = start_http_server(port, addr=host, registry=build_registry(collector))
-    except OSError as exc:
-        raise ValueError(f"cannot listen on {settings.listen} (exporter.listen): {exc.strerror}") from None
-    bound = server.server_address[1]
-    log.info("serving metrics", extra={"listen": f"{host}:{bound}", "server": settings.server})
-    if ready:
-        ready(host, bound)
-    stop = stop or threading.Event()
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-        collector.close()
-    return 0
