@@ -242,20 +242,36 @@ class HubSocketServer(SocketServer_Threadpool):
         self.on_refused(reason, self.address_text(address), detail)
 
     def events(self, eventsockets: Any) -> None:
-        """Accept one connection and hand it to a worker; never block on the client here."""
+        """Accept one connection and hand it to a worker; never block on the client here, never die."""
         with contextlib.suppress(TimeoutError, BlockingIOError):
             if not self._selector.select(0.5):
                 return
-            csock, caddr = self.sock.accept()
+            try:
+                csock, caddr = self.sock.accept()
+            except OSError as exc:  # out of descriptors or memory in the kernel: keep the loop alive
+                self._failed_once("accept", exc)
+                time.sleep(0.05)
+                return
             if self.shutting_down:
                 csock.close()
                 return
-            job = HubConnectionJob(csock, caddr, self.daemon, self)
             try:
-                self.pool.process(job)
+                self.pool.process(HubConnectionJob(csock, caddr, self.daemon, self))
             except NoFreeWorkersError:
                 self.refused(RefusalReason.busy, caddr, "no free worker (server.max_connections reached)")
                 csock.close()
+            except (RuntimeError, MemoryError) as exc:  # a worker thread could not be started
+                self._failed_once("start a worker", exc)
+                self.refused(RefusalReason.busy, caddr, f"no worker could be started: {exc}")
+                csock.close()
+
+    def _failed_once(self, what: str, exc: BaseException) -> None:
+        """Log the first failure of each kind; later ones are only counted (refusals by reason)."""
+        failures = self.__dict__.setdefault("_failures", {})
+        failures[what] = failures.get(what, 0) + 1
+        if failures[what] == 1:
+            log.error(f"could not {what}; the server keeps serving, later failures are only counted",
+                      extra={"error": f"{type(exc).__name__}: {exc}"})
 
     def close(self) -> None:
         if getattr(self, "watchdog", None) is not None:
