@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import selectors
 import socket
+import time
 
+from Pyro5 import protocol, serializers
+
+from taggerhub.config import Settings
 from taggerhub.server.listener import HubSocketServer
+from taggerhub.wire import transport
 
 
 class _NoThreads:
@@ -14,6 +19,12 @@ class _NoThreads:
 
     def close(self) -> None:
         pass
+
+
+def connect_frame() -> bytes:
+    transport.install()
+    data = serializers.serializers_by_id[4].dumps({"handshake": {}, "object": "TimeTaggerRPC"})
+    return protocol.SendingMessage(protocol.MSG_CONNECT, 0, 0, 4, data).data
 
 
 def test_accept_loop_refuses_when_no_thread_can_start_and_keeps_going():
@@ -26,15 +37,20 @@ def test_accept_loop_refuses_when_no_thread_can_start_and_keeps_going():
     server.pool = _NoThreads()
     server._selector = selectors.DefaultSelector()
     server._selector.register(server.sock, selectors.EVENT_READ, server)
-    server.on_refused = lambda reason, address, detail: refusals.append((reason, detail))
+    server.adopt(Settings(), None, lambda reason, address, detail: refusals.append((reason, detail)),
+                 lambda reason: None)
     port = server.sock.getsockname()[1]
     try:
-        for _ in range(3):
+        for round_ in range(3):
             with socket.create_connection(("127.0.0.1", port), timeout=2) as client:
-                server.events([server.sock])  # must not raise
+                client.sendall(connect_frame())
+                deadline = time.monotonic() + 5
+                while len(refusals) <= round_ and time.monotonic() < deadline:
+                    server.events([server.sock])  # must not raise
                 client.settimeout(2)
                 assert client.recv(1) == b""  # refused: closed by the server
         assert [r for r, _ in refusals] == ["busy"] * 3
         assert "can't start new thread" in refusals[0][1]
     finally:
+        server.stage.close()
         server.sock.close()

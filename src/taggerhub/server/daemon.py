@@ -47,7 +47,7 @@ class HubDaemon(Pyro5.server.Daemon):
         # Pyro5 picks its transport class inside Daemon.__init__; swap in the subclass that does TLS
         # and handshake deadlines on worker threads (it only overrides how connections are accepted).
         self.transportServer.__class__ = listener.HubSocketServer
-        self.transportServer.adopt(hub.settings, tls_context, hub.refused_connection)
+        self.transportServer.adopt(hub.settings, tls_context, hub.refused_connection, hub.stats.record_refused)
 
     def _handshake(self, conn: Any, denied_reason: Any = None) -> bool:
         """Pyro5's handshake, with a connect frame naming no known serializer refused in one log line."""
