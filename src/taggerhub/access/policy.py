@@ -20,6 +20,7 @@ from ..errors import AccessDenied, RefusalReason
 from . import rules
 from .audit import AuditLog, summarize
 from .lease import ControlLease
+from .quotas import Quotas
 from .rules import ArgUse, Level
 from .users import Role, UserStore
 
@@ -76,6 +77,7 @@ class Access:
             self.store.load()
         self.audit = AuditLog(settings.auth.audit_log)
         self.lease = ControlLease()
+        self.quotas = Quotas(settings.limits)
         self._lock = threading.Lock()
         self._connections: dict[str, int] = {}  # per user
         self._session_users: dict[str, str] = {}  # session id -> user, for ownership by user

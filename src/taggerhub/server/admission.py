@@ -18,13 +18,14 @@ import selectors
 import socket
 import ssl
 import struct
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from Pyro5 import protocol
+from Pyro5 import errors, protocol
 
 from ..config import Settings
 from ..errors import RefusalReason
@@ -189,6 +190,34 @@ class HandshakeStage:
             self._forget(pending)
             with contextlib.suppress(OSError):
                 pending.sock.close()
+
+
+class ReceiveBudget:
+    """Bytes of request frames being received, per connection and for the whole server (Redis's client buffers).
+
+    Each connection could otherwise hold a ``max_message_bytes`` partial frame (256 MiB), 32
+    connections per user. A frame over either limit drops its connection, naming the limit.
+    """
+
+    def __init__(self, per_connection: int, total: int):
+        self.per_connection = per_connection
+        self.total = total
+        self._lock = threading.Lock()
+        self.in_use = 0
+
+    def reserve(self, size: int) -> None:
+        if self.per_connection and size > self.per_connection:
+            raise errors.ProtocolError(f"request of {size} bytes is over limits.receive_bytes_per_connection="
+                                       f"{self.per_connection}")
+        with self._lock:
+            if self.total and self.in_use + size > self.total:
+                raise errors.ProtocolError(f"request of {size} bytes refused: requests being received hold "
+                                           f"{self.in_use} of limits.receive_bytes_total={self.total}")
+            self.in_use += size
+
+    def release(self, size: int) -> None:
+        with self._lock:
+            self.in_use -= size
 
 
 class _BadFrame(Exception):

@@ -99,9 +99,24 @@ class CallPath:
             {k: self._resolve(v, session, call) for k, v in kwargs.items()},
         )
 
-    def serve(self, obj: Any, session: Session, parent: Adapter | None = None) -> Adapter:
-        """Serve backend object ``obj``, owned by ``session``, as a child of ``parent``."""
-        return self.table.add(self.api.wrap(obj, self, parent), session, parent=parent)
+    def serve(self, obj: Any, session: Session, parent: Adapter | None = None, nbytes: int = 0) -> Adapter:
+        """Serve backend object ``obj``, owned by ``session``, as a child of ``parent``; booked to its user.
+
+        A shared tagger is not booked (every client gets the same one); anything else counts against
+        the user's ``limits.max_objects``.
+        """
+        adapter = self.api.wrap(obj, self, parent)
+        if adapter._kind != ObjectKind.tagger:
+            self.access.quotas.book(id(adapter), self.quota_user(session), self.access.role_now(session), nbytes)
+        try:
+            return self.table.add(adapter, session, parent=parent)
+        except BaseException:
+            self.access.quotas.release(id(adapter))
+            raise
+
+    def quota_user(self, session: Session) -> str:
+        """Whose quota an object counts against: the user, or with auth off (everyone anonymous) the session."""
+        return session.user if self.access.enabled else f"session {session.id}"
 
     def _wrap(self, result: Any, parent: Adapter | None, session: Session) -> Any:
         return self.serve(result, session, parent) if self.api.is_backend_object(result) else result
@@ -208,7 +223,11 @@ class CallPath:
         if tagger._kind != ObjectKind.tagger:
             raise TypeError(f"{class_name}() needs a tagger as first argument, got a {type(tagger).__name__}")
         rest, call_kwargs = self.resolve_all(tuple(call_args), kwargs, session, call)
-        return self.serve(cls(tagger._obj, *rest, **call_kwargs), session, parent=tagger)
+        role = self.access.role_now(session)
+        user = self.quota_user(session)
+        nbytes = self.access.quotas.check_measurement(user, role, class_name, cls, rest, call_kwargs)
+        self.access.quotas.check_objects(user, role)  # before the measurement exists and runs
+        return self.serve(cls(tagger._obj, *rest, **call_kwargs), session, parent=tagger, nbytes=nbytes)
 
     def library_call(self, library: Adapter, name: str, args: tuple, kwargs: dict) -> Any:
         session = self.current_session()

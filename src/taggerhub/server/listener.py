@@ -26,7 +26,9 @@ from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketSer
 from ..config import ConfigError, Settings
 from ..errors import RefusalReason
 from ..wire.transport import FastConnection
-from .admission import HANDSHAKE_MAX_BYTES, HandshakeStage
+from .admission import HANDSHAKE_MAX_BYTES, HandshakeStage, ReceiveBudget
+
+LARGE_FRAME_BYTES = 64 * 1024  # frames at least this big are received into their own buffer: booked
 
 log = logging.getLogger("taggerhub.listener")
 
@@ -60,13 +62,23 @@ class GuardedConnection(FastConnection):
     expand to gigabytes; taggerhub's and the vendor's clients never compress.
     """
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, budget: ReceiveBudget | None = None):
         super().__init__(sock)
         self.handshake_budget: int | None = HANDSHAKE_MAX_BYTES
         self.handshake_decided = False  # set by the daemon once the hub admitted or refused the client
         self._header_next = False
+        self.budget = budget
+        self.reserved = 0  # bytes of large request frames booked against the budget until the request is done
+
+    def release_buffers(self) -> None:
+        if self.reserved and self.budget is not None:
+            self.budget.release(self.reserved)
+        self.reserved = 0
 
     def recv(self, size: int) -> bytes:
+        if size >= LARGE_FRAME_BYTES and self.budget is not None:
+            self.budget.reserve(size)
+            self.reserved += size
         if self.handshake_budget is not None:
             if size > self.handshake_budget:
                 raise errors.ProtocolError(f"handshake larger than {HANDSHAKE_MAX_BYTES} bytes")
@@ -89,7 +101,7 @@ class HubConnectionJob(ClientConnectionJob):
         self.caddr = address
         self.daemon = daemon
         self.server = server
-        self.csock = GuardedConnection(sock)
+        self.csock = GuardedConnection(sock, server.receive_budget)
         self.csock.unread(prefix)
 
     def __call__(self) -> None:
@@ -102,6 +114,7 @@ class HubConnectionJob(ClientConnectionJob):
                 self.daemon._clientDisconnect(self.csock)
             except Exception as exc:  # never let cleanup kill the worker
                 log.warning("error in client disconnect", extra={"error": str(exc)})
+            self.csock.release_buffers()
             self.csock.close()
 
     def _serve(self) -> None:
@@ -110,6 +123,7 @@ class HubConnectionJob(ClientConnectionJob):
         while True:
             try:
                 self.daemon.handleRequest(self.csock)
+                self.csock.release_buffers()
             except (OSError, errors.ConnectionClosedError, errors.SecurityError):
                 return
             except errors.TimeoutError:
@@ -147,6 +161,7 @@ class HubSocketServer(SocketServer_Threadpool):
     on_refused: Callable[[str, str, str], None]
     on_counted: Callable[[str], None]
     stage: HandshakeStage
+    receive_budget: ReceiveBudget
 
     def adopt(self, settings: Settings, tls_context: ssl.SSLContext | None,
               on_refused: Callable[[str, str, str], None], on_counted: Callable[[str], None]) -> None:
@@ -155,6 +170,8 @@ class HubSocketServer(SocketServer_Threadpool):
         self.on_counted = on_counted
         self._quiet_until = 0.0
         self._quieted = 0
+        self.receive_budget = ReceiveBudget(settings.limits.receive_bytes_per_connection,
+                                            settings.limits.receive_bytes_total)
         self.stage = HandshakeStage(settings, tls_context, self._selector, self._start_worker, self.refused)
         self.sock.setblocking(False)
 
