@@ -32,6 +32,28 @@ SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack", transpo
 SYNCHRONIZED_CLASS = "SynchronizedMeasurements"
 
 
+PLAIN_ARGS = (str, int, float, bool, type(None))
+
+
+def client_safe(exc: Exception, method: str) -> Exception | None:
+    """An exception any client can deserialize in place of ``exc`` (None: ``exc`` already is one).
+
+    Pyro5 clients rebuild only built-in, Pyro5 and (taggerhub's client) a few taggerhub exceptions,
+    with plain arguments; numpy's out-of-memory error carries a dtype object and reached clients as
+    "Error serializing exception". Such errors become their nearest built-in class with a text that
+    names the call; an allocation failure says what was too big.
+    """
+    if isinstance(exc, MemoryError):
+        return MemoryError(f"{method}(): the server could not allocate the memory this needs "
+                           f"({exc or 'out of memory'}); ask for fewer bins, values or channels")
+    module = type(exc).__module__
+    plain = all(isinstance(arg, PLAIN_ARGS) for arg in exc.args)
+    if plain and (module == "builtins" or module.startswith("Pyro5") or isinstance(exc, AccessDenied | ObjectGone)):
+        return None
+    base = next(c for c in type(exc).__mro__ if c.__module__ == "builtins" and issubclass(c, Exception))
+    return base(f"{exc}" if plain or module != "builtins" else f"{method}(): {exc}")
+
+
 class CallPath:
     """The one door of every remote call: session, checks, argument mapping, result wrapping, statistics."""
 
@@ -159,7 +181,7 @@ class CallPath:
             "client": session.address, "session": session.id, "method": method,
             "error": f"{type(exc).__name__}: {exc}",
         })
-        return "error", f"{type(exc).__name__}: {exc}", None
+        return "error", f"{type(exc).__name__}: {exc}", client_safe(exc, method)
 
     def _audit(self, session: Session, method: str, audit: tuple[str, str, tuple, dict], outcome: str,
                error: str) -> None:
