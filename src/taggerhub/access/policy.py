@@ -22,6 +22,7 @@ from .audit import AuditLog, summarize
 from .lease import ControlLease
 from .quotas import Quotas
 from .rules import ArgUse, Level
+from .throttle import DeniedThrottle
 from .users import Role, UserStore
 
 log = logging.getLogger("taggerhub.access")
@@ -78,6 +79,7 @@ class Access:
         self.audit = AuditLog(settings.auth.audit_log)
         self.lease = ControlLease()
         self.quotas = Quotas(settings.limits)
+        self.throttle = DeniedThrottle(settings.limits)
         self._lock = threading.Lock()
         self._connections: dict[str, int] = {}  # per user
         self._session_users: dict[str, str] = {}  # session id -> user, for ownership by user

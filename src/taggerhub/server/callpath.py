@@ -8,7 +8,9 @@ serves backend objects it returns, and counts, times, logs and audits the call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -163,7 +165,7 @@ class CallPath:
             session.calls += 1
             session.last_call = time.monotonic()
             self.stats.record_call(method, outcome, time.perf_counter() - started)
-            if audit is not None and self.access.audit.path:
+            if audit is not None and self.access.audit.path and not session.throttled:
                 self._audit(session, method, audit, outcome, error)
 
     def _failed(self, session: Session, method: str, exc: Exception) -> tuple[str, str, Exception | None]:
@@ -172,6 +174,9 @@ class CallPath:
         Denials become PermissionError for clients that only know built-in exception classes (the vendor's).
         """
         if isinstance(exc, AccessDenied):
+            session.denied += 1
+            if session.throttled or self._throttle(session):
+                return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
             log.info("call denied", extra={
                 "client": session.address, "session": session.id, "user": session.user, "method": method,
                 "error": str(exc),
@@ -182,6 +187,22 @@ class CallPath:
             "error": f"{type(exc).__name__}: {exc}",
         })
         return "error", f"{type(exc).__name__}: {exc}", client_safe(exc, method)
+
+    def _throttle(self, session: Session) -> bool:
+        """Past the user's denied-call burst: close this session, audit and log it once; True if so."""
+        if not self.access.throttle.over(session.user):
+            return False
+        session.throttled = True
+        limits = self.access.quotas.defaults
+        self.access.audit.write("throttled", user=session.user, address=session.address, session=session.id,
+                                denied=session.denied, limit=f"limits.denied_burst={limits.denied_burst}, "
+                                                             f"limits.denied_per_s={limits.denied_per_s:g}")
+        log.warning("session closed: too many denied calls", extra={
+            "user": session.user, "session": session.id, "client": session.address, "denied": session.denied})
+        for conn in self.sessions.connections_of(session.id):
+            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
+                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+        return True
 
     def _audit(self, session: Session, method: str, audit: tuple[str, str, tuple, dict], outcome: str,
                error: str) -> None:
