@@ -20,6 +20,7 @@ from ..backend.adapter import Adapter
 from ..config import Settings
 from ..wire import transport
 from . import listener, oneway
+from .daemonobject import HubDaemonObject
 from .hub import Hub
 
 FAST_SERIALIZER_IDS = frozenset({transport.TAGGERHUB_SERIALIZER_ID, 4, 1})  # taggerhub, msgpack, serpent
@@ -43,6 +44,7 @@ class HubDaemon(Pyro5.server.Daemon):
     def __init__(self, hub: Hub, tls_context: Any = None, **kwargs: Any):
         self.hub = hub
         self.oneway = oneway.OnewayCalls(hub.settings.limits)
+        kwargs.setdefault("interface", HubDaemonObject)
         super().__init__(**kwargs)
         # Pyro5 picks its transport class inside Daemon.__init__; swap in the subclass that does TLS
         # and handshake deadlines on worker threads (it only overrides how connections are accepted).
