@@ -108,6 +108,9 @@ class Access:
         else:
             raise HandshakeRefused(RefusalReason.no_token, "this server needs an access token (createProxy(token=...) "
                                                            "or TAGGERHUB_TOKEN) or a client certificate")
+        if self.throttle.cooling(user.name):
+            raise HandshakeRefused(RefusalReason.throttled, f"user {user.name!r} made too many denied calls; "
+                                   "try again later (limits.denied_burst, limits.denied_per_s)")
         with self._lock:
             count = self._connections.get(user.name, 0)
             if count >= self.max_per_user:

@@ -24,6 +24,14 @@ class DeniedThrottle:
         self._debt: dict[str, tuple[float, float]] = {}  # user -> (debt, when)
         self.denied: dict[str, int] = {}  # user -> denied calls since the server started
 
+    def cooling(self, user: str) -> bool:
+        """Whether ``user`` is still past the burst (new connections are refused until the debt drains)."""
+        if self.burst <= 0:
+            return False
+        with self._lock:
+            debt, when = self._debt.get(user, (0.0, time.monotonic()))
+        return debt - (time.monotonic() - when) * self.rate > self.burst
+
     def over(self, user: str) -> bool:
         """Book one denied call of ``user``; True if that puts the user past the burst."""
         now = time.monotonic()

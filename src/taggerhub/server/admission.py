@@ -42,6 +42,7 @@ class Pending:
     address: Any
     started: float
     tls_done: bool
+    heard: bool = False  # any byte arrived: a client at work, dropped only after the silent ones
     data: bytearray = field(default_factory=bytearray)
 
     @property
@@ -80,20 +81,23 @@ class HandshakeStage:
             sock = self.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         pending = Pending(sock, address, time.monotonic(), tls_done=self.tls_context is None)
         if self._per_source.get(pending.source, 0) >= self.max_per_source:
-            oldest = next(p for p in self._pending.values() if p.source == pending.source)
+            same = [p for p in self._pending.values() if p.source == pending.source]
+            oldest = next((p for p in same if not p.heard), same[0])  # the oldest silent one first
             self._drop(oldest, RefusalReason.crowded,
                        f"oldest pending handshake from {pending.source} dropped (limits.pending_per_source="
                        f"{self.max_per_source})")
         if len(self._pending) >= self.max_total:
-            self._drop(next(iter(self._pending.values())), RefusalReason.crowded,
+            self._drop(next((p for p in self._pending.values() if not p.heard), next(iter(self._pending.values()))),
+                       RefusalReason.crowded,
                        f"oldest pending handshake dropped (limits.pending_handshakes={self.max_total})")
         self._pending[id(pending)] = pending
         self._per_source[pending.source] = self._per_source.get(pending.source, 0) + 1
         self.selector.register(sock, selectors.EVENT_READ, pending)
-        self.progress(pending)
+        self.progress(pending, heard=False)
 
-    def progress(self, pending: Pending) -> None:
-        """Advance one pending socket as far as it goes without blocking."""
+    def progress(self, pending: Pending, heard: bool = True) -> None:
+        """Advance one pending socket as far as it goes without blocking (``heard``: it had an event)."""
+        pending.heard = pending.heard or heard
         try:
             if not pending.tls_done:
                 try:
