@@ -56,6 +56,45 @@ def client_safe(exc: Exception, method: str) -> Exception | None:
     return base(f"{exc}" if plain or module != "builtins" else f"{method}(): {exc}")
 
 
+def throttle_session(access: Access, sessions: SessionRegistry, session: Session) -> bool:
+    """Past the user's denied-call burst: close this session, audit and log it once; True if so."""
+    if not access.throttle.over(session.user):
+        return False
+    session.throttled = True
+    limits = access.quotas.defaults
+    access.audit.write("throttled", user=session.user, address=session.address, session=session.id,
+                       denied=session.denied, limit=f"limits.denied_burst={limits.denied_burst}, "
+                                                    f"limits.denied_per_s={limits.denied_per_s:g}")
+    log.warning("session closed: too many denied calls", extra={
+        "user": session.user, "session": session.id, "client": session.address, "denied": session.denied})
+    for conn in sessions.connections_of(session.id):
+        with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
+            socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+    return True
+
+
+def failure_of(access: Access, sessions: SessionRegistry, session: Session, method: str,
+               exc: Exception) -> tuple[str, str, Exception | None]:
+    """Log a failed call: its outcome, error text, and the exception to raise instead, if any.
+
+    Denials become PermissionError for clients that only know built-in exception classes (the vendor's).
+    """
+    if isinstance(exc, AccessDenied):
+        session.denied += 1
+        if session.throttled or throttle_session(access, sessions, session):
+            return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
+        log.info("call denied", extra={
+            "client": session.address, "session": session.id, "user": session.user, "method": method,
+            "error": str(exc),
+        })
+        return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
+    log.info("call failed", extra={
+        "client": session.address, "session": session.id, "method": method,
+        "error": f"{type(exc).__name__}: {exc}",
+    })
+    return "error", f"{type(exc).__name__}: {exc}", client_safe(exc, method)
+
+
 class CallPath:
     """The one door of every remote call: session, checks, argument mapping, result wrapping, statistics."""
 
@@ -157,7 +196,7 @@ class CallPath:
             outcome = "ok"
             return result
         except Exception as exc:
-            outcome, error, replacement = self._failed(session, method, exc)
+            outcome, error, replacement = failure_of(self.access, self.sessions, session, method, exc)
             if replacement is not None:
                 raise replacement from None
             raise
@@ -167,42 +206,6 @@ class CallPath:
             self.stats.record_call(method, outcome, time.perf_counter() - started)
             if audit is not None and self.access.audit.path and not session.throttled:
                 self._audit(session, method, audit, outcome, error)
-
-    def _failed(self, session: Session, method: str, exc: Exception) -> tuple[str, str, Exception | None]:
-        """Log a failed call: its outcome, error text, and the exception to raise instead, if any.
-
-        Denials become PermissionError for clients that only know built-in exception classes (the vendor's).
-        """
-        if isinstance(exc, AccessDenied):
-            session.denied += 1
-            if session.throttled or self._throttle(session):
-                return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
-            log.info("call denied", extra={
-                "client": session.address, "session": session.id, "user": session.user, "method": method,
-                "error": str(exc),
-            })
-            return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
-        log.info("call failed", extra={
-            "client": session.address, "session": session.id, "method": method,
-            "error": f"{type(exc).__name__}: {exc}",
-        })
-        return "error", f"{type(exc).__name__}: {exc}", client_safe(exc, method)
-
-    def _throttle(self, session: Session) -> bool:
-        """Past the user's denied-call burst: close this session, audit and log it once; True if so."""
-        if not self.access.throttle.over(session.user):
-            return False
-        session.throttled = True
-        limits = self.access.quotas.defaults
-        self.access.audit.write("throttled", user=session.user, address=session.address, session=session.id,
-                                denied=session.denied, limit=f"limits.denied_burst={limits.denied_burst}, "
-                                                             f"limits.denied_per_s={limits.denied_per_s:g}")
-        log.warning("session closed: too many denied calls", extra={
-            "user": session.user, "session": session.id, "client": session.address, "denied": session.denied})
-        for conn in self.sessions.connections_of(session.id):
-            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
-                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
-        return True
 
     def _audit(self, session: Session, method: str, audit: tuple[str, str, tuple, dict], outcome: str,
                error: str) -> None:
