@@ -123,6 +123,31 @@ class ExperimentSettings:
 
 
 @dataclass
+class LimitsSettings:
+    """What one client may take from the server (docs/security.md, "Limits"); 0 means no limit.
+
+    ``overrides`` raise or lower a limit for one role or one user:
+    ``"role:observer.max_objects=200"``, ``"user:ada.measurement_bytes=4294967296"``
+    (a user's entry wins over its role's, which wins over the defaults here).
+    """
+
+    max_objects: int = 1000  # live server objects owned by one user
+    measurement_bytes: int = 256 * 1024 * 1024  # what one measurement may allocate, estimated from its arguments
+    memory_budget_bytes: int = 2 * 1024 * 1024 * 1024  # all measurements of all users together
+    min_binwidth_ps: int = 1_000_000  # Counter-like time traces: shortest bin (engine work per second)
+    oneway_per_connection: int = 4  # one-way calls running at once per connection (more wait in line)
+    oneway_per_user: int = 16
+    oneway_threads: int = 32  # threads running one-way calls, for the whole server
+    receive_bytes_per_connection: int = 64 * 1024 * 1024  # largest request frame buffered per connection
+    receive_bytes_total: int = 512 * 1024 * 1024  # request frames being received, all connections together
+    pending_handshakes: int = 256  # connections not yet through TLS + the Pyro5 handshake
+    pending_per_source: int = 32  # of those, from one source address (oldest dropped first)
+    denied_burst: int = 50  # denied calls a session may make in a burst ...
+    denied_per_s: float = 2.0  # ... refilled at this rate; past it its connections are closed
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     simulator: SimulatorSettings = field(default_factory=SimulatorSettings)
@@ -132,6 +157,7 @@ class Settings:
     vpn: VpnSettings = field(default_factory=VpnSettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

@@ -40,6 +40,8 @@ class RefusalReason(enum.StrEnum):
     cert_mismatch = "cert_mismatch"  # certificate and token name different users
     user_connections = "user_connections"  # the user's connection limit is reached
     busy = "busy"  # no free worker
+    throttled = "throttled"  # the user made too many denied calls lately
+    crowded = "crowded"  # too many connections still in their handshake: the oldest was dropped
     tls = "tls"  # the TLS handshake failed
     handshake_timeout = "handshake_timeout"  # TLS plus Pyro5 handshake took longer than allowed
     protocol = "protocol"  # not a Pyro5 handshake

@@ -21,7 +21,9 @@ from ..errors import AccessDenied, RefusalReason
 from . import rules
 from .audit import AuditLog, summarize
 from .lease import ControlLease
+from .quotas import Quotas
 from .rules import ArgUse, Level
+from .throttle import DeniedThrottle
 from .users import Role, UserStore
 
 log = logging.getLogger("taggerhub.access")
@@ -78,6 +80,8 @@ class Access:
             self.store.load()
         self.audit = AuditLog(settings.auth.audit_log)
         self.lease = ControlLease(clock)
+        self.quotas = Quotas(settings.limits)
+        self.throttle = DeniedThrottle(settings.limits)
         self._lock = threading.Lock()
         self._connections: dict[str, int] = {}  # per user
         self._session_users: dict[str, str] = {}  # session id -> user, for ownership by user
@@ -106,6 +110,9 @@ class Access:
         else:
             raise HandshakeRefused(RefusalReason.no_token, "this server needs an access token (createProxy(token=...) "
                                                            "or TAGGERHUB_TOKEN) or a client certificate")
+        if self.throttle.cooling(user.name):
+            raise HandshakeRefused(RefusalReason.throttled, f"user {user.name!r} made too many denied calls; "
+                                   "try again later (limits.denied_burst, limits.denied_per_s)")
         with self._lock:
             count = self._connections.get(user.name, 0)
             if count >= self.max_per_user:

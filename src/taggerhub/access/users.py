@@ -12,7 +12,9 @@ changes on disk or when asked to (SIGHUP), so edits apply without a restart.
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
+import fcntl
 import hashlib
 import hmac
 import os
@@ -21,6 +23,7 @@ import secrets
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,8 +137,9 @@ class UserStore:
         """(Re)read the file; a missing file means no users."""
         with self._lock:
             try:
-                stat = self.path.stat()
-                data = tomllib.loads(self.path.read_text())
+                with open(self.path, "rb") as file:  # stamp and text of the same file (replaced whole, never edited)
+                    stat = os.fstat(file.fileno())
+                    data = tomllib.loads(file.read().decode())
             except FileNotFoundError:
                 self._users, self._stamp = {}, None
                 self._verified.clear()
@@ -202,8 +206,7 @@ class UserStore:
     # -- changing -------------------------------------------------------------------
     def add(self, name: str, role: str) -> str:
         """Add a user; return their new token (shown once, never stored)."""
-        with self._lock:
-            self.load()
+        with self._changing():
             if check_name(name) in self._users:
                 raise ConfigError(f"user {name!r} already exists (use 'rotate' for a new token)")
             token = new_token(name)
@@ -214,8 +217,7 @@ class UserStore:
 
     def rotate(self, name: str) -> str:
         """Give ``name`` a new token; the old one stops working at the server's next reload."""
-        with self._lock:
-            self.load()
+        with self._changing():
             user = self._require(name)
             token = new_token(name)
             user.token_hash = hash_token(token)
@@ -228,8 +230,7 @@ class UserStore:
         Lab-wide users: one token on every PC, chosen once on the controller.
         """
         check_given_token(check_name(name), token)
-        with self._lock:
-            self.load()
+        with self._changing():
             user, wanted = self._users.get(name), Role.parse(role)
             if user is not None and user.role is wanted and verify_token(token, user.token_hash):
                 return False
@@ -240,17 +241,32 @@ class UserStore:
             return True
 
     def remove(self, name: str) -> None:
-        with self._lock:
-            self.load()
+        with self._changing():
             self._require(name)
             del self._users[name]
             self._write()
 
     def set_role(self, name: str, role: str) -> None:
-        with self._lock:
-            self.load()
+        with self._changing():
             self._require(name).role = Role.parse(role)
             self._write()
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the file lock (``users.toml.lock``, ``flock``) and re-read under it, for one change.
+
+        Without it, 10 parallel ``taggerhub user add`` each read the same file and wrote it back
+        with only their own user, and a ``remove`` racing an ``add`` was silently undone.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self.load()
+                yield
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
 
     def _require(self, name: str) -> User:
         user = self._users.get(name)
@@ -263,11 +279,17 @@ class UserStore:
         for user in sorted(self._users.values(), key=lambda u: u.name):
             lines += [f"[users.{user.name}]", f'role = "{user.role.name}"',
                       f'token_hash = "{user.token_hash}"', f'created = "{user.created}"', ""]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write("\n".join(lines))
-            _keep_access(self.path, out.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write("\n".join(lines))
+                _keep_access(self.path, out.fileno())
+                out.flush()
+                os.fsync(out.fileno())  # whole on disk before it replaces the old file (readers see old or new)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self.load()

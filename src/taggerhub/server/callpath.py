@@ -8,7 +8,9 @@ serves backend objects it returns, and counts, times, logs and audits the call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,67 @@ log = logging.getLogger("taggerhub.server")
 ArgCall = tuple[str, str, bool]  # (kind of the called object, method, is a constructor): for argument checks
 SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack", transport.TAGGERHUB_SERIALIZER_ID: "taggerhub"}
 SYNCHRONIZED_CLASS = "SynchronizedMeasurements"
+
+
+PLAIN_ARGS = (str, int, float, bool, type(None))
+
+
+def client_safe(exc: Exception, method: str) -> Exception | None:
+    """An exception any client can deserialize in place of ``exc`` (None: ``exc`` already is one).
+
+    Pyro5 clients rebuild only built-in, Pyro5 and (taggerhub's client) a few taggerhub exceptions,
+    with plain arguments; numpy's out-of-memory error carries a dtype object and reached clients as
+    "Error serializing exception". Such errors become their nearest built-in class with a text that
+    names the call; an allocation failure says what was too big.
+    """
+    if isinstance(exc, MemoryError):
+        return MemoryError(f"{method}(): the server could not allocate the memory this needs "
+                           f"({exc or 'out of memory'}); ask for fewer bins, values or channels")
+    module = type(exc).__module__
+    plain = all(isinstance(arg, PLAIN_ARGS) for arg in exc.args)
+    if plain and (module == "builtins" or module.startswith("Pyro5") or isinstance(exc, AccessDenied | ObjectGone)):
+        return None
+    base = next(c for c in type(exc).__mro__ if c.__module__ == "builtins" and issubclass(c, Exception))
+    return base(f"{exc}" if plain or module != "builtins" else f"{method}(): {exc}")
+
+
+def throttle_session(access: Access, sessions: SessionRegistry, session: Session) -> bool:
+    """Past the user's denied-call burst: close this session, audit and log it once; True if so."""
+    if not access.throttle.over(session.user):
+        return False
+    session.throttled = True
+    limits = access.quotas.defaults
+    access.audit.write("throttled", user=session.user, address=session.address, session=session.id,
+                       denied=session.denied, limit=f"limits.denied_burst={limits.denied_burst}, "
+                                                    f"limits.denied_per_s={limits.denied_per_s:g}")
+    log.warning("session closed: too many denied calls", extra={
+        "user": session.user, "session": session.id, "client": session.address, "denied": session.denied})
+    for conn in sessions.connections_of(session.id):
+        with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
+            socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+    return True
+
+
+def failure_of(access: Access, sessions: SessionRegistry, session: Session, method: str,
+               exc: Exception) -> tuple[str, str, Exception | None]:
+    """Log a failed call: its outcome, error text, and the exception to raise instead, if any.
+
+    Denials become PermissionError for clients that only know built-in exception classes (the vendor's).
+    """
+    if isinstance(exc, AccessDenied):
+        session.denied += 1
+        if session.throttled or throttle_session(access, sessions, session):
+            return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
+        log.info("call denied", extra={
+            "client": session.address, "session": session.id, "user": session.user, "method": method,
+            "error": str(exc),
+        })
+        return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
+    log.info("call failed", extra={
+        "client": session.address, "session": session.id, "method": method,
+        "error": f"{type(exc).__name__}: {exc}",
+    })
+    return "error", f"{type(exc).__name__}: {exc}", client_safe(exc, method)
 
 
 class CallPath:
@@ -99,9 +162,24 @@ class CallPath:
             {k: self._resolve(v, session, call) for k, v in kwargs.items()},
         )
 
-    def serve(self, obj: Any, session: Session, parent: Adapter | None = None) -> Adapter:
-        """Serve backend object ``obj``, owned by ``session``, as a child of ``parent``."""
-        return self.table.add(self.api.wrap(obj, self, parent), session, parent=parent)
+    def serve(self, obj: Any, session: Session, parent: Adapter | None = None, nbytes: int = 0) -> Adapter:
+        """Serve backend object ``obj``, owned by ``session``, as a child of ``parent``; booked to its user.
+
+        A shared tagger is not booked (every client gets the same one); anything else counts against
+        the user's ``limits.max_objects``.
+        """
+        adapter = self.api.wrap(obj, self, parent)
+        if adapter._kind != ObjectKind.tagger:
+            self.access.quotas.book(id(adapter), self.quota_user(session), self.access.role_now(session), nbytes)
+        try:
+            return self.table.add(adapter, session, parent=parent)
+        except BaseException:
+            self.access.quotas.release(id(adapter))
+            raise
+
+    def quota_user(self, session: Session) -> str:
+        """Whose quota an object counts against: the user, or with auth off (everyone anonymous) the session."""
+        return session.user if self.access.enabled else f"session {session.id}"
 
     def _wrap(self, result: Any, parent: Adapter | None, session: Session) -> Any:
         return self.serve(result, session, parent) if self.api.is_backend_object(result) else result
@@ -118,7 +196,7 @@ class CallPath:
             outcome = "ok"
             return result
         except Exception as exc:
-            outcome, error, replacement = self._failed(session, method, exc)
+            outcome, error, replacement = failure_of(self.access, self.sessions, session, method, exc)
             if replacement is not None:
                 raise replacement from None
             raise
@@ -126,25 +204,8 @@ class CallPath:
             session.calls += 1
             session.last_call = time.monotonic()
             self.stats.record_call(method, outcome, time.perf_counter() - started)
-            if audit is not None and self.access.audit.path:
+            if audit is not None and self.access.audit.path and not session.throttled:
                 self._audit(session, method, audit, outcome, error)
-
-    def _failed(self, session: Session, method: str, exc: Exception) -> tuple[str, str, Exception | None]:
-        """Log a failed call: its outcome, error text, and the exception to raise instead, if any.
-
-        Denials become PermissionError for clients that only know built-in exception classes (the vendor's).
-        """
-        if isinstance(exc, AccessDenied):
-            log.info("call denied", extra={
-                "client": session.address, "session": session.id, "user": session.user, "method": method,
-                "error": str(exc),
-            })
-            return "denied", str(exc), None if session.client_id else PermissionError(str(exc))
-        log.info("call failed", extra={
-            "client": session.address, "session": session.id, "method": method,
-            "error": f"{type(exc).__name__}: {exc}",
-        })
-        return "error", f"{type(exc).__name__}: {exc}", None
 
     def _audit(self, session: Session, method: str, audit: tuple[str, str, tuple, dict], outcome: str,
                error: str) -> None:
@@ -208,7 +269,11 @@ class CallPath:
         if tagger._kind != ObjectKind.tagger:
             raise TypeError(f"{class_name}() needs a tagger as first argument, got a {type(tagger).__name__}")
         rest, call_kwargs = self.resolve_all(tuple(call_args), kwargs, session, call)
-        return self.serve(cls(tagger._obj, *rest, **call_kwargs), session, parent=tagger)
+        role = self.access.role_now(session)
+        user = self.quota_user(session)
+        nbytes = self.access.quotas.check_measurement(user, role, class_name, cls, rest, call_kwargs)
+        self.access.quotas.check_objects(user, role)  # before the measurement exists and runs
+        return self.serve(cls(tagger._obj, *rest, **call_kwargs), session, parent=tagger, nbytes=nbytes)
 
     def library_call(self, library: Adapter, name: str, args: tuple, kwargs: dict) -> Any:
         session = self.current_session()

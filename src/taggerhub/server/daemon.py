@@ -19,7 +19,8 @@ from Pyro5.callcontext import current_context
 from ..backend.adapter import Adapter
 from ..config import Settings
 from ..wire import transport
-from . import listener
+from . import listener, oneway
+from .daemonobject import HubDaemonObject
 from .hub import Hub
 
 FAST_SERIALIZER_IDS = frozenset({transport.TAGGERHUB_SERIALIZER_ID, 4, 1})  # taggerhub, msgpack, serpent
@@ -42,11 +43,13 @@ class HubDaemon(Pyro5.server.Daemon):
 
     def __init__(self, hub: Hub, tls_context: Any = None, **kwargs: Any):
         self.hub = hub
+        self.oneway = oneway.OnewayCalls(hub.settings.limits)
+        kwargs.setdefault("interface", HubDaemonObject)
         super().__init__(**kwargs)
         # Pyro5 picks its transport class inside Daemon.__init__; swap in the subclass that does TLS
         # and handshake deadlines on worker threads (it only overrides how connections are accepted).
         self.transportServer.__class__ = listener.HubSocketServer
-        self.transportServer.adopt(hub.settings, tls_context, hub.refused_connection)
+        self.transportServer.adopt(hub.settings, tls_context, hub.refused_connection, hub.stats.record_refused)
 
     def _handshake(self, conn: Any, denied_reason: Any = None) -> bool:
         """Pyro5's handshake, with a connect frame naming no known serializer refused in one log line."""
@@ -124,3 +127,4 @@ def configure_pyro(settings: Settings) -> None:
     # Hand the GIL over sooner, so a request waiting on a socket is not stuck behind the simulator's thread.
     sys.setswitchinterval(0.0005)
     transport.install(server=True)
+    oneway.install()

@@ -66,6 +66,7 @@ class Hub:
                 self.daemon.unregister(adapter)
 
     def _release_backend(self, adapter: Adapter) -> None:
+        self.access.quotas.release(id(adapter))
         if adapter._kind == ObjectKind.experiment and adapter._obj is not None:
             adapter._obj.taggerhub_close()  # stop and detach the measurements the plugin made
             return

@@ -126,12 +126,25 @@ class LibraryCalls:
         return self.access.lease.release(session.id, force=force)
 
     def list_sessions(self, session: Session) -> list[dict[str, Any]]:
-        """List connected clients: user, role, address, since, calls, objects owned, lease (admin)."""
+        """List connected clients: user, role, address, since, calls, objects owned, lease, usage (admin).
+
+        ``usage`` is the session user's, across all its sessions: objects and estimated measurement
+        bytes, each with the user's limit (0: none); ``denied`` counts this session's denied calls.
+        """
         holder = self.access.lease.holder()
+        quotas = self.access.quotas
         rows = []
         for s in self.sessions.all():
             row = s.describe(self.table.owned_count(s))
-            row["role"] = self.access.role_now(s)
+            row["role"] = role = self.access.role_now(s)
+            used = quotas.usage(self.calls.quota_user(s))
+            row["usage"] = {
+                "objects": used.objects, "max_objects": quotas.limit(s.user, role, "max_objects"),
+                "measurement_bytes": used.measurement_bytes,
+                "max_measurement_bytes": quotas.limit(s.user, role, "measurement_bytes"),
+                "server_measurement_bytes": quotas.total_bytes,
+                "memory_budget_bytes": quotas.defaults.memory_budget_bytes,
+            }
             row["lease"] = holder is not None and holder.session_id == s.id
             row["you"] = s is session
             rows.append(row)

@@ -1,12 +1,12 @@
-"""Accepting connections: TLS in the worker thread, a handshake deadline, idle timeouts, safe binds.
+"""Accepting connections: admission without a thread per pending socket, idle timeouts, safe binds.
 
 Pyro5's thread-pool server does the TLS handshake inside ``accept()`` on its
-one accepting thread, so one slow client would stall every new connection.
-:class:`HubSocketServer` accepts plain TCP, hands the socket to a worker, and
-the worker does TLS and the Pyro5 handshake under one deadline
-(``server.handshake_timeout_s``), enforced by a watchdog that shuts the socket
-down. After the handshake the socket gets the idle timeout. Refusals are
-counted in the hub's statistics by reason.
+one accepting thread, and taggerhub once did it on a worker per socket; both let
+silent clients stall or exhaust the server. :class:`HubSocketServer` accepts
+plain TCP and leaves each socket to the :class:`~.admission.HandshakeStage`
+(non-blocking TLS and connect frame in the accepting thread's selector); a
+worker is started only for a complete handshake. After the handshake the socket
+gets the idle timeout. Refusals are counted in the hub's statistics by reason.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import ipaddress
 import logging
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +26,9 @@ from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketSer
 from ..config import ConfigError, Settings
 from ..errors import RefusalReason
 from ..wire.transport import FastConnection
+from .admission import HANDSHAKE_MAX_BYTES, HandshakeStage, ReceiveBudget
+
+LARGE_FRAME_BYTES = 64 * 1024  # frames at least this big are received into their own buffer: booked
 
 log = logging.getLogger("taggerhub.listener")
 
@@ -53,9 +55,6 @@ def check_exposure(settings: Settings) -> None:
     log.warning("INSECURE: listening beyond loopback without " + missing, extra={"host": host})
 
 
-HANDSHAKE_MAX_BYTES = 64 * 1024
-
-
 class GuardedConnection(FastConnection):
     """A Pyro5 connection that bounds the handshake's size and refuses compressed messages.
 
@@ -63,13 +62,23 @@ class GuardedConnection(FastConnection):
     expand to gigabytes; taggerhub's and the vendor's clients never compress.
     """
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, budget: ReceiveBudget | None = None):
         super().__init__(sock)
         self.handshake_budget: int | None = HANDSHAKE_MAX_BYTES
         self.handshake_decided = False  # set by the daemon once the hub admitted or refused the client
         self._header_next = False
+        self.budget = budget
+        self.reserved = 0  # bytes of large request frames booked against the budget until the request is done
+
+    def release_buffers(self) -> None:
+        if self.reserved and self.budget is not None:
+            self.budget.release(self.reserved)
+        self.reserved = 0
 
     def recv(self, size: int) -> bytes:
+        if size >= LARGE_FRAME_BYTES and self.budget is not None:
+            self.budget.reserve(size)
+            self.reserved += size
         if self.handshake_budget is not None:
             if size > self.handshake_budget:
                 raise errors.ProtocolError(f"handshake larger than {HANDSHAKE_MAX_BYTES} bytes")
@@ -85,89 +94,17 @@ class GuardedConnection(FastConnection):
         return data
 
 
-class Watchdog(threading.Thread):
-    """Calls a job's ``expire()`` when its handshake outlives its deadline."""
-
-    def __init__(self) -> None:
-        super().__init__(name="taggerhub-handshake-watchdog", daemon=True)
-        self._lock = threading.Lock()
-        self._deadlines: dict[int, tuple[float, HubConnectionJob]] = {}
-        self.stop = threading.Event()
-
-    def watch(self, job: HubConnectionJob, timeout_s: float) -> None:
-        with self._lock:
-            self._deadlines[id(job)] = (time.monotonic() + timeout_s, job)
-
-    def done(self, job: HubConnectionJob) -> None:
-        with self._lock:
-            self._deadlines.pop(id(job), None)
-
-    def run(self) -> None:
-        while not self.stop.wait(0.2):
-            now = time.monotonic()
-            with self._lock:
-                expired = [job for deadline, job in self._deadlines.values() if deadline <= now]
-                for job in expired:
-                    del self._deadlines[id(job)]
-            for job in expired:
-                job.expire()
-
-
 class HubConnectionJob(ClientConnectionJob):
-    """One client connection on a worker thread: TLS, handshake under a deadline, then requests."""
+    """One admitted connection on a worker thread: its TLS and connect frame are already done and read."""
 
-    def __init__(self, sock: socket.socket, address: Any, daemon: Any, server: HubSocketServer):
-        self.raw = sock
-        self.current: socket.socket = sock  # the socket object that owns the descriptor right now
+    def __init__(self, sock: socket.socket, address: Any, daemon: Any, server: HubSocketServer, prefix: bytes):
         self.caddr = address
         self.daemon = daemon
         self.server = server
-        self.csock = None  # type: ignore[assignment]
-        self.expired = False
-        self.started = time.monotonic()
-        self._state_lock = threading.Lock()
-        self._handshaking = True
-
-    def _refuse(self, reason: RefusalReason, detail: str) -> None:
-        self.server.refused(reason, self.caddr, detail)
-
-    def expire(self) -> None:
-        """Deadline passed: shut the socket down under the worker's feet (it then fails and cleans up)."""
-        with self._state_lock:
-            if not self._handshaking:
-                return
-            self.expired = True
-            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
-                socket.socket.shutdown(self.current, socket.SHUT_RDWR)
-
-    def _handshake_over(self) -> None:
-        with self._state_lock:
-            self._handshaking = False
-        self.server.watchdog.done(self)
-
-    def _timed_out(self) -> bool:
-        limit = self.server.settings.server.handshake_timeout_s
-        return self.expired or (limit > 0 and time.monotonic() - self.started >= limit * 0.95)
+        self.csock = GuardedConnection(sock, server.receive_budget)
+        self.csock.unread(prefix)
 
     def __call__(self) -> None:
-        settings = self.server.settings
-        self.started = time.monotonic()
-        self.raw.settimeout(settings.server.handshake_timeout_s or None)
-        self.server.watchdog.watch(self, settings.server.handshake_timeout_s or 3600.0)
-        sock: socket.socket = self.raw
-        if self.server.tls_context is not None:
-            try:
-                with self._state_lock:
-                    sock = self.current = self.server.tls_context.wrap_socket(
-                        self.raw, server_side=True, do_handshake_on_connect=False)
-                sock.do_handshake()
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                self._handshake_over()
-                self._refuse(RefusalReason.handshake_timeout if self._timed_out() else RefusalReason.tls, str(exc))
-                with contextlib.suppress(OSError):
-                    self.current.close()
-                return
-        self.csock = GuardedConnection(sock)
         if not self.handleConnection():
             return
         try:
@@ -177,6 +114,7 @@ class HubConnectionJob(ClientConnectionJob):
                 self.daemon._clientDisconnect(self.csock)
             except Exception as exc:  # never let cleanup kill the worker
                 log.warning("error in client disconnect", extra={"error": str(exc)})
+            self.csock.release_buffers()
             self.csock.close()
 
     def _serve(self) -> None:
@@ -185,6 +123,7 @@ class HubConnectionJob(ClientConnectionJob):
         while True:
             try:
                 self.daemon.handleRequest(self.csock)
+                self.csock.release_buffers()
             except (OSError, errors.ConnectionClosedError, errors.SecurityError):
                 return
             except errors.TimeoutError:
@@ -201,7 +140,6 @@ class HubConnectionJob(ClientConnectionJob):
 
     def handleConnection(self) -> bool:
         ok = super().handleConnection()
-        self._handshake_over()
         if ok:
             self.csock.handshake_budget = None
             idle = self.server.settings.server.idle_timeout_s
@@ -209,8 +147,7 @@ class HubConnectionJob(ClientConnectionJob):
                 self.csock.sock.settimeout(idle or None)
             return True
         if not self.csock.handshake_decided:
-            self._refuse(RefusalReason.handshake_timeout if self._timed_out() else RefusalReason.protocol,
-                         "bad or missing Pyro5 handshake")
+            self.server.refused(RefusalReason.protocol, self.caddr, "bad or missing Pyro5 handshake")
         # A session may have been opened before Pyro5 failed the handshake (e.g. unknown object): close it.
         with contextlib.suppress(Exception):
             self.daemon.clientDisconnect(self.csock)
@@ -218,46 +155,95 @@ class HubConnectionJob(ClientConnectionJob):
 
 
 class HubSocketServer(SocketServer_Threadpool):
-    """Pyro5's thread-pool server, accepting plain TCP and leaving TLS to the workers."""
+    """Pyro5's thread-pool server; connections get a worker only once their handshake has arrived."""
 
     settings: Settings
-    tls_context: ssl.SSLContext | None
-    watchdog: Watchdog
     on_refused: Callable[[str, str, str], None]
+    on_counted: Callable[[str], None]
+    stage: HandshakeStage
+    receive_budget: ReceiveBudget
 
     def adopt(self, settings: Settings, tls_context: ssl.SSLContext | None,
-              on_refused: Callable[[str, str, str], None]) -> None:
+              on_refused: Callable[[str, str, str], None], on_counted: Callable[[str], None]) -> None:
         self.settings = settings
-        self.tls_context = tls_context
         self.on_refused = on_refused
-        self.watchdog = Watchdog()
-        self.watchdog.start()
-        self.sock.settimeout(None)
+        self.on_counted = on_counted
+        self._quiet_until = 0.0
+        self._quieted = 0
+        self.receive_budget = ReceiveBudget(settings.limits.receive_bytes_per_connection,
+                                            settings.limits.receive_bytes_total)
+        self.stage = HandshakeStage(settings, tls_context, self._selector, self._start_worker, self.refused)
+        self.sock.setblocking(False)
 
     @staticmethod
     def address_text(address: Any) -> str:
         return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
 
     def refused(self, reason: RefusalReason, address: Any, detail: str) -> None:
+        """Count, log and audit a refusal; floods of dropped pending handshakes are logged once per 10 s."""
+        if reason is RefusalReason.crowded:
+            now = time.monotonic()
+            if now < self._quiet_until:
+                self._quieted += 1
+                self.on_counted(reason)
+                return
+            self._quiet_until = now + 10.0
+            if self._quieted:
+                detail += f" ({self._quieted} more dropped in the last 10 s, counted only)"
+                self._quieted = 0
         self.on_refused(reason, self.address_text(address), detail)
 
     def events(self, eventsockets: Any) -> None:
-        """Accept one connection and hand it to a worker; never block on the client here."""
-        with contextlib.suppress(TimeoutError, BlockingIOError):
-            if not self._selector.select(0.5):
+        """Accept connections and advance pending handshakes; never block on a client here, never die."""
+        for key, _mask in self._selector.select(0.2):
+            if key.fileobj is self.sock:
+                self._accept()
+            else:
+                self.stage.progress(key.data)
+        self.stage.expire()
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a burst per wake-up; the rest wait in the listen backlog
+            try:
+                csock, caddr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
                 return
-            csock, caddr = self.sock.accept()
+            except OSError as exc:  # out of descriptors or memory in the kernel: keep the loop alive
+                self._failed_once("accept", exc)
+                time.sleep(0.05)
+                return
             if self.shutting_down:
                 csock.close()
                 return
-            job = HubConnectionJob(csock, caddr, self.daemon, self)
             try:
-                self.pool.process(job)
-            except NoFreeWorkersError:
-                self.refused(RefusalReason.busy, caddr, "no free worker (server.max_connections reached)")
-                csock.close()
+                self.stage.add(csock, caddr)
+            except (OSError, ValueError, MemoryError) as exc:
+                self._failed_once("admit a connection", exc)
+                with contextlib.suppress(OSError):
+                    csock.close()
+
+    def _start_worker(self, sock: socket.socket, address: Any, prefix: bytes) -> None:
+        """A connection whose connect frame is in: hand it to a worker, or refuse it."""
+        try:
+            self.pool.process(HubConnectionJob(sock, address, self.daemon, self, prefix))
+            return
+        except NoFreeWorkersError:
+            self.refused(RefusalReason.busy, address, "no free worker (server.max_connections reached)")
+        except (RuntimeError, MemoryError) as exc:  # a worker thread could not be started
+            self._failed_once("start a worker", exc)
+            self.refused(RefusalReason.busy, address, f"no worker could be started: {exc}")
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    def _failed_once(self, what: str, exc: BaseException) -> None:
+        """Log the first failure of each kind; later ones are only counted (refusals by reason)."""
+        failures = self.__dict__.setdefault("_failures", {})
+        failures[what] = failures.get(what, 0) + 1
+        if failures[what] == 1:
+            log.error(f"could not {what}; the server keeps serving, later failures are only counted",
+                      extra={"error": f"{type(exc).__name__}: {exc}"})
 
     def close(self) -> None:
-        if getattr(self, "watchdog", None) is not None:
-            self.watchdog.stop.set()
+        if getattr(self, "stage", None) is not None:
+            self.stage.close()
         super().close()

@@ -83,6 +83,11 @@ class ObjectTable:
         with self._lock:
             return sum(1 for e in self._entries.values() if e.owner == session.id)
 
+    def ids_owned_by(self, session_ids: set[str]) -> list[str]:
+        """Ids of the objects created by any of ``session_ids``."""
+        with self._lock:
+            return [oid for oid, e in self._entries.items() if e.owner in session_ids]
+
     def counts_by_type(self) -> dict[str, int]:
         with self._lock:
             counts: dict[str, int] = {}

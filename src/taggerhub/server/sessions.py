@@ -36,6 +36,8 @@ class Session:
     calls: int = 0
     last_call: float = field(default_factory=time.monotonic)
     closed: bool = False
+    denied: int = 0  # denied calls of this session
+    throttled: bool = False  # closed for too many denied calls: its last calls are neither logged nor audited
 
     def describe(self, owned: int) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class Session:
             "since": self.since,
             "calls": self.calls,
             "objects_owned": owned,
+            "denied": self.denied,
         }
 
 
