@@ -32,6 +32,7 @@ SETTING_CALLS = {
     "setSoundFrequency": (0,), "setStreamBlockSize": (131072, 20),
     "setSoftwareClock": (3, 10e6, 1000, False), "disableSoftwareClock": (),
     "setReferenceClock": (3, 10e6, 1e-3, -134217728, 0, False), "disableReferenceClock": (),
+    "xtra_setAutoStart": (True,),
 }
 X_ONLY = {"setInputHysteresis", "setInputImpedanceHigh"}  # the simulated Ultra refuses these, after authorization
 MEASUREMENT_CONTROL = {"start": (), "startFor": (int(1e9),), "stop": (), "clear": (), "abort": ()}

@@ -17,8 +17,8 @@ FRESH = 40
     {},  # the defaults: 32 pending per source, so most idle sockets are dropped, oldest first
     {"TAGGERHUB_LIMITS_PENDING_HANDSHAKES": 1000, "TAGGERHUB_LIMITS_PENDING_PER_SOURCE": 1000},  # all kept
 ], ids=["default-caps", "caps-above-300"])
-def test_300_idle_sockets_leave_fresh_clients_served(start_auth_server, lab_pki, caps):
-    server = start_auth_server(**tls_env(lab_pki, TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S=60, **caps))
+def test_300_idle_sockets_leave_fresh_clients_served(start_auth_process, lab_pki, caps):
+    server = start_auth_process(**tls_env(lab_pki, TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S=60, **caps))
     base_threads = threads_of(server)
     held = idle_sockets(server.port, IDLE)
     try:

@@ -10,9 +10,9 @@ from taggerhub.server.callpath import client_safe
 pytestmark = [pytest.mark.integration]
 
 
-def test_counter_with_10_10_values_answers_a_clear_memory_error_and_server_serves(start_auth_server, lab_pki):
+def test_counter_with_10_10_values_answers_a_clear_memory_error_and_server_serves(start_auth_process, lab_pki):
     # Quotas off, so the allocation itself is attempted and fails (320 GB of int64).
-    server = start_auth_server(**tls_env(lab_pki, TAGGERHUB_LIMITS_MEASUREMENT_BYTES=0,
+    server = start_auth_process(**tls_env(lab_pki, TAGGERHUB_LIMITS_MEASUREMENT_BYTES=0,
                                          TAGGERHUB_LIMITS_MEMORY_BUDGET_BYTES=0))
     TT = connect(server, lab_pki, "oscar")
     tagger = TT.createTimeTagger()

@@ -17,8 +17,8 @@ ATTACK_CONNECTIONS = 4
 ONEWAY_PER_USER = 16
 
 
-def test_6000_oneway_calls_leave_threads_bounded_and_victims_served(start_auth_server, lab_pki):
-    server = start_auth_server(**tls_env(lab_pki, TAGGERHUB_LIMITS_ONEWAY_PER_USER=ONEWAY_PER_USER,
+def test_6000_oneway_calls_leave_threads_bounded_and_victims_served(start_auth_process, lab_pki):
+    server = start_auth_process(**tls_env(lab_pki, TAGGERHUB_LIMITS_ONEWAY_PER_USER=ONEWAY_PER_USER,
                                                TAGGERHUB_AUTH_MAX_CONNECTIONS_PER_USER=64))
     TT = connect(server, lab_pki, "oscar")
     tagger = TT.createTimeTagger()

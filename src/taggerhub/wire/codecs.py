@@ -220,16 +220,20 @@ class TaggerhubSerializer(NumpyMsgpackSerializer):
         return self._unframe(data)
 
 
+class MarshalRefused(errors.SecurityError, errors.CommunicationError):
+    """The marshal serializer is refused: a security refusal that clients see as a communication error."""
+
+
 class RefusedSerializer(pyro_compat.MarshalSerializer):
     """Stands in for marshal on the server: answers every request with a clear refusal."""
 
     message = "the marshal serializer is refused by this server (unsafe); use msgpack, serpent or json"
 
     def loads(self, data: Any) -> Any:
-        raise errors.SecurityError(self.message)
+        raise MarshalRefused(self.message)
 
     def loadsCall(self, data: Any) -> Any:
-        raise errors.SecurityError(self.message)
+        raise MarshalRefused(self.message)
 
     def dumps(self, data: Any) -> bytes:
         # Only error texts are ever sent back with this id.
