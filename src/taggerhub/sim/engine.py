@@ -86,18 +86,32 @@ class InputStage:
     def test_signal_period_ps(self) -> float:
         return PS_PER_S * self.test_signal_divider / self.model.test_signal_base_hz
 
-    def _source_edges(self, wanted: set[int], t0: int, t1: int) -> tuple[dict[int, list], dict[int, float]]:
-        """Rising edges from the sources for the physical channels in ``wanted``."""
-        edges: dict[int, list[np.ndarray]] = {}
-        amplitude: dict[int, float] = {}
+    def _source_edges(self, wanted: set[int], t0: int, t1: int) -> dict[int, list[tuple[np.ndarray, float, int]]]:
+        """Pulse starts from the sources for the physical channels in ``wanted``, as (times, amplitude, width)."""
+        pulses: dict[int, list[tuple[np.ndarray, float, int]]] = {}
         for source in self.sources:
             chans = source.channels()
             if not wanted.intersection(chans):
                 continue
             for ch, times in source.generate(self.rng, t0, t1).items():
-                edges.setdefault(ch, []).append(times)
-                amplitude[ch] = max(amplitude.get(ch, 0.0), source.amplitude_v)
-        return edges, amplitude
+                pulses.setdefault(ch, []).append((times, source.amplitude_v, source.pulse_width_ps))
+        return pulses
+
+    @staticmethod
+    def _edges_at_level(pulses: list[tuple[np.ndarray, float, int]], level_v: float, falling: bool) -> np.ndarray:
+        """Edges that cross ``level_v``, for the rising (or falling) edge channel.
+
+        A pulse from the 0 V baseline to ``amplitude`` crosses a level strictly between the two, so
+        negative pulses need a negative trigger level and positive ones a positive level. A positive
+        pulse rises at its start and falls ``width`` later; a negative one falls first, rises at its end.
+        """
+        parts = []
+        for times, amplitude, width in pulses:
+            if not min(0.0, amplitude) < level_v < max(0.0, amplitude):
+                continue  # the level is beyond the pulse (or on the baseline side): nothing triggers
+            trailing = falling if amplitude > 0 else not falling
+            parts.append(times + width if trailing and width else times)
+        return merge_sorted(parts)
 
     def _test_signal(self, t0: int, t1: int, falling: bool) -> np.ndarray:
         period = self.test_signal_period_ps()
@@ -137,13 +151,9 @@ class InputStage:
 
     def _process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         physical = {abs(c) for c in wanted}
-        edges, amplitude = self._source_edges(physical, t0, t1)
+        pulses = self._source_edges(physical, t0, t1)
         min_delay = min((s.delay_ps for s in self.inputs.values()), default=0)
         shift_base = BASE_LATENCY_PS - min(0, min_delay)
-        width = {s_ch: 0 for s_ch in physical}
-        for source in self.sources:
-            for ch in source.channels():
-                width[ch] = max(width.get(ch, 0), source.pulse_width_ps)
         out: dict[int, np.ndarray] = {}
         for channel in wanted:
             state = self.inputs.get(channel)
@@ -154,11 +164,7 @@ class InputStage:
             if rising_state.test_signal:
                 raw = self._test_signal(t0, t1, falling=channel < 0)
             else:
-                raw = merge_sorted(edges.get(phys, []))
-                if not 0 < rising_state.trigger_level_v < amplitude.get(phys, 0.0):
-                    raw = EMPTY  # threshold above the pulse (or below the baseline): nothing triggers
-                elif channel < 0:
-                    raw = raw + width.get(phys, 0)
+                raw = self._edges_at_level(pulses.get(phys, []), rising_state.trigger_level_v, channel < 0)
             shifted = raw + (shift_base + state.delay_ps)
             if self.model.jitter_rms_ps > 0 and shifted.size:
                 shifted += self.rng.gaussian(shifted.size, self.model.jitter_rms_ps)
