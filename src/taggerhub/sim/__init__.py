@@ -146,6 +146,7 @@ __all__ = [
     "TriggerOnCountrate",
     "configure",
     "createTimeTagger",
+    "freeAllTimeTagger",
     "freeTimeTagger",
     "getVersion",
     "getTimeTaggerChannelNumberScheme",
@@ -264,3 +265,16 @@ def freeTimeTagger(tagger: TimeTaggerBase) -> bool:
             del _lab.open[serial]
     tagger._free()
     return was_open
+
+
+def freeAllTimeTagger() -> None:
+    """Close every tagger this process opened with createTimeTagger (the vendor demos' last line).
+
+    As in the vendor library (TT::freeAllTimeTagger, void): no arguments, returns None, and the freed
+    objects refuse further use; their measurements stop.
+    """
+    with _lab.lock:
+        taggers = list(_lab.open.values())
+        _lab.open.clear()
+    for tagger in taggers:
+        tagger._free()
