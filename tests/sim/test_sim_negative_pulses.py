@@ -64,11 +64,13 @@ def test_mixed_polarities_on_one_input_are_selected_by_the_sign_of_the_level(mak
     assert measured_rate(tagger, 3, -0.6) == 0
 
 
-def test_the_time_tagger_20_cannot_trigger_below_0_v(make_tagger):
+def test_the_time_tagger_20_cannot_trigger_below_0_v_and_clamps_like_the_vendor(make_tagger, caplog):
     tagger = make_tagger("20", [PoissonSource(channel=1, rate_hz=RATE_HZ, amplitude_v=-0.5)])
-    assert tagger.getTriggerLevelRange(1)[0] == 0.0
-    with pytest.raises(ValueError, match=r"trigger level -0\.014 V"):
-        tagger.setTriggerLevel(1, -0.014)
+    assert tagger.getTriggerLevelRange(1) == [0.0, 2.5]
+    with caplog.at_level("WARNING", logger="taggerhub.sim"):
+        assert measured_rate(tagger, 1, -0.014) == 0
+    assert tagger.getTriggerLevel(1) == 0.0
+    assert "Trigger level out of range. Setting to min device value: 0.000 V." in caplog.text
 
 
 def test_a_lab_file_source_with_negative_amplitude_and_level_counts(make_tagger):
