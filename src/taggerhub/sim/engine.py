@@ -27,6 +27,10 @@ BASE_LATENCY_PS = 1_000_000
 REALTIME_MAX_CHUNK_PS = 20_000_000_000  # 20 ms
 VIRTUAL_CHUNK_PS = 10_000_000_000  # 10 ms
 REALTIME_TICK_S = 0.002
+# How far the realtime engine may lag the wall clock before it drops tags, as the device does when the
+# PC cannot take them (its buffer fills): the window becomes an overflow interval that getOverflows()
+# counts and that streams mark with OverflowBegin, MissedEvents and OverflowEnd, instead of time stretching.
+REALTIME_MAX_LAG_PS = 200_000_000_000  # 200 ms
 EMPTY = np.empty(0, dtype=np.int64)
 
 
@@ -37,6 +41,8 @@ class Chunk:
     begin_ps: int
     end_ps: int
     tags: dict[int, np.ndarray]
+    # Set for an overflow interval: tags dropped per channel (``tags`` is then empty), as the device reports.
+    missed: dict[int, int] | None = None
 
     def get(self, channel: int) -> np.ndarray:
         return self.tags.get(channel, EMPTY)
@@ -322,12 +328,35 @@ class TagEngine:
         with self._lock:
             while self.processed_ps < t_end:
                 t0 = self.processed_ps
+                if self.clock.mode == "realtime" and self.clock.now_ps() - t0 > REALTIME_MAX_LAG_PS:
+                    self._overflow(t0)
+                    continue
                 t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
                 wanted = self._wanted()
                 tags = self.stage.process(wanted, t0, t1) if wanted else {}
                 self._consume(Chunk(t0, t1, tags))
                 self.processed_ps = t1
                 self._progress.notify_all()
+
+    def _overflow(self, t0: int) -> None:
+        """The measurements fell behind the wall clock: drop tags up to now as one overflow interval.
+
+        Tags are still generated (cheaply, without the measurements) so that the missed counts, dead time
+        and divider state stay right; the measurements get one empty chunk that says what was missed.
+        """
+        t_end = self.clock.now_ps()
+        missed: dict[int, int] = {}
+        t = t0
+        while t < t_end:
+            t1 = min(t_end, t + REALTIME_MAX_CHUNK_PS)
+            wanted = self._wanted()
+            for ch, tags in (self.stage.process(wanted, t, t1) if wanted else {}).items():
+                missed[ch] = missed.get(ch, 0) + int(tags.size)
+            t = t1
+        self.stage.overflows += 1
+        self._consume(Chunk(t0, t_end, {}, missed))
+        self.processed_ps = t_end
+        self._progress.notify_all()
 
     def _run(self) -> None:
         try:
