@@ -62,7 +62,7 @@ def test_an_engine_that_falls_behind_overflows_instead_of_stretching_time(defaul
     rate.startFor(SECOND)
     assert rate.waitUntilFinished(5000)
     wall = time.monotonic() - began
-    assert wall < 1.6, f"time stretched: 1 s of tags took {wall:.2f} s"
+    assert wall < 2.0, f"time stretched: 1 s of tags took {wall:.2f} s"
     assert tagger.getOverflows() > 0
     assert rate.getData()[0] < 0.9 * 10e6  # tags were lost, not delayed
     buffer = stream.getData()
@@ -82,24 +82,26 @@ def test_log_bins_histogram_equals_brute_force_pair_counting(make_tagger):
                                                     jitter_a_ps=200.0), PoissonSource(channel=1, rate_hz=1e5)])
     auto = TT.HistogramLogBins(tagger, 1, 1, -9, -4, 40)
     cross = TT.HistogramLogBins(tagger, 2, 1, -10, -5, 30)
+    custom = TT.HistogramCustomBins(tagger, 1, 1, [0, 5000, 10**5, 10**7])  # from 0: self-pairs excluded
     stream = TT.TimeTagStream(tagger, 10**7, [1, 2])
-    for m in (auto, cross, stream):
+    for m in (auto, cross, custom, stream):
         m.stop()
         m.clear()
-    for m in (auto, cross, stream):
+    for m in (auto, cross, custom, stream):
         m.startFor(SECOND // 20)
-    for m in (auto, cross, stream):
+    for m in (auto, cross, custom, stream):
         assert m.waitUntilFinished(60_000)
     buffer = stream.getData()
     stamps, chans = buffer.getTimestamps(), buffer.getChannels()
     ones, twos = stamps[chans == 1], stamps[chans == 2]
-    for hist, clicks, starts in ((auto, ones, ones), (cross, twos, ones)):
+    for hist, clicks, starts in ((auto, ones, ones), (cross, twos, ones), (custom, ones, ones)):
         edges = hist.getBinEdges()
         expected = np.zeros(edges.size - 1, dtype=np.int64)
         lo = np.searchsorted(starts, clicks - edges[-1], side="right")  # starts with c - s < last edge
         hi = np.searchsorted(starts, clicks - edges[0], side="right")  # ... and c - s >= first edge
         for c, a, b in zip(clicks, lo, hi, strict=True):
             dt = c - starts[a:b]
+            dt = dt[dt > 0] if clicks is starts else dt
             expected += np.bincount(np.searchsorted(edges, dt, side="right") - 1, minlength=expected.size)
         assert expected.sum() > 1000
         np.testing.assert_array_equal(hist.getData(), expected)

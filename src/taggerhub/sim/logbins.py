@@ -115,8 +115,10 @@ class HistogramLogBins(IteratorBase):
     def _on_chunk(self, chunk: Chunk) -> None:
         clicks, starts = chunk.get(self._channels[0]), chunk.get(self._channels[1])
         self._n += (clicks.size, starts.size)
-        if self._edges[0] > 0:
+        if self._edges[0] >= 0:
             self._count_by_edges(clicks, starts, chunk.end_ps)
+            if self._edges[0] == 0 and self._channels[0] == self._channels[1] and self._hist.size:
+                self._hist[0] -= clicks.size  # a tag does not pair with itself (dt = 0)
             return
         # Bins reaching zero or below (HistogramCustomBins): pair by pair, with starts after the click.
         _, dt = self._window.feed(starts, clicks, chunk.end_ps)
@@ -129,7 +131,7 @@ class HistogramLogBins(IteratorBase):
     def _count_by_edges(self, clicks: np.ndarray, starts: np.ndarray, end_ps: int) -> None:
         """Add this chunk's clicks, counting starts per bin from the edges instead of listing pairs.
 
-        With all edges > 0 every start of a pair precedes its click, so it is already known. For each edge
+        With all edges >= 0 every start of a pair precedes its click, so it is already known. For each edge
         e, sum over clicks c of #{starts <= c - e} is the number of pairs with c - s >= e; differences of
         neighbouring edges are the bin counts. That costs (n_bins + 1) binary searches per click, however
         many starts lie in the window: an FCS histogram over 1 us..1 s at 50 kHz would otherwise list
