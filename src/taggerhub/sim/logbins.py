@@ -9,7 +9,7 @@ import numpy as np
 from .engine import Chunk
 from .enums import GatedChannelInitial
 from .iterators import IteratorBase
-from .pairs import PairWindow
+from .pairs import PairWindow, pairs_in_window
 from .signals import PS_PER_S
 
 if TYPE_CHECKING:
@@ -138,12 +138,29 @@ class HistogramLogBins(IteratorBase):
         2.5e9 pairs per second. Starts older than the widest edge add the same to every edge and cancel.
         """
         history = np.concatenate([self._start_tail, starts]) if self._start_tail.size else starts
-        if clicks.size and history.size:
+        if clicks.size and history.size and self._few_pairs(clicks, history):
+            _, dt = pairs_in_window(history, clicks, int(self._edges[0]), int(self._edges[-1]))
+            if dt.size:
+                bins = np.searchsorted(self._edges, dt, side="right") - 1
+                self._hist += np.bincount(bins, minlength=self._hist.size)[: self._hist.size]
+        elif clicks.size and history.size:
             reached = np.empty(self._edges.size, dtype=np.int64)
             for k, edge in enumerate(self._edges):
                 reached[k] = np.searchsorted(history, clicks - edge, side="right").sum()
             self._hist += reached[:-1] - reached[1:]
         self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
+
+    def _few_pairs(self, clicks: np.ndarray, history: np.ndarray) -> bool:
+        """Whether listing the pairs is cheaper than one search per click and edge.
+
+        Short windows (100 ps..1 us at MHz rates) hold a few starts per click, so listing them costs far
+        less than n_bins + 1 searches; FCS windows (up to 1 s) hold thousands and must count by edges.
+        """
+        span = int(history[-1] - history[0])
+        if span <= 0:
+            return False
+        starts_per_click = history.size * float(self._edges[-1] - self._edges[0]) / span
+        return starts_per_click < self._edges.size / 4
 
     def _normalization(self) -> np.ndarray:
         # Pairs (s, c) with c - s in [a, b) over a capture of length T: (b - a) T - (b^2 - a^2) / 2 (in ps^2),
