@@ -51,6 +51,7 @@ from .logbins import (
 from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
 from .refclock import ReferenceClockState, SoftwareClockState
 from .sampling import Sampler, TriggerOnCountrate
+from .scope import Dump, Event, HistogramND, Scope
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
@@ -83,6 +84,10 @@ if TYPE_CHECKING:
 SIMULATOR_VERSION = "2.22.6"  # the vendor library version whose API this simulator mirrors
 
 __all__ = [
+    "Dump",
+    "Event",
+    "HistogramND",
+    "Scope",
     "CHANNEL_UNUSED",
     "HIGH",
     "LOW",
