@@ -22,9 +22,25 @@ if TYPE_CHECKING:
 class Event:
     """Pair of the timestamp and the new state returned by ``Scope.getData()``."""
 
-    def __init__(self, time: int = 0, state: int = 0):
-        self.time = int(time)
-        self.state = int(state)
+    def __init__(self) -> None:
+        self._time, self._state = 0, UNKNOWN
+
+    @classmethod
+    def _at(cls, time: int, state: int) -> Event:
+        event = cls()
+        event._time, event._state = int(time), int(state)
+        return event
+
+    # Properties on the class, so reflection (and the parity table) sees them as the vendor's.
+    @property
+    def time(self) -> int:
+        """Timestamp in ps relative to the trigger."""
+        return self._time
+
+    @property
+    def state(self) -> int:
+        """Input state: HIGH, LOW or UNKNOWN."""
+        return self._state
 
     def __repr__(self) -> str:
         return f"Event(time={self.time}, state={self.state})"
@@ -83,7 +99,7 @@ class Scope(IteratorBase):
             trace = []
             for i, (times, st) in enumerate(edges):
                 before = int(np.searchsorted(times, trig, side="left"))
-                trace.append([Event(0, int(st[before - 1]) if before else self._state[i])])
+                trace.append([Event._at(0, int(st[before - 1]) if before else self._state[i])])
             self._triggered += 1
             t = trig + self._window
             self._collect(trig, trace, edges, chunk.end_ps)
@@ -103,7 +119,7 @@ class Scope(IteratorBase):
             lo, hi = np.searchsorted(times, [trig, trig + self._window], side="left")
             room = max(self._n_max - len(events), 0)
             hi = min(hi, lo + room)
-            events.extend(Event(int(x) - trig, int(s)) for x, s in zip(times[lo:hi], st[lo:hi], strict=True))
+            events.extend(Event._at(int(x) - trig, int(s)) for x, s in zip(times[lo:hi], st[lo:hi], strict=True))
         if trig + self._window <= end_ps:
             self._open = None
             if self._n_traces < 1:
