@@ -8,6 +8,11 @@ the resident set size, which must not grow.
 
     python bench/sim_bench.py                 # goal: >= 20 M tags/s, flat RSS
     python bench/sim_bench.py --profile       # cProfile of the engine thread's work
+    python bench/sim_bench.py --per-measurement   # tags/s each measurement type sustains alone (goal >= 10 M)
+
+The per-measurement table feeds the same pre-generated chunks to one measurement at a time and times
+only its own work (thread CPU time of its chunk handler), so the engine's tag generation is left out:
+the number says how fast a tag stream this measurement alone could keep up with.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 
 import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
+from taggerhub.sim import CHANNEL_UNUSED
+from taggerhub.sim.engine import VIRTUAL_CHUNK_PS, Chunk
 from taggerhub.sim.lab import DeviceSpec
 from taggerhub.sim.models import model_by_name
 from taggerhub.sim.signals import PhotonPairSource, PoissonSource
@@ -112,17 +120,106 @@ def memory(rate_hz: float, wall_seconds: float, every_s: float = 5.0) -> list[tu
         TT.freeTimeTagger(tagger)
 
 
+# Each measurement type with the parameters lab scripts typically use, on the bench lab's channels
+# (every channel carries rate/8; 1 and 2 are photon pairs 2 ns apart).
+MEASUREMENTS: dict[str, Callable[[TT.TimeTagger], object]] = {
+    "Countrate (8 ch)": lambda t: TT.Countrate(t, list(range(1, 9))),
+    "Counter 1 ms x 1000 (8 ch)": lambda t: TT.Counter(t, list(range(1, 9)), binwidth=10**9, n_values=1000),
+    "Counter 1 ns x 1000 (2 ch)": lambda t: TT.Counter(t, [1, 2], binwidth=1000, n_values=1000),
+    "Correlation 10 ps x 1000": lambda t: TT.Correlation(t, 2, 1, binwidth=10, n_bins=1000),
+    "Histogram 10 ps x 1000": lambda t: TT.Histogram(t, 2, 1, binwidth=10, n_bins=1000),
+    "StartStop 10 ps": lambda t: TT.StartStop(t, 2, 1, binwidth=10),
+    "TimeDifferences 10 ps x 1000 x 10": lambda t: TT.TimeDifferences(t, 2, 1, 3, CHANNEL_UNUSED, 10, 1000, 10),
+    "HistogramLogBins 1us..1s x 100 (FCS)": lambda t: TT.HistogramLogBins(t, 1, 1, -6, 0, 100),
+    "HistogramLogBins 100ps..1us x 100": lambda t: TT.HistogramLogBins(t, 2, 1, -10, -6, 100),
+    "HistogramCustomBins 10 bins": lambda t: TT.HistogramCustomBins(t, 2, 1, [0, 1000, 2000, 3000, 5000, 10**4,
+                                                                              10**5, 10**6, 10**7, 10**8, 10**9]),
+    "Histogram2D 100 x 100": lambda t: TT.Histogram2D(t, 1, 2, 3, 100, 100, 100, 100),
+    "CorrelationPairs 3 ch": lambda t: TT.CorrelationPairs(t, [1, 2, 3], binwidth=10, n_bins=1000),
+    "CountBetweenMarkers": lambda t: TT.CountBetweenMarkers(t, 1, 3, CHANNEL_UNUSED, 1000),
+    "GatedCounter 2 ch": lambda t: TT.GatedCounter(t, [1, 2], 3, 4, 1000),
+    "FrequencyCounter 1 ch": lambda t: TT.FrequencyCounter(t, [3], 10**9, 10**9, 100),
+    "Sampler 3 ch": lambda t: TT.Sampler(t, 3, [1, 2, 4], 10**5),
+    "TimeTagStream 8 ch": lambda t: TT.TimeTagStream(t, 10**8, list(range(1, 9))),
+    "Coincidence 1 ns (virtual)": lambda t: TT.Coincidence(t, [1, 2], 1000),
+    "Coincidences 3 groups (virtual)": lambda t: TT.Coincidences(t, [[1, 2], [1, 3], [2, 3]], 1000),
+    "Combinations 3 ch (virtual)": lambda t: TT.Combinations(t, [1, 2, 3], 1000),
+    "Combiner 4 ch (virtual)": lambda t: TT.Combiner(t, [1, 2, 3, 4]),
+    "DelayedChannel (virtual)": lambda t: TT.DelayedChannel(t, 1, 5000),
+    "GatedChannel (virtual)": lambda t: TT.GatedChannel(t, 1, 3, 4),
+    "FrequencyMultiplier x4 (virtual)": lambda t: TT.FrequencyMultiplier(t, 3, 4),
+    "EventGenerator (virtual)": lambda t: TT.EventGenerator(t, 3, [1000, 2000, 5000]),
+    "ConstantFractionDiscriminator (virtual)": lambda t: TT.ConstantFractionDiscriminator(t, [1], 20_000),
+    "ConditionalFilterChannel (virtual)": lambda t: TT.ConditionalFilterChannel(t, [3], [1]),
+    "TriggerOnCountrate (virtual)": lambda t: TT.TriggerOnCountrate(t, 3, 1e6, 1e5, 10**9),
+}
+GOAL_TAGS_PER_S = 10e6
+
+
+def chunks_of(tagger, sim_seconds: float) -> list[Chunk]:
+    """The bench lab's tags (all eight channels, both edges of 1) as the engine would hand them out."""
+    stage, chunks, t = tagger._stage, [], 0
+    wanted = {*range(1, 9), -1}
+    while t < int(sim_seconds * SECOND):
+        chunks.append(Chunk(t, t + VIRTUAL_CHUNK_PS, stage.process(wanted, t, t + VIRTUAL_CHUNK_PS)))
+        t += VIRTUAL_CHUNK_PS
+    return chunks
+
+
+def per_measurement(rate_hz: float, sim_seconds: float, only: str | None = None) -> list[tuple[str, float, int]]:
+    """(name, tags per CPU second of the measurement's own work, tags it received) per measurement type."""
+    TT.configure(devices=lab(rate_hz), clock="virtual", seed=11)
+    tagger = TT.createTimeTagger()
+    try:
+        tagger.xtra_setAutoStart(False)  # measured by hand below, not by the engine
+        chunks = chunks_of(tagger, sim_seconds)
+        rows = []
+        for name, make in MEASUREMENTS.items():
+            if only and only.lower() not in name.lower():
+                continue
+            measurement = make(tagger)
+            channels = {abs(c) if c != -1 else -1 for c in measurement._wanted_channels()}
+            tags = sum(int(c.get(ch).size) for c in chunks for ch in channels)
+            cpu = 0.0
+            for chunk in chunks:
+                fresh = Chunk(chunk.begin_ps, chunk.end_ps, dict(chunk.tags))  # virtual channels add to it
+                begin = time.thread_time()
+                measurement._on_chunk(fresh)
+                cpu += time.thread_time() - begin
+            rows.append((name, tags / cpu if cpu > 0 else float("inf"), tags))
+            print(f"  {name}: {rows[-1][1] / 1e6:.1f} M tags/s", flush=True)
+            measurement._release()
+        return rows
+    finally:
+        TT.freeTimeTagger(tagger)
+
+
+def print_table(rows: list[tuple[str, float, int]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measurement':<{width}}  {'M tags/s':>9}  {'tags fed':>10}  goal >= {GOAL_TAGS_PER_S / 1e6:.0f} M")
+    for name, rate, tags in rows:
+        print(f"{name:<{width}}  {rate / 1e6:9.1f}  {tags:10d}  {'ok' if rate >= GOAL_TAGS_PER_S else 'BELOW'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=40e6, help="simulated tags per second (default 40e6)")
     parser.add_argument("--sim-seconds", type=float, default=5.0, help="simulated seconds for the rate phase")
     parser.add_argument("--memory-seconds", type=float, default=60.0, help="wall seconds of the memory phase")
     parser.add_argument("--profile", action="store_true", help="profile the engine while it runs")
+    parser.add_argument("--per-measurement", action="store_true",
+                        help="tags/s each measurement type sustains alone (over --sim-seconds of the lab)")
+    parser.add_argument("--only", default=None, help="with --per-measurement: names containing this text")
     args = parser.parse_args()
     cpu = None
     if hasattr(os, "sched_setaffinity"):
         cpu = idlest_cpu(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})  # one core for every thread
+    if args.per_measurement:
+        print(f"simulator per-measurement benchmark: {args.rate / 1e6:.0f} M tags/s lab ({args.rate / 8e6:.1f} M "
+              f"per channel), {args.sim_seconds} s of tags, one core (cpu {cpu}), date {time.strftime('%Y-%m-%d')}")
+        print_table(per_measurement(args.rate, args.sim_seconds, args.only))
+        return
     print(f"simulator benchmark: Countrate + Counter + Correlation on 8 channels, {args.rate / 1e6:.0f} M tags/s "
           f"simulated, one core (cpu {cpu}), date {time.strftime('%Y-%m-%d')}")
     if args.profile:

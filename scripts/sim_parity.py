@@ -26,7 +26,7 @@ OUT_OF_SCOPE = re.compile(
     r"createTimeTaggerNetwork|createTimeTaggerVirtual|scanTimeTaggerServers|getTimeTaggerServerInfo|flashLicense|"
     r"extractDeviceLicense|hasTimeTaggerVirtualLicense|setCustomBitFileName|FpgaLinkInterface.*|"
     r"UsageStatisticsStatus.*|.*UsageStatistics.*|setLogger|CustomLogger|LOGGER_.*|addSearchPath|"
-    r"checkSystemLibraries|FileReader|FileWriter|Dump|mergeStreamFiles|SwigPyIterator|cvar|typing|weakref|"
+    r"checkSystemLibraries|FileReader|FileWriter|mergeStreamFiles|SwigPyIterator|cvar|typing|weakref|"
     r"SHARED_PTR_DISOWN|LanguageUsed.*|setLanguageInfo|setFrontend|CustomMeasurement.*|Iterator|"
     r"getCompilationTimestamp|getCompilerVersion|PRI_STR)$"
 )
@@ -37,6 +37,13 @@ OUT_OF_SCOPE_METHODS = re.compile(
     r"autoCalibration|getDistributionCount|getDistributionPSecs|xtra_.*Aux.*|xtra_.*Clock.*|xtra_setFanSpeed|"
     r"xtra_.*HighPrio.*|xtra_.*AvgRisingFalling|xtra_measureTriggerLevel)$"
 )
+
+# In-scope names that can be simulated but are not yet, with why (issue 17 item 9 follow-up).
+NOT_YET = {
+    name: "simulable (periodic/pulse sources exist); not implemented yet: issue 17 item 9 follow-up"
+    for name in ("Flim", "FlimAbstract", "FlimBase", "FlimFrameInfo", "FrequencyStability", "FrequencyStabilityData",
+                 "PulsePerSecondMonitor", "PulsePerSecondData")
+}
 
 
 def params(func) -> list[str] | None:
@@ -102,7 +109,7 @@ def compare_module(vmod: ModuleType, smod: ModuleType, prefix: str) -> tuple[lis
             continue
         sobj = getattr(smod, name, None)
         if sobj is None:
-            rows.append(f"| `{full}` | {kind} | **missing** | |")
+            rows.append(f"| `{full}` | {kind} | **missing** | {NOT_YET.get(full, '')} |")
             continue
         note = ""
         if inspect.isclass(vobj) and not issubclass(vobj, enum.Enum):

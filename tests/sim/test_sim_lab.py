@@ -69,8 +69,8 @@ def test_bad_lab_files_are_rejected_naming_the_problem(lab_file, text, message):
 
 
 def test_out_of_range_channel_setting_fails_on_open(lab_file):
-    TT.configure(lab_file('[[device]]\nserial = "X1"\n[device.channel.3]\ntrigger_level_v = 9.0'), clock="virtual")
-    with pytest.raises(ValueError, match=r"X1: trigger level 9\.0 V"):
+    TT.configure(lab_file('[[device]]\nserial = "X1"\n[device.channel.3]\ndeadtime_ps = 9000000000'), clock="virtual")
+    with pytest.raises(ValueError, match=r"X1: dead time 9000000000 ps exceeds"):
         TT.createTimeTagger()
     assert TT.scanTimeTagger() == ["X1"]  # the failed open does not hold the device
 

@@ -51,6 +51,7 @@ from .logbins import (
 from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
 from .refclock import ReferenceClockState, SoftwareClockState
 from .sampling import Sampler, TriggerOnCountrate
+from .scope import Dump, Event, HistogramND, Scope
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
@@ -83,6 +84,10 @@ if TYPE_CHECKING:
 SIMULATOR_VERSION = "2.22.6"  # the vendor library version whose API this simulator mirrors
 
 __all__ = [
+    "Dump",
+    "Event",
+    "HistogramND",
+    "Scope",
     "CHANNEL_UNUSED",
     "HIGH",
     "LOW",
@@ -146,6 +151,7 @@ __all__ = [
     "TriggerOnCountrate",
     "configure",
     "createTimeTagger",
+    "freeAllTimeTagger",
     "freeTimeTagger",
     "getVersion",
     "getTimeTaggerChannelNumberScheme",
@@ -264,3 +270,16 @@ def freeTimeTagger(tagger: TimeTaggerBase) -> bool:
             del _lab.open[serial]
     tagger._free()
     return was_open
+
+
+def freeAllTimeTagger() -> None:
+    """Close every tagger this process opened with createTimeTagger (the vendor demos' last line).
+
+    As in the vendor library (TT::freeAllTimeTagger, void): no arguments, returns None, and the freed
+    objects refuse further use; their measurements stop.
+    """
+    with _lab.lock:
+        taggers = list(_lab.open.values())
+        _lab.open.clear()
+    for tagger in taggers:
+        tagger._free()

@@ -27,6 +27,10 @@ BASE_LATENCY_PS = 1_000_000
 REALTIME_MAX_CHUNK_PS = 20_000_000_000  # 20 ms
 VIRTUAL_CHUNK_PS = 10_000_000_000  # 10 ms
 REALTIME_TICK_S = 0.002
+# How far the realtime engine may lag the wall clock before it drops tags, as the device does when the
+# PC cannot take them (its buffer fills): the window becomes an overflow interval that getOverflows()
+# counts and that streams mark with OverflowBegin, MissedEvents and OverflowEnd, instead of time stretching.
+REALTIME_MAX_LAG_PS = 500_000_000_000  # 500 ms: a busy shared PC may stall the engine that long
 EMPTY = np.empty(0, dtype=np.int64)
 
 
@@ -37,6 +41,8 @@ class Chunk:
     begin_ps: int
     end_ps: int
     tags: dict[int, np.ndarray]
+    # Set for an overflow interval: tags dropped per channel (``tags`` is then empty), as the device reports.
+    missed: dict[int, int] | None = None
 
     def get(self, channel: int) -> np.ndarray:
         return self.tags.get(channel, EMPTY)
@@ -86,18 +92,32 @@ class InputStage:
     def test_signal_period_ps(self) -> float:
         return PS_PER_S * self.test_signal_divider / self.model.test_signal_base_hz
 
-    def _source_edges(self, wanted: set[int], t0: int, t1: int) -> tuple[dict[int, list], dict[int, float]]:
-        """Rising edges from the sources for the physical channels in ``wanted``."""
-        edges: dict[int, list[np.ndarray]] = {}
-        amplitude: dict[int, float] = {}
+    def _source_edges(self, wanted: set[int], t0: int, t1: int) -> dict[int, list[tuple[np.ndarray, float, int]]]:
+        """Pulse starts from the sources for the physical channels in ``wanted``, as (times, amplitude, width)."""
+        pulses: dict[int, list[tuple[np.ndarray, float, int]]] = {}
         for source in self.sources:
             chans = source.channels()
             if not wanted.intersection(chans):
                 continue
             for ch, times in source.generate(self.rng, t0, t1).items():
-                edges.setdefault(ch, []).append(times)
-                amplitude[ch] = max(amplitude.get(ch, 0.0), source.amplitude_v)
-        return edges, amplitude
+                pulses.setdefault(ch, []).append((times, source.amplitude_v, source.pulse_width_ps))
+        return pulses
+
+    @staticmethod
+    def _edges_at_level(pulses: list[tuple[np.ndarray, float, int]], level_v: float, falling: bool) -> np.ndarray:
+        """Edges that cross ``level_v``, for the rising (or falling) edge channel.
+
+        A pulse from the 0 V baseline to ``amplitude`` crosses a level strictly between the two, so
+        negative pulses need a negative trigger level and positive ones a positive level. A positive
+        pulse rises at its start and falls ``width`` later; a negative one falls first, rises at its end.
+        """
+        parts = []
+        for times, amplitude, width in pulses:
+            if not min(0.0, amplitude) < level_v < max(0.0, amplitude):
+                continue  # the level is beyond the pulse (or on the baseline side): nothing triggers
+            trailing = falling if amplitude > 0 else not falling
+            parts.append(times + width if trailing and width else times)
+        return merge_sorted(parts)
 
     def _test_signal(self, t0: int, t1: int, falling: bool) -> np.ndarray:
         period = self.test_signal_period_ps()
@@ -137,13 +157,9 @@ class InputStage:
 
     def _process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         physical = {abs(c) for c in wanted}
-        edges, amplitude = self._source_edges(physical, t0, t1)
+        pulses = self._source_edges(physical, t0, t1)
         min_delay = min((s.delay_ps for s in self.inputs.values()), default=0)
         shift_base = BASE_LATENCY_PS - min(0, min_delay)
-        width = {s_ch: 0 for s_ch in physical}
-        for source in self.sources:
-            for ch in source.channels():
-                width[ch] = max(width.get(ch, 0), source.pulse_width_ps)
         out: dict[int, np.ndarray] = {}
         for channel in wanted:
             state = self.inputs.get(channel)
@@ -154,11 +170,7 @@ class InputStage:
             if rising_state.test_signal:
                 raw = self._test_signal(t0, t1, falling=channel < 0)
             else:
-                raw = merge_sorted(edges.get(phys, []))
-                if not 0 < rising_state.trigger_level_v < amplitude.get(phys, 0.0):
-                    raw = EMPTY  # threshold above the pulse (or below the baseline): nothing triggers
-                elif channel < 0:
-                    raw = raw + width.get(phys, 0)
+                raw = self._edges_at_level(pulses.get(phys, []), rising_state.trigger_level_v, channel < 0)
             shifted = raw + (shift_base + state.delay_ps)
             if self.model.jitter_rms_ps > 0 and shifted.size:
                 shifted += self.rng.gaussian(shifted.size, self.model.jitter_rms_ps)
@@ -316,12 +328,35 @@ class TagEngine:
         with self._lock:
             while self.processed_ps < t_end:
                 t0 = self.processed_ps
+                if self.clock.mode == "realtime" and self.clock.now_ps() - t0 > REALTIME_MAX_LAG_PS:
+                    self._overflow(t0)
+                    continue
                 t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
                 wanted = self._wanted()
                 tags = self.stage.process(wanted, t0, t1) if wanted else {}
                 self._consume(Chunk(t0, t1, tags))
                 self.processed_ps = t1
                 self._progress.notify_all()
+
+    def _overflow(self, t0: int) -> None:
+        """The measurements fell behind the wall clock: drop tags up to now as one overflow interval.
+
+        Tags are still generated (cheaply, without the measurements) so that the missed counts, dead time
+        and divider state stay right; the measurements get one empty chunk that says what was missed.
+        """
+        t_end = self.clock.now_ps()
+        missed: dict[int, int] = {}
+        t = t0
+        while t < t_end:
+            t1 = min(t_end, t + REALTIME_MAX_CHUNK_PS)
+            wanted = self._wanted()
+            for ch, tags in (self.stage.process(wanted, t, t1) if wanted else {}).items():
+                missed[ch] = missed.get(ch, 0) + int(tags.size)
+            t = t1
+        self.stage.overflows += 1
+        self._consume(Chunk(t0, t_end, {}, missed))
+        self.processed_ps = t_end
+        self._progress.notify_all()
 
     def _run(self) -> None:
         try:

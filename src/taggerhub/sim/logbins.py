@@ -9,7 +9,7 @@ import numpy as np
 from .engine import Chunk
 from .enums import GatedChannelInitial
 from .iterators import IteratorBase
-from .pairs import PairWindow
+from .pairs import PairWindow, pairs_in_window
 from .signals import PS_PER_S
 
 if TYPE_CHECKING:
@@ -100,6 +100,7 @@ class HistogramLogBins(IteratorBase):
         self._hist = np.zeros(n_bins, dtype=np.int64)
         self._n = np.zeros(2, dtype=np.int64)  # clicks, starts
         self._window = PairWindow(int(edges[0]), int(edges[-1]))
+        self._start_tail = np.empty(0, dtype=np.int64)  # starts that can still pair with later clicks
         super().__init__(tagger, [int(click_channel), int(start_channel)])
 
     def _describe(self) -> dict[str, Any]:
@@ -109,16 +110,57 @@ class HistogramLogBins(IteratorBase):
         self._hist[:] = 0
         self._n[:] = 0
         self._window.clear()
+        self._start_tail = np.empty(0, dtype=np.int64)
 
     def _on_chunk(self, chunk: Chunk) -> None:
         clicks, starts = chunk.get(self._channels[0]), chunk.get(self._channels[1])
         self._n += (clicks.size, starts.size)
+        if self._edges[0] >= 0:
+            self._count_by_edges(clicks, starts, chunk.end_ps)
+            if self._edges[0] == 0 and self._channels[0] == self._channels[1] and self._hist.size:
+                self._hist[0] -= clicks.size  # a tag does not pair with itself (dt = 0)
+            return
+        # Bins reaching zero or below (HistogramCustomBins): pair by pair, with starts after the click.
         _, dt = self._window.feed(starts, clicks, chunk.end_ps)
         if self._channels[0] == self._channels[1]:
             dt = dt[dt > 0]
         if dt.size:
             bins = np.searchsorted(self._edges, dt, side="right") - 1
             self._hist += np.bincount(bins, minlength=self._hist.size)[: self._hist.size]
+
+    def _count_by_edges(self, clicks: np.ndarray, starts: np.ndarray, end_ps: int) -> None:
+        """Add this chunk's clicks, counting starts per bin from the edges instead of listing pairs.
+
+        With all edges >= 0 every start of a pair precedes its click, so it is already known. For each edge
+        e, sum over clicks c of #{starts <= c - e} is the number of pairs with c - s >= e; differences of
+        neighbouring edges are the bin counts. That costs (n_bins + 1) binary searches per click, however
+        many starts lie in the window: an FCS histogram over 1 us..1 s at 50 kHz would otherwise list
+        2.5e9 pairs per second. Starts older than the widest edge add the same to every edge and cancel.
+        """
+        history = np.concatenate([self._start_tail, starts]) if self._start_tail.size else starts
+        if clicks.size and history.size and self._few_pairs(clicks, history):
+            _, dt = pairs_in_window(history, clicks, int(self._edges[0]), int(self._edges[-1]))
+            if dt.size:
+                bins = np.searchsorted(self._edges, dt, side="right") - 1
+                self._hist += np.bincount(bins, minlength=self._hist.size)[: self._hist.size]
+        elif clicks.size and history.size:
+            reached = np.empty(self._edges.size, dtype=np.int64)
+            for k, edge in enumerate(self._edges):
+                reached[k] = np.searchsorted(history, clicks - edge, side="right").sum()
+            self._hist += reached[:-1] - reached[1:]
+        self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
+
+    def _few_pairs(self, clicks: np.ndarray, history: np.ndarray) -> bool:
+        """Whether listing the pairs is cheaper than one search per click and edge.
+
+        Short windows (100 ps..1 us at MHz rates) hold a few starts per click, so listing them costs far
+        less than n_bins + 1 searches; FCS windows (up to 1 s) hold thousands and must count by edges.
+        """
+        span = int(history[-1] - history[0])
+        if span <= 0:
+            return False
+        starts_per_click = history.size * float(self._edges[-1] - self._edges[0]) / span
+        return starts_per_click < self._edges.size / 4
 
     def _normalization(self) -> np.ndarray:
         # Pairs (s, c) with c - s in [a, b) over a capture of length T: (b - a) T - (b^2 - a^2) / 2 (in ps^2),

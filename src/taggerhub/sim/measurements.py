@@ -167,30 +167,36 @@ class Counter(IteratorBase):
                 self._partial[i] += chunk.get(ch).size
             self._partial_ps = span
             return
-        counts = np.zeros((len(self._channels), n_closed + 1), dtype=np.int64)
-        edges = origin + np.arange(1, n_closed + 1, dtype=np.int64) * self._binwidth
+        # Only the last n_values closed bins are kept, so only their edges are searched: a 1 ns binwidth
+        # would otherwise mean 10**7 bins per 10 ms chunk.
+        keep = min(n_closed, self._n_values)
+        first = n_closed - keep
+        edges = origin + np.arange(first, n_closed + 1, dtype=np.int64) * self._binwidth
+        kept = np.zeros((len(self._channels), keep), dtype=np.int64)
+        closed_total = self._partial.copy()
+        partial = np.zeros(len(self._channels), dtype=np.int64)
         for i, ch in enumerate(self._channels):
             tags = chunk.get(ch)
             if tags.size:
-                # Bin edges into the sorted tags: O(bins log tags) instead of touching every tag.
-                cut = np.searchsorted(tags, edges, side="left")
-                counts[i] = np.diff(cut, prepend=0, append=tags.size)
-        counts[:, 0] += self._partial
-        closed = counts[:, :n_closed]
-        self._total += closed.sum(axis=1)
-        keep = min(n_closed, self._n_values)
-        positions = (self._bins_done + np.arange(n_closed - keep, n_closed)) % self._n_values
-        self._ring[:, positions] = closed[:, n_closed - keep:]
-        bin_begin = self._partial_begin + np.arange(n_closed, dtype=np.int64) * self._binwidth
-        self._ring_time[positions] = bin_begin[n_closed - keep:]
+                cut = np.searchsorted(tags, edges, side="left")  # O(kept bins * log tags)
+                kept[i] = np.diff(cut)  # (the chunk starts at or after the first edge when first == 0)
+                closed_total[i] += cut[-1]
+                partial[i] = tags.size - cut[-1]
+        if first == 0:
+            kept[:, 0] += self._partial
+        self._total += closed_total
+        positions = (self._bins_done + np.arange(first, n_closed)) % self._n_values
+        self._ring[:, positions] = kept
+        bin_begin = self._partial_begin + np.arange(first, n_closed, dtype=np.int64) * self._binwidth
+        self._ring_time[positions] = bin_begin
         self._bins_done += n_closed
         self._unread += n_closed
         if self._unread > self._n_values:
             self._dropped += self._unread - self._n_values
             self._unread = self._n_values
-        self._partial = counts[:, n_closed]
+        self._partial = partial
         self._partial_ps = span - n_closed * self._binwidth
-        self._partial_begin = int(bin_begin[-1]) + self._binwidth
+        self._partial_begin = self._partial_begin + n_closed * self._binwidth
 
     def _last_bins(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most recent closed bins, oldest first."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .engine import Chunk
+from .enums import TagType
 from .iterators import IteratorBase
 from .measurements import channel_list, positive
 
@@ -18,12 +19,16 @@ class TimeTagStreamBuffer:
     """The tags collected between two ``TimeTagStream.getData`` calls."""
 
     def __init__(self, timestamps: np.ndarray, channels: np.ndarray, t_start: int, t_get_data: int,
-                 missed: int):
+                 missed: int, event_types: np.ndarray | None = None, missed_events: np.ndarray | None = None):
         self._timestamps = timestamps.astype(np.int64)
         self._channels = channels.astype(np.int32)
         self._t_start = int(t_start)
         self._t_get_data = int(t_get_data)
         self._missed = int(missed)
+        n = self._timestamps.size
+        self._types = np.zeros(n, dtype=np.uint8) if event_types is None else event_types.astype(np.uint8)
+        self._missed_events = (np.zeros(n, dtype=np.uint16) if missed_events is None
+                               else missed_events.astype(np.uint16))
 
     # Properties on the class (not instance attributes), so reflection sees them as the vendor's.
     @property
@@ -33,8 +38,8 @@ class TimeTagStreamBuffer:
 
     @property
     def hasOverflows(self) -> bool:
-        """Whether tags were lost (the buffer was full) since the previous getData."""
-        return self._missed > 0
+        """Whether tags were lost (buffer full, or an overflow interval of the device) since the previous getData."""
+        return self._missed > 0 or bool((self._types != TagType.TimeTag).any())
 
     @property
     def tStart(self) -> int:
@@ -55,16 +60,16 @@ class TimeTagStreamBuffer:
         return self._channels.copy()
 
     def getEventTypes(self) -> np.ndarray:
-        """Type of each tag (TagType.TimeTag for all: the simulation has no overflow intervals)."""
-        return np.zeros(self.size, dtype=np.uint8)
+        """Type of each tag (TagType): TimeTag, or OverflowBegin/MissedEvents/OverflowEnd around dropped tags."""
+        return self._types.copy()
 
     def getOverflows(self) -> np.ndarray:
         """Overflow flag of each tag (deprecated by the vendor; see getEventTypes)."""
-        return np.zeros(self.size, dtype=np.uint8)
+        return (self._types != TagType.TimeTag).astype(np.uint8)
 
     def getMissedEvents(self) -> np.ndarray:
-        """Events missed before each tag."""
-        return np.zeros(self.size, dtype=np.uint16)
+        """Events missed on the tag's channel, for MissedEvents tags (at most 65535 per tag, as uint16)."""
+        return self._missed_events.copy()
 
 
 class TimeTagStream(IteratorBase):
@@ -72,7 +77,7 @@ class TimeTagStream(IteratorBase):
 
     def __init__(self, tagger: TimeTaggerBase, n_max_events: int, channels: list[int]):
         self._n_max = positive("n_max_events", n_max_events)
-        self._parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]] = []
         self._count = 0
         self._missed = 0
         self._t_start = 0
@@ -89,14 +94,37 @@ class TimeTagStream(IteratorBase):
 
     def _on_chunk(self, chunk: Chunk) -> None:
         self._t_now = chunk.end_ps
+        if chunk.missed is not None:
+            self._overflow_marks(chunk)
+            return
         room = self._n_max - self._count
         stamps, chans = chunk.merged(self._channels)
         if stamps.size > room:
             self._missed += stamps.size - room
             stamps, chans = stamps[:room], chans[:room]
         if stamps.size:
-            self._parts.append((stamps, chans))
+            self._parts.append((stamps, chans, None, None))
             self._count += stamps.size
+
+    def _overflow_marks(self, chunk: Chunk) -> None:
+        """OverflowBegin, MissedEvents per channel (65535 at most each) and OverflowEnd, as the vendor streams."""
+        missed = chunk.missed or {}
+        stamps, chans, types, counts = [chunk.begin_ps], [0], [TagType.OverflowBegin], [0]
+        for ch in self._channels:
+            left = missed.get(ch, 0)
+            while left > 0:
+                stamps.append(chunk.end_ps)
+                chans.append(ch)
+                types.append(TagType.MissedEvents)
+                counts.append(min(left, 65535))
+                left -= counts[-1]
+        stamps.append(chunk.end_ps)
+        chans.append(0)
+        types.append(TagType.OverflowEnd)
+        counts.append(0)
+        self._parts.append((np.asarray(stamps, dtype=np.int64), np.asarray(chans, dtype=np.int32),
+                            np.asarray(types, dtype=np.uint8), np.asarray(counts, dtype=np.uint16)))
+        self._count += len(stamps)
 
     def getCounts(self) -> int:
         """Tags stored since the last getData."""
@@ -106,12 +134,19 @@ class TimeTagStream(IteratorBase):
     def getData(self) -> TimeTagStreamBuffer:
         """Return the collected tags and start an empty buffer."""
         with self._lock:
+            types = missed_events = None
             if self._parts:
                 stamps = np.concatenate([p[0] for p in self._parts])
                 chans = np.concatenate([p[1] for p in self._parts])
+                if any(p[2] is not None for p in self._parts):
+                    types = np.concatenate([p[2] if p[2] is not None else np.zeros(p[0].size, np.uint8)
+                                            for p in self._parts])
+                    missed_events = np.concatenate([p[3] if p[3] is not None else np.zeros(p[0].size, np.uint16)
+                                                    for p in self._parts])
             else:
                 stamps, chans = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
-            buffer = TimeTagStreamBuffer(stamps, chans, self._t_start, self._t_now, self._missed)
+            buffer = TimeTagStreamBuffer(stamps, chans, self._t_start, self._t_now, self._missed, types,
+                                         missed_events)
             self._parts = []
             self._count = 0
             self._missed = 0

@@ -8,6 +8,7 @@ out-of-range arguments.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Iterable
@@ -21,7 +22,13 @@ from .models import ModelSpec
 from .refclock import ReferenceClockState, SoftwareClockState, start_clock
 from .signals import SignalSource
 
-HARDWARE_DELAY_MAX_PS = 2_000_000  # on-board delay line range of the Ultra and X
+HARDWARE_DELAY_MAX_PS = 2_000_000  # on-board delay line range of the Ultra (the X: 2.5 us, the 20: none)
+# Model rules and messages below are the vendor library's own (its docstrings, and the strings and
+# exception types in libTimeTagger 2.22.6): std::runtime_error is RuntimeError, invalid_argument ValueError.
+HARDWARE_DELAY_MAX_PS_BY_MODEL = {"Time Tagger Ultra": HARDWARE_DELAY_MAX_PS, "Time Tagger X": 2_500_000}
+NO_HARDWARE_DELAY = "Hardware input delays are not supported on the Time Tagger 20."
+X_ONLY = "This feature is only supported on the Time Tagger X series."
+log = logging.getLogger("taggerhub.sim")
 
 
 
@@ -141,7 +148,7 @@ class TimeTaggerBase:
         """Set the delay of a channel in ps: on board when in range (not on the Time Tagger 20), else in software."""
         channel = self._check_channel(channel, physical=True)
         delay = int(delay)
-        if abs(delay) <= HARDWARE_DELAY_MAX_PS and self._model.name != "Time Tagger 20":
+        if abs(delay) <= HARDWARE_DELAY_MAX_PS_BY_MODEL.get(self._model.name, -1):
             self._software_delay[channel] = 0
             self.setDelayHardware(channel, delay)
         else:
@@ -276,13 +283,16 @@ class TimeTaggerBase:
 
     def getDelayHardware(self, channel: int) -> int:
         """Return the on-board delay of a channel in ps."""
-        self._check_channel(channel, physical=True)
+        self.getDelayHardwareRange(channel)  # raises on the Time Tagger 20, as the vendor's does
         return self._hardware_delay.get(int(channel), 0)
 
     def getDelayHardwareRange(self, channel: int) -> list[int]:
-        """Return the smallest and largest on-board delay in ps."""
+        """Return the smallest and largest on-board delay in ps (Ultra +-2 us, X +-2.5 us, none on the 20)."""
         self._check_channel(channel, physical=True)
-        return [-HARDWARE_DELAY_MAX_PS, HARDWARE_DELAY_MAX_PS]
+        limit = HARDWARE_DELAY_MAX_PS_BY_MODEL.get(self._model.name)
+        if limit is None:
+            raise ValueError(NO_HARDWARE_DELAY)
+        return [-limit, limit]
 
     def getInvertedChannel(self, channel: int) -> int:
         """Return the channel of the other edge of the same input (CHANNEL_UNUSED if there is none)."""
@@ -384,6 +394,8 @@ class TimeTagger(TimeTaggerBase):
                  channel_settings: dict[int, dict[str, Any]] | None = None):
         self._serial = serial
         self._resolution = Resolution(resolution)
+        if self._resolution != Resolution.Standard and model.name == "Time Tagger 20":
+            raise RuntimeError("The HighRes mode is not supported on the Time Tagger 20.")
         self._device_settings = _default_device_settings()
         self._startup_channels = channel_settings or {}
         super().__init__(model, sources, clock, seed)
@@ -453,17 +465,21 @@ class TimeTagger(TimeTaggerBase):
         return self._stage.test_signal_divider
 
     def setTestSignalSource(self, source: TestSignalSource) -> None:
-        """Choose the digital or analog test signal (both are the same in the simulation)."""
-        self._device_settings["test_signal_source"] = TestSignalSource(int(source))
+        """Choose the digital or analog test signal (same tags here); Analog exists on the Time Tagger X only."""
+        source = TestSignalSource(int(source))
+        if source != TestSignalSource.Digital and self._model.name != "Time Tagger X":
+            raise RuntimeError("The Analog test signal source is only supported on the Time Tagger X series "
+                               "since hardware revision v1.3.")
+        self._device_settings["test_signal_source"] = source
 
     def setTriggerLevel(self, channel: int, voltage: float) -> None:
-        """Set the trigger level of an input in volts."""
+        """Set the trigger level of an input in volts; out of range, the vendor clamps it and logs a warning."""
         ch = self._check_channel(channel, physical=True)
         voltage = float(voltage)
         spec = self._model
-        if not spec.trigger_min_v <= voltage <= spec.trigger_max_v:
-            raise ValueError(f"trigger level {voltage} V is outside {spec.trigger_min_v}..{spec.trigger_max_v} V "
-                             f"of the {spec.name}")
+        if voltage > spec.trigger_max_v or voltage < spec.trigger_min_v:
+            side, voltage = ("max", spec.trigger_max_v) if voltage > spec.trigger_max_v else ("min", spec.trigger_min_v)
+            log.warning("Trigger level out of range. Setting to %s device value: %.3f V.", side, voltage)
         self._stage.inputs[abs(ch)].trigger_level_v = voltage
         self._stage.inputs[-abs(ch)].trigger_level_v = voltage
 
@@ -538,22 +554,24 @@ class TimeTagger(TimeTaggerBase):
 
     def setInputHysteresis(self, channel: int, value: int) -> None:
         """Set the input hysteresis in mV (Time Tagger X: 1, 20 or 70)."""
-        self._only_on("Time Tagger X", "setInputHysteresis")
+        self._only_on_x("Configurable hysteresis is only supported on the Time Tagger X series.", "setInputHysteresis")
         if int(value) not in (1, 20, 70):
             raise ValueError(f"input hysteresis must be 1, 20 or 70 mV, got {value}")
         self._device_settings["hysteresis"][self._physical_input(channel)] = int(value)
 
     def getInputHysteresis(self, channel: int) -> int:
-        """Return the input hysteresis in mV."""
+        """Return the input hysteresis in mV (Time Tagger X only)."""
+        self._only_on_x(X_ONLY, "getInputHysteresis")
         return self._device_settings["hysteresis"].get(self._physical_input(channel), 20)
 
     def setInputImpedanceHigh(self, channel: int, high_impedance: bool) -> None:
         """Switch an input to high impedance (Time Tagger X only)."""
-        self._only_on("Time Tagger X", "setInputImpedanceHigh")
+        self._only_on_x("High impedance mode is only supported on the Time Tagger X series.", "setInputImpedanceHigh")
         self._device_settings["high_z"][self._physical_input(channel)] = bool(high_impedance)
 
     def getInputImpedanceHigh(self, channel: int) -> bool:
-        """Return whether an input is high impedance."""
+        """Return whether an input is high impedance (Time Tagger X only)."""
+        self._only_on_x(X_ONLY, "getInputImpedanceHigh")
         return self._device_settings["high_z"].get(self._physical_input(channel), False)
 
     def setInputMux(self, channel: int, mux_mode: int) -> None:
@@ -585,10 +603,12 @@ class TimeTagger(TimeTaggerBase):
         return 0
 
     def setInternalClockTrim(self, frequency_offset_ppm: float) -> None:
-        """Set a small frequency offset of the internal clock in ppm."""
+        """Set a small frequency offset of the internal clock in ppm (Time Tagger X from revision 1.4, +-50 ppm)."""
+        self._only_on_x("This feature is only supported on the Time Tagger X series with hardware revision greater "
+                        "or equal 1.4.", "setInternalClockTrim")
         value = float(frequency_offset_ppm)
-        if abs(value) > 100:
-            raise ValueError(f"frequency offset must be within +-100 ppm, got {value}")
+        if abs(value) > 50:
+            raise ValueError(f"frequency offset must be within +-50 ppm, got {value}")
         self._device_settings["trim"] = value
 
     def getInternalClockTrim(self) -> float:
@@ -609,9 +629,11 @@ class TimeTagger(TimeTaggerBase):
             raise ValueError(f"freq_hz must be >= 0, got {freq_hz}")
         self._device_settings["sound"] = int(freq_hz)
 
-    def _only_on(self, model: str, method: str) -> None:
-        if self._model.name != model:
-            raise RuntimeError(f"{method} is only available on the {model}, this is a {self._model.name}")
+    def _only_on_x(self, message: str, method: str) -> None:
+        """Raise the vendor's RuntimeError (its message first) for a Time Tagger X feature on another model."""
+        if self._model.name != "Time Tagger X":
+            raise RuntimeError(f"{message} {method} is only available on the Time Tagger X, "
+                               f"this is a {self._model.name}.")
 
 
 def _default_device_settings() -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""Heavy measurements must not hold the shared realtime device back; if the engine lags, it overflows as the vendor's.
+
+Also checks the vectorised HistogramLogBins and a fine-binned Counter against brute force on the same tags.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
+from taggerhub.sim.enums import TagType
+from taggerhub.sim.signals import PeriodicSource, PhotonPairSource, PoissonSource
+
+SECOND = 10**12
+
+
+@pytest.fixture
+def default_lab_realtime():
+    TT.configure(clock="realtime", seed=5)  # the built-in default lab, against the wall clock
+    tagger = TT.createTimeTagger()
+    yield tagger
+    TT.freeTimeTagger(tagger)
+    TT.configure()
+
+
+@pytest.mark.slow
+def test_countrate_keeps_wall_time_and_rate_while_heavy_measurements_run(default_lab_realtime):
+    tagger = default_lab_realtime
+    fcs = TT.HistogramLogBins(tagger, 1, 1, -6, 0, 100)  # the vendor's FCS demo on the ~50 kHz channel
+    corr = TT.Correlation(tagger, 1, 2, binwidth=10, n_bins=1000)
+    counter = TT.Counter(tagger, [1, 2, 3, 4], binwidth=1000, n_values=1000)  # 1 ns bins
+    time.sleep(0.5)  # let the log-bins histogram fill its one-second window
+    rate = TT.Countrate(tagger, [1, 3, 4])
+    began = time.monotonic()
+    rate.startFor(SECOND)
+    assert rate.waitUntilFinished(5000)
+    wall = time.monotonic() - began
+    assert wall < 1.2, f"a 1 s Countrate took {wall:.2f} s of wall time"
+    # Default lab: pairs 200 kHz x 0.25 + 200 Hz dark counts, a 10 MHz sync, 100 kHz + 300 Hz fluorescence.
+    np.testing.assert_allclose(rate.getData(), [50_200, 10e6, 100_300], rtol=0.01)
+    assert tagger.getOverflows() == 0
+    assert fcs.getData().sum() > 0 and corr.getData().sum() > 0 and counter.getDataTotalCounts().sum() > 0
+
+
+@pytest.mark.slow
+def test_an_engine_that_falls_behind_overflows_instead_of_stretching_time(default_lab_realtime):
+    tagger = default_lab_realtime
+    slow = TT.Countrate(tagger, [3])
+    real_on_chunk = slow._on_chunk
+
+    def too_slow(chunk):  # a measurement that costs more than the time it is given
+        time.sleep(0.05)
+        real_on_chunk(chunk)
+
+    slow._on_chunk = too_slow
+    stream = TT.TimeTagStream(tagger, 10**8, [1])
+    rate = TT.Countrate(tagger, [3])
+    began = time.monotonic()
+    rate.startFor(SECOND)
+    assert rate.waitUntilFinished(5000)
+    wall = time.monotonic() - began
+    assert wall < 2.0, f"time stretched: 1 s of tags took {wall:.2f} s"
+    assert tagger.getOverflows() > 0
+    assert rate.getData()[0] < 0.9 * 10e6  # tags were lost, not delayed
+    buffer = stream.getData()
+    types, missed = buffer.getEventTypes(), buffer.getMissedEvents()
+    assert buffer.hasOverflows
+    begins, ends = (types == TagType.OverflowBegin).sum(), (types == TagType.OverflowEnd).sum()
+    assert begins == ends >= 1
+    lost = int(missed[types == TagType.MissedEvents].sum())
+    kept = int((types == TagType.TimeTag).sum())
+    # Every ~50 kHz tag of the stream is either delivered or counted as missed: nothing vanishes unreported.
+    span_s = (buffer.tGetData - buffer.tStart) / SECOND
+    assert lost > 0 and abs(lost + kept - 50_200 * span_s) < 0.05 * 50_200 * span_s
+
+
+def test_log_bins_histogram_equals_brute_force_pair_counting(make_tagger):
+    tagger = make_tagger("ultra", [PhotonPairSource(channel_a=1, channel_b=2, pair_rate_hz=2e5, delay_ps=3000,
+                                                    jitter_a_ps=200.0), PoissonSource(channel=1, rate_hz=1e5)])
+    auto = TT.HistogramLogBins(tagger, 1, 1, -9, -4, 40)
+    cross = TT.HistogramLogBins(tagger, 2, 1, -10, -5, 30)
+    custom = TT.HistogramCustomBins(tagger, 1, 1, [0, 5000, 10**5, 10**7])  # from 0: self-pairs excluded
+    stream = TT.TimeTagStream(tagger, 10**7, [1, 2])
+    for m in (auto, cross, custom, stream):
+        m.stop()
+        m.clear()
+    for m in (auto, cross, custom, stream):
+        m.startFor(SECOND // 20)
+    for m in (auto, cross, custom, stream):
+        assert m.waitUntilFinished(60_000)
+    buffer = stream.getData()
+    stamps, chans = buffer.getTimestamps(), buffer.getChannels()
+    ones, twos = stamps[chans == 1], stamps[chans == 2]
+    for hist, clicks, starts in ((auto, ones, ones), (cross, twos, ones), (custom, ones, ones)):
+        edges = hist.getBinEdges()
+        expected = np.zeros(edges.size - 1, dtype=np.int64)
+        lo = np.searchsorted(starts, clicks - edges[-1], side="right")  # starts with c - s < last edge
+        hi = np.searchsorted(starts, clicks - edges[0], side="right")  # ... and c - s >= first edge
+        for c, a, b in zip(clicks, lo, hi, strict=True):
+            dt = c - starts[a:b]
+            dt = dt[dt > 0] if clicks is starts else dt
+            expected += np.bincount(np.searchsorted(edges, dt, side="right") - 1, minlength=expected.size)
+        assert expected.sum() > 1000
+        np.testing.assert_array_equal(hist.getData(), expected)
+
+
+@pytest.mark.parametrize(("binwidth", "n_values"), [(1000, 50), (1000, 10**6), (7_777_777, 3)])
+def test_counter_with_fine_bins_equals_binning_the_stream(make_tagger, binwidth, n_values):
+    tagger = make_tagger("ultra", [PoissonSource(channel=1, rate_hz=5e6), PeriodicSource(channel=2, frequency_hz=3e6)])
+    counter = TT.Counter(tagger, [1, 2], binwidth=binwidth, n_values=n_values)
+    stream = TT.TimeTagStream(tagger, 10**7, [1, 2])
+    for m in (counter, stream):
+        m.stop()
+        m.clear()
+    duration = 25_000_000_123  # not a multiple of the chunk or the binwidth
+    for m in (counter, stream):
+        m.startFor(duration)
+    for m in (counter, stream):
+        assert m.waitUntilFinished(60_000)
+    buffer = stream.getData()
+    stamps, chans = buffer.getTimestamps(), buffer.getChannels()
+    begin = buffer.tStart
+    n_closed = duration // binwidth
+    data = counter.getData(rolling=True)
+    shown = min(n_closed, n_values)
+    for row, ch in enumerate((1, 2)):
+        bins = (stamps[chans == ch] - begin) // binwidth
+        per_bin = np.bincount(bins[bins < n_closed], minlength=n_closed)
+        np.testing.assert_array_equal(data[row, n_values - shown:], per_bin[n_closed - shown:])
+        assert counter.getDataTotalCounts()[row] == per_bin.sum()
