@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import experimental as Experimental  # noqa: N812 - the vendor's name
 from . import lab as _lab_files  # load_lab etc. must not become remotely callable module functions
 from . import synchronized as _synchronized  # SynchronizedTagger stays out of the reflected namespace
+from .custom import CustomMeasurement, CustomMeasurementBase
 from .enums import (
     CHANNEL_UNUSED,
     FLAT_CONSTANTS,
@@ -108,6 +109,8 @@ __all__ = [
     "CorrelationPairsData",
     "CountBetweenMarkers",
     "Counter",
+    "CustomMeasurement",
+    "CustomMeasurementBase",
     "CounterData",
     "Countrate",
     "DelayedChannel",
