@@ -50,6 +50,7 @@ from .logbins import (
     HistogramLogBinsData,
 )
 from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
+from .recording import FileReader, FileWriter
 from .refclock import ReferenceClockState, SoftwareClockState
 from .sampling import Sampler, TriggerOnCountrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
@@ -117,6 +118,8 @@ __all__ = [
     "DelayedChannels",
     "EventGenerator",
     "Experimental",
+    "FileReader",
+    "FileWriter",
     "FrontendType",
     "FrequencyCounter",
     "FrequencyCounterData",
