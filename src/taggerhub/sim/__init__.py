@@ -52,6 +52,7 @@ from .logbins import (
 from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
 from .recording import FileReader, FileWriter
 from .refclock import ReferenceClockState, SoftwareClockState
+from .replay import TimeTaggerVirtual, createTimeTaggerVirtual
 from .sampling import Sampler, TriggerOnCountrate
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
@@ -149,9 +150,11 @@ __all__ = [
     "TimeTagStreamBuffer",
     "TimeTagger",
     "TimeTaggerBase",
+    "TimeTaggerVirtual",
     "TriggerOnCountrate",
     "configure",
     "createTimeTagger",
+    "createTimeTaggerVirtual",
     "freeTimeTagger",
     "getVersion",
     "getTimeTaggerChannelNumberScheme",
