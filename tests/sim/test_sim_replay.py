@@ -121,3 +121,18 @@ def test_replay_speed_one_takes_real_time(make_tagger, virtual_taggers, tmp_path
     virtual.replay(str(tmp_path / "s.ttbin"))
     virtual.stop()  # clears the queue: nothing left to wait for
     assert virtual.waitForCompletion(timeout=1000)
+
+
+def test_input_delay_and_dead_time_act_on_the_replayed_tags(default_lab, virtual_taggers, tmp_path) -> None:
+    live_corr, _ = _record_with_correlation(default_lab, tmp_path / "d.ttbin", SECOND // 5)
+    virtual = TT.createTimeTaggerVirtual(str(tmp_path / "d.ttbin"))
+    virtual_taggers.append(virtual)
+    virtual.setInputDelay(1, 1000)  # channel 1 later by 1 ns: the pair peak moves 1 ns earlier
+    virtual.setDeadtime(2, 10**9)  # at most one tag per ms on channel 2
+    corr = TT.Correlation(virtual, 2, 1, binwidth=10, n_bins=2000)
+    rate = TT.Countrate(virtual, [2])
+    virtual.run()
+    assert virtual.waitUntilFinished(timeout=60_000)
+    shift = int(np.argmax(live_corr)) - int(np.argmax(corr.getData()))
+    assert 95 <= shift <= 105  # 1000 ps in 10 ps bins
+    assert 0 < rate.getCountsTotal()[0] <= SECOND // 5 // 10**9 + 1
