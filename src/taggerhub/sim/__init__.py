@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import experimental as Experimental  # noqa: N812 - the vendor's name
 from . import lab as _lab_files  # load_lab etc. must not become remotely callable module functions
 from . import synchronized as _synchronized  # SynchronizedTagger stays out of the reflected namespace
+from .custom import CustomMeasurement, CustomMeasurementBase
 from .enums import (
     CHANNEL_UNUSED,
     FLAT_CONSTANTS,
@@ -49,7 +50,9 @@ from .logbins import (
     HistogramLogBinsData,
 )
 from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
+from .recording import FileReader, FileWriter
 from .refclock import ReferenceClockState, SoftwareClockState
+from .replay import TimeTaggerVirtual, createTimeTaggerVirtual
 from .sampling import Sampler, TriggerOnCountrate
 from .scope import Dump, Event, HistogramND, Scope
 from .stream import TimeTagStream, TimeTagStreamBuffer
@@ -113,12 +116,16 @@ __all__ = [
     "CorrelationPairsData",
     "CountBetweenMarkers",
     "Counter",
+    "CustomMeasurement",
+    "CustomMeasurementBase",
     "CounterData",
     "Countrate",
     "DelayedChannel",
     "DelayedChannels",
     "EventGenerator",
     "Experimental",
+    "FileReader",
+    "FileWriter",
     "FrontendType",
     "FrequencyCounter",
     "FrequencyCounterData",
@@ -148,9 +155,11 @@ __all__ = [
     "TimeTagStreamBuffer",
     "TimeTagger",
     "TimeTaggerBase",
+    "TimeTaggerVirtual",
     "TriggerOnCountrate",
     "configure",
     "createTimeTagger",
+    "createTimeTaggerVirtual",
     "freeAllTimeTagger",
     "freeTimeTagger",
     "getVersion",

@@ -53,7 +53,7 @@ class TimeTaggerBase:
 
     def __init__(self, model: ModelSpec, sources: list[SignalSource], clock: str, seed: int | None):
         self._model = model
-        self._stage = InputStage(model, sources, np.random.default_rng(seed or None))
+        self._stage = self._new_stage(model, sources, seed)
         self._lock = threading.RLock()
         # Weak references, so a measurement nobody holds any more is freed, as in the vendor library.
         self._iterator_refs: list[weakref.ref[Attached]] = []
@@ -63,11 +63,17 @@ class TimeTaggerBase:
         self._software_delay: dict[int, int] = {}
         self._clock_state: tuple[str, Any, SoftwareClockState] | None = None  # (kind, clock, state object)
         self._hardware_delay: dict[int, int] = {}
-        self._engine = TagEngine(
-            self._stage, self._registered_channels, self._dispatch, self._any_running, clock=clock
-        )
+        self._engine = self._new_engine(clock)
         self._freed = False
         self._engine.start()
+
+    def _new_stage(self, model: ModelSpec, sources: list[SignalSource], seed: int | None) -> InputStage:
+        """Where the tags come from: the simulated inputs (the replaying virtual tagger reads files)."""
+        return InputStage(model, sources, np.random.default_rng(seed or None))
+
+    def _new_engine(self, clock: str) -> TagEngine:
+        """What paces the stage and hands its chunks to the measurements."""
+        return TagEngine(self._stage, self._registered_channels, self._dispatch, self._any_running, clock=clock)
 
     # -- wiring with measurements ---------------------------------------------------
     @property
