@@ -88,3 +88,16 @@ def test_prometheus_of_the_monitoring_profile_accepts_its_config_and_targets(tmp
     result = subprocess.run(["promtool", "check", "config", str(root / "prometheus.yml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_image_this_checkout_builds_is_ever_pulled():
+    """pull_policy never on every service whose image is built here: offline PCs see no registry warning."""
+    services = rendered("-f", "compose.yaml", "-f", "compose.ssh.yaml", "--profile", "*")["services"]
+    services |= rendered("-f", "compose.yaml", "-f", "compose.vpn.yaml", "--profile", "*")["services"]
+    built = {name for name, service in services.items() if "build" in service}
+    assert built == {"taggerhub", "prometheus", "sshd", "wireguard"}
+    assert {name: services[name].get("pull_policy") for name in built} == dict.fromkeys(built, "never")
+    assert services["nameserver"]["pull_policy"] == "never"  # the taggerhub image, built or loaded
+    prometheus = services["prometheus"]
+    assert prometheus["image"] == "taggerhub-prometheus:latest"
+    assert (REPO / prometheus["build"]["context"] / prometheus["build"]["dockerfile"]).is_file()
