@@ -70,8 +70,12 @@ def test_monitoring_profile_adds_prometheus_and_grafana_only_when_asked():
     assert set(services) == {"taggerhub", "prometheus", "grafana"}
     prometheus_mounts = {m["target"]: m["source"] for m in services["prometheus"]["volumes"]}
     assert prometheus_mounts["/etc/prometheus/targets"].endswith("deploy/monitoring/targets")
-    grafana_mounts = {m["target"] for m in services["grafana"]["volumes"]}
-    assert {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards"} <= grafana_mounts
+    grafana_mounts = {m["target"]: m.get("source", "") for m in services["grafana"]["volumes"]}
+    # One provider file for compose and a hand-made Grafana: the path it names is where the dashboards are.
+    assert grafana_mounts["/etc/grafana/provisioning/dashboards"].endswith("monitoring/grafana/provisioning/dashboards")
+    assert grafana_mounts["/var/lib/grafana/dashboards/taggerhub"].endswith("monitoring/grafana/dashboards")
+    assert grafana_mounts["/etc/grafana/provisioning/datasources"].endswith(
+        "deploy/monitoring/grafana/provisioning/datasources")
     for name in ("prometheus", "grafana"):
         assert all(p["host_ip"] == "127.0.0.1" for p in services[name]["ports"])
 
