@@ -3,14 +3,19 @@
 # compose files and config, and load.sh, which loads the image without any registry.
 #
 #   scripts/make-offline-bundle.sh [--image NAME:TAG] [--output FILE.tar] [--build]
-#                                  [--with-monitoring] [--also IMAGE]...
+#                                  [--with-monitoring [--no-grafana]] [--also IMAGE]...
 #
 # --image            image to bundle (default $TAGGERHUB_IMAGE or taggerhub:latest); built
 #                    from this checkout first when missing, or always with --build
 #                    (BASE_IMAGE from $TAGGERHUB_BASE_IMAGE, pip's CA from $TAGGERHUB_BUILD_CA)
 # --output           the bundle, a plain tar: the image inside is compressed already
 #                    (default dist/taggerhub-bundle-VERSION.tar)
-# --with-monitoring  also save the Prometheus and Grafana images (they must be pulled first)
+# --with-monitoring  also save the monitoring profile's images: Prometheus ($TAGGERHUB_PROMETHEUS_IMAGE,
+#                    default taggerhub-prometheus:latest; Debian's package on the same base,
+#                    built from monitoring/container when missing or with --build) and Grafana
+#                    ($TAGGERHUB_GRAFANA_IMAGE, default grafana/grafana:11.2.0), which Debian
+#                    does not package: it must have been pulled from a registry first
+# --no-grafana       with --with-monitoring: Prometheus only (no registry needed at all)
 # --also IMAGE       also save this image, e.g. a sidecar of the vpn or ssh profile (built first)
 #
 # On the lab PC: tar xf taggerhub-bundle-VERSION.tar && cd taggerhub-bundle-VERSION && ./load.sh
@@ -24,7 +29,11 @@ image="${TAGGERHUB_IMAGE:-taggerhub:latest}"
 output=""
 build=no
 monitoring=no
+grafana=yes
 also=()
+base_image="${TAGGERHUB_BASE_IMAGE:-python:3.11-slim-bookworm}"
+prometheus_image="${TAGGERHUB_PROMETHEUS_IMAGE:-taggerhub-prometheus:latest}"
+grafana_image="${TAGGERHUB_GRAFANA_IMAGE:-grafana/grafana:11.2.0}"
 while [ $# -gt 0 ]; do
   case "$1" in
     --image) [ $# -ge 2 ] || die "--image needs NAME:TAG"; image="$2"; shift 2 ;;
@@ -32,7 +41,8 @@ while [ $# -gt 0 ]; do
     --build) build=yes; shift ;;
     --with-monitoring) monitoring=yes; shift ;;
     --also) [ $# -ge 2 ] || die "--also needs an image"; also+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-grafana) grafana=no; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -41,10 +51,17 @@ case "$output" in *.tar) ;; *) die "--output must end in .tar, got $output" ;; e
 command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "no Docker engine answers (is dockerd running, may this user use it?)"
 
+[ "$grafana" = yes ] || [ "$monitoring" = yes ] || die "--no-grafana goes with --with-monitoring"
 # Extra images must be here already: check before the long save.
 extras=("${also[@]}")
+monitoring_images=()
 if [ "$monitoring" = yes ]; then
-  extras+=("${TAGGERHUB_PROMETHEUS_IMAGE:-prom/prometheus:v2.54.1}" "${TAGGERHUB_GRAFANA_IMAGE:-grafana/grafana:11.2.0}")
+  monitoring_images+=("$prometheus_image")
+  if [ "$grafana" = yes ]; then
+    docker image inspect "$grafana_image" >/dev/null 2>&1 \
+      || die "$grafana_image is not here: Grafana comes only from a registry (docker pull $grafana_image), or bundle Prometheus alone with --no-grafana"
+    monitoring_images+=("$grafana_image")
+  fi
 fi
 for ref in "${extras[@]}"; do
   docker image inspect "$ref" >/dev/null 2>&1 || die "$ref is not here: pull or build it first"
@@ -52,9 +69,14 @@ done
 
 if [ "$build" = yes ] || ! docker image inspect "$image" >/dev/null 2>&1; then
   log "building $image"
-  args=(--build-arg "BASE_IMAGE=${TAGGERHUB_BASE_IMAGE:-python:3.11-slim-bookworm}" -t "$image")
+  args=(--build-arg "BASE_IMAGE=$base_image" -t "$image")
   [ -n "${TAGGERHUB_BUILD_CA:-}" ] && args+=(--secret "id=ca,src=$TAGGERHUB_BUILD_CA")
   docker build "${args[@]}" "$repo" >&2
+fi
+if [ "$monitoring" = yes ] && { [ "$build" = yes ] || ! docker image inspect "$prometheus_image" >/dev/null 2>&1; }; then
+  log "building $prometheus_image (Debian's prometheus on $base_image)"
+  docker build --build-arg "BASE_IMAGE=$base_image" -t "$prometheus_image" \
+    -f "$repo/monitoring/container/prometheus.Dockerfile" "$repo/monitoring/container" >&2
 fi
 
 name="$(basename "$output" .tar)"
@@ -70,10 +92,7 @@ save_extra() {  # save_extra ARCHIVE-NAME IMAGE...
   log "saving $*"
   docker save "$@" | gzip -1 > "$dir/images/$archive.tar.gz"
 }
-if [ "$monitoring" = yes ]; then
-  save_extra monitoring "${TAGGERHUB_PROMETHEUS_IMAGE:-prom/prometheus:v2.54.1}" \
-    "${TAGGERHUB_GRAFANA_IMAGE:-grafana/grafana:11.2.0}"
-fi
+[ "$monitoring" = no ] || save_extra monitoring "${monitoring_images[@]}"
 [ ${#also[@]} -eq 0 ] || save_extra extra "${also[@]}"
 
 # Compose files and the config they mount, in the same layout as in the repository.
@@ -89,6 +108,11 @@ chmod 0755 "$dir/load.sh"
 {
   echo "# Written by make-offline-bundle.sh; add settings from deploy/example.env below."
   echo "TAGGERHUB_IMAGE=$image"
+  if [ "$monitoring" = yes ]; then
+    echo "TAGGERHUB_PROMETHEUS_IMAGE=$prometheus_image"
+    [ "$grafana" = no ] || echo "TAGGERHUB_GRAFANA_IMAGE=$grafana_image"
+    echo "# The monitoring profile is in the bundle: COMPOSE_PROFILES=monitoring runs it with every up."
+  fi
 } > "$dir/.env"
 (cd "$dir" && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS)
 

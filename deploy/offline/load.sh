@@ -14,10 +14,14 @@ for archive in images/*.tar.gz; do
   docker load -i "$archive"
 done
 image="$(sed -n 's/^TAGGERHUB_IMAGE=//p' .env | tail -n 1)"
-docker image inspect "$image" >/dev/null 2>&1 || die "$image is not in the engine after loading"
+for name in TAGGERHUB_IMAGE TAGGERHUB_PROMETHEUS_IMAGE TAGGERHUB_GRAFANA_IMAGE; do
+  ref="$(sed -n "s/^$name=//p" .env | tail -n 1)"
+  [ -z "$ref" ] || docker image inspect "$ref" >/dev/null 2>&1 || die "$ref is not in the engine after loading"
+done
 cat >&2 <<MSG
 load.sh: $image is loaded. Next, in $(pwd):
   docker compose up -d                                        # simulator on 127.0.0.1:23000
   docker compose -f compose.yaml -f compose.hardware.yaml up -d   # the Time Tagger on USB
+  docker compose --profile monitoring up -d                   # with Prometheus (and Grafana if bundled)
 Settings go into .env (deploy/example.env lists them); docs/container.md explains them.
 MSG

@@ -105,7 +105,9 @@ class Container:
         return done.stdout + done.stderr
 
     def close(self) -> None:
-        run(["docker", "rm", "-f", self.name], check=False)
+        # --volumes: the sshd image declares one (VOLUME /etc/ssh/host_keys); without it, one
+        # anonymous volume per run stays on the engine.
+        run(["docker", "rm", "--force", "--volumes", self.name], check=False)
 
 
 def link(container: Container, ns: Netns, prefix: str, side: str, client_ip: str, server_ip: str) -> None:

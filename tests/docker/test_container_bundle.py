@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 import time
@@ -13,6 +14,7 @@ import pytest
 from taggerhub import client
 
 from .containers import PREFIX, REPO, RUN_ID, ComposeProject, docker, free_port
+from .test_container_monitoring import REGISTRY_WORDS, assert_scrapes_taggerhub
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -76,7 +78,9 @@ def test_offline_bundle_loads_serves_stops_cleanly_and_leaves_nothing(bundle, tm
     env_file.write_text(f"{env_file.read_text()}TAGGERHUB_RPC_PORT={rpc_port}\nTAGGERHUB_METRICS_PORT={metrics_port}\n")
     project = ComposeProject(f"{PREFIX}-bundle-{RUN_ID}", [root / "compose.yaml"], env_file, rpc_port, metrics_port)
     try:
-        project.compose("up", "--detach", "--wait", "--wait-timeout", "120", "--no-build", "--pull", "never")
+        # What docs/container.md says to type: no --no-build, no --pull never (pull_policy: never).
+        up = project.compose("up", "--detach", "--wait", "--wait-timeout", "120")
+        assert not [w for w in (*REGISTRY_WORDS, "Building") if w in up.stdout + up.stderr], up.stderr
         assert project.health() == "healthy"
 
         TT = client.createProxy(host="127.0.0.1", port=rpc_port)
@@ -102,3 +106,48 @@ def test_offline_bundle_loads_serves_stops_cleanly_and_leaves_nothing(bundle, tm
     finally:
         project.compose("down", "--volumes", "--timeout", "30", check=False)
     assert project.leftovers() == {"containers": [], "volumes": [], "networks": []}
+
+
+def test_offline_bundle_carries_prometheus_and_its_monitoring_profile_starts_without_a_registry(
+        taggerhub_image: str, docker_base_image: str, tmp_path: Path):
+    """--with-monitoring --no-grafana builds Debian's Prometheus and ships it; on the lab PC the profile runs."""
+    tag, prometheus = f"taggerhub-{PREFIX}-mbundle:{RUN_ID}", f"taggerhub-{PREFIX}-mbundle-prometheus:{RUN_ID}"
+    docker("tag", taggerhub_image, tag)
+    output = tmp_path / "taggerhub-bundle-mon.tar"
+    env = {**os.environ, "TAGGERHUB_PROMETHEUS_IMAGE": prometheus, "TAGGERHUB_BASE_IMAGE": docker_base_image}
+    try:
+        made = subprocess.run([str(REPO / "scripts/make-offline-bundle.sh"), "--image", tag, "--with-monitoring",
+                               "--no-grafana", "--output", str(output)],
+                              capture_output=True, text=True, timeout=600, env=env)
+        assert made.returncode == 0, made.stderr
+        assert f"building {prometheus}" in made.stderr  # it was missing: built from monitoring/container
+        docker("image", "rm", tag, prometheus)
+        with tarfile.open(output) as tar:
+            assert f"{output.stem}/images/monitoring.tar.gz" in tar.getnames()
+            tar.extractall(tmp_path / "lab-pc", filter="data")
+        root = tmp_path / "lab-pc" / output.stem
+        loaded = subprocess.run(["./load.sh"], cwd=root, capture_output=True, text=True, timeout=300)
+        assert loaded.returncode == 0, loaded.stderr
+        assert docker("image", "inspect", prometheus, check=False).returncode == 0
+
+        prometheus_port = free_port()
+        env_file = root / ".env"
+        env_file.write_text(f"{env_file.read_text()}TAGGERHUB_RPC_PORT={free_port()}\n"
+                            f"TAGGERHUB_METRICS_PORT={free_port()}\nTAGGERHUB_PROMETHEUS_PORT={prometheus_port}\n")
+        project = ComposeProject(f"{PREFIX}-mbundle-{RUN_ID}", [root / "compose.yaml"], env_file, 0, 0)
+        try:
+            # As docs/container.md says for a bundle without Grafana; no --no-build, no --pull never.
+            up = project.compose("--profile", "monitoring", "up", "--detach", "--wait", "--wait-timeout", "180",
+                                 "taggerhub", "prometheus", timeout_s=300)
+            said = up.stdout + up.stderr
+            assert not [w for w in (*REGISTRY_WORDS, "Building", "naming to") if w in said], said
+            assert_scrapes_taggerhub(prometheus_port)
+            # Stop and remove everything, whichever profiles were up (docs/container.md, Day to day).
+            project.compose("--profile", "*", "down", "--timeout", "10")
+            left = project.leftovers()
+            assert left["containers"] == [] and left["networks"] == [], left
+        finally:
+            project.compose("--profile", "*", "down", "--volumes", "--timeout", "10", check=False)
+        assert project.leftovers() == {"containers": [], "volumes": [], "networks": []}
+    finally:
+        docker("image", "rm", tag, prometheus, check=False)

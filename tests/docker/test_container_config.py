@@ -70,8 +70,12 @@ def test_monitoring_profile_adds_prometheus_and_grafana_only_when_asked():
     assert set(services) == {"taggerhub", "prometheus", "grafana"}
     prometheus_mounts = {m["target"]: m["source"] for m in services["prometheus"]["volumes"]}
     assert prometheus_mounts["/etc/prometheus/targets"].endswith("deploy/monitoring/targets")
-    grafana_mounts = {m["target"] for m in services["grafana"]["volumes"]}
-    assert {"/etc/grafana/provisioning", "/var/lib/grafana/dashboards"} <= grafana_mounts
+    grafana_mounts = {m["target"]: m.get("source", "") for m in services["grafana"]["volumes"]}
+    # One provider file for compose and a hand-made Grafana: the path it names is where the dashboards are.
+    assert grafana_mounts["/etc/grafana/provisioning/dashboards"].endswith("monitoring/grafana/provisioning/dashboards")
+    assert grafana_mounts["/var/lib/grafana/dashboards/taggerhub"].endswith("monitoring/grafana/dashboards")
+    assert grafana_mounts["/etc/grafana/provisioning/datasources"].endswith(
+        "deploy/monitoring/grafana/provisioning/datasources")
     for name in ("prometheus", "grafana"):
         assert all(p["host_ip"] == "127.0.0.1" for p in services[name]["ports"])
 
@@ -88,3 +92,16 @@ def test_prometheus_of_the_monitoring_profile_accepts_its_config_and_targets(tmp
     result = subprocess.run(["promtool", "check", "config", str(root / "prometheus.yml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_image_this_checkout_builds_is_ever_pulled():
+    """pull_policy never on every service whose image is built here: offline PCs see no registry warning."""
+    services = rendered("-f", "compose.yaml", "-f", "compose.ssh.yaml", "--profile", "*")["services"]
+    services |= rendered("-f", "compose.yaml", "-f", "compose.vpn.yaml", "--profile", "*")["services"]
+    built = {name for name, service in services.items() if "build" in service}
+    assert built == {"taggerhub", "prometheus", "sshd", "wireguard"}
+    assert {name: services[name].get("pull_policy") for name in built} == dict.fromkeys(built, "never")
+    assert services["nameserver"]["pull_policy"] == "never"  # the taggerhub image, built or loaded
+    prometheus = services["prometheus"]
+    assert prometheus["image"] == "taggerhub-prometheus:latest"
+    assert (REPO / prometheus["build"]["context"] / prometheus["build"]["dockerfile"]).is_file()
