@@ -39,3 +39,16 @@ def test_observers_may_make_the_reads_real_scripts_make(start_auth_server) -> No
     assert counts.ready() in (True, False)
     with pytest.raises(AccessDenied, match="needs role operator"):
         tagger.setTestSignal(1, True)
+
+
+def test_free_all_taggers_ends_only_the_callers_use_of_the_shared_device(start_auth_server) -> None:
+    server = start_auth_server()
+    mine = client.createProxy(port=server.port, token=server.tokens["otto"])
+    theirs = client.createProxy(port=server.port, token=server.tokens["olga"])
+    my_tagger, their_tagger = mine.createTimeTagger(), theirs.createTimeTagger()
+    assert my_tagger.getSerial() == their_tagger.getSerial()  # one shared device
+    assert mine.freeAllTimeTagger() is None
+    assert their_tagger.getSerial()  # still open for the other client
+    assert len(server.server.hub.devices.adapters()) == 1
+    assert theirs.freeAllTimeTagger() is None
+    assert server.server.hub.devices.adapters() == []  # the last user gone: the device closed

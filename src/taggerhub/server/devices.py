@@ -58,6 +58,10 @@ class DeviceRegistry:
             self.backend.freeTimeTagger(adapter._obj)
         return True
 
+    def adapters(self) -> list[Adapter]:
+        with self._lock:
+            return list(self._open.values())
+
     def _opened(self) -> list[tuple[str, Any]]:
         with self._lock:
             return [(serial, a._obj) for serial, a in self._open.items()]

@@ -87,6 +87,16 @@ class LibraryCalls:
         self.table.release(adapter, session)
         return True
 
+    def free_all_taggers(self, session: Session) -> None:
+        """This client is done with every tagger it uses; a device closes when no client uses it.
+
+        Never closes a device another client still uses, unlike the vendor library in one process.
+        """
+        admin = self.access.enabled and self.access.role_now(session) == "admin"
+        for adapter in self.devices.adapters():
+            if admin or self.table.is_used_by(adapter, session):
+                self.free_tagger(session, adapter)
+
     # -- server-side experiments (plugins) ------------------------------------------
     def create_experiment(self, session: Session, name: str, tagger: Any, **params: Any) -> Adapter:
         """Create server-side experiment ``name`` on ``tagger`` with ``params``; see experiments() for names.

@@ -74,6 +74,10 @@ class ObjectTable:
                 raise ObjectGone(f"{type(adapter).__name__} object has been freed and can no longer be used")
             entry.users.add(session.id)
 
+    def is_used_by(self, adapter: Adapter, session: Session) -> bool:
+        entry = adapter._entry
+        return entry is not None and session.id in entry.users
+
     def owner_of(self, adapter: Adapter) -> str | None:
         with self._lock:
             entry = self._entries.get(getattr(adapter, "_pyroId", ""))
