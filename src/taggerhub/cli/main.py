@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .discovery import add_parsers as add_discovery_parsers
 
     add_discovery_parsers(sub)
+    __import__("taggerhub.cli.web", fromlist=["add_parser"]).add_parser(sub)
     return parser
 
 
