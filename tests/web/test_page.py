@@ -51,12 +51,12 @@ def test_rates_match_the_simulated_sources_at_ten_updates_a_second(lab: Lab) -> 
     for ch, want in expected.items():
         assert seen[ch] == pytest.approx(want, rel=0.02), f"channel {ch}: page {seen[ch]:.0f} Hz, source {want:.0f}"
     assert rate(page, 5) == 0.0  # nothing is wired to channel 5 in the default lab
+    index = page.evaluate("state.channels.indexOf(3)")
+    ticks = page.evaluate(f"state.series[{index}].slice(-20)")  # each 0.1 s update of the 10 MHz clock
+    assert len(ticks) == 20 and all(t == pytest.approx(expected[3], rel=0.02) for t in ticks), ticks
     points = page.evaluate("state.times.length")
     assert points >= 25, f"the rolling plot has {points} points after 3 s"
     shot = screenshot(page, "#view-rates", lab.artifacts / "rates.png")
-    if os.environ.get("TAGGERHUB_WRITE_DOCS"):  # docs/web.md's screenshot comes from this test
-        screenshot(page, "body", lab.artifacts / "page.png")
-        shutil.copy(lab.artifacts / "page.png", DOCS / "web-page.png")
     assert shot.stat().st_size > 5000
 
 
@@ -123,6 +123,9 @@ def test_live_correlation_is_the_users_own_and_freed_when_the_page_closes(lab: L
     assert peak_ps == pytest.approx(2500, abs=150)  # channel 2 clicks 2.5 ns after channel 1
     assert lab.server.hub.table.counts_by_type().get("Correlation") == 1
     screenshot(page, "#view-histogram", lab.artifacts / "histogram.png")
+    screenshot(page, "body", lab.artifacts / "page.png")
+    if os.environ.get("TAGGERHUB_WRITE_DOCS"):  # docs/web.md's screenshot is this one
+        shutil.copy(lab.artifacts / "page.png", DOCS / "web-page.png")
     with page.expect_download() as csv_download:
         page.click("[data-export=hist-csv]")
     rows = Path(csv_download.value.path()).read_text().splitlines()

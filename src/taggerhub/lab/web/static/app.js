@@ -24,6 +24,12 @@ function fmtRate(v) {
   return v.toFixed(1) + " Hz";
 }
 
+function fmtAxis(v) {  // tick labels: short, no trailing zeros
+  if (v >= 1e6) return +(v / 1e6).toPrecision(3) + " MHz";
+  if (v >= 1e3) return +(v / 1e3).toPrecision(3) + " kHz";
+  return +v.toPrecision(3) + " Hz";
+}
+
 // -- login ------------------------------------------------------------------------------------
 async function checkLogin() {
   const res = await fetch("/api/me");
@@ -127,7 +133,7 @@ function buildRates() {
     scales: {x: {time: true}, y: {distr: 3}},
     series: [{}, ...state.channels.map((ch, i) => ({label: `ch ${ch}`, stroke: COLORS[i % COLORS.length],
                                                       value: (u, v) => fmtRate(v)}))],
-    axes: [{}, {values: (u, vals) => vals.map((v) => fmtRate(v)), size: 80}],
+    axes: [{}, {values: (u, vals) => vals.map((v) => (v === null ? "" : fmtAxis(v))), size: 70}],
   };
   state.ratesPlot = new uPlot(opts, [[], ...state.channels.map(() => [])], el);
 }
