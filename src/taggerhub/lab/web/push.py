@@ -20,7 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from .link import PageLink
 
 log = logging.getLogger("taggerhub.web")
-SLOW_EVERY_S = 1.0  # status, sessions and settings
+SLOW_EVERY_S = 1.0  # status and sessions (the lease's countdown)
+SETTINGS_EVERY_S = 3.0  # others' changes; the page's own show at once
 HISTOGRAM_EVERY_S = 0.5
 
 
@@ -70,15 +71,17 @@ class PagePusher:
                 with contextlib.suppress(BaseException):
                     await task
 
-    async def _slow(self) -> None:
+    async def _slow(self, settings: bool = True) -> None:
         status = await self.call(self.link.status)
         await self.send({"type": "status", **status})
-        await self.send({"type": "settings", "channels": await self.call(self.link.settings)})
+        if settings:
+            await self.send({"type": "settings", "channels": await self.call(self.link.settings)})
 
     async def _ticks(self) -> None:
         """Rates every period (on a fixed schedule, so a slow tick does not push the next ones back)."""
         next_tick = time.monotonic()
         next_slow = next_tick + SLOW_EVERY_S
+        next_settings = next_tick + SETTINGS_EVERY_S
         next_hist = next_tick
         while True:
             next_tick += self.period
@@ -96,7 +99,10 @@ class PagePusher:
                     await self.send({"type": "histogram", **hist})
             if now >= next_slow:
                 next_slow = now + SLOW_EVERY_S
-                await self._slow()
+                settings = now >= next_settings
+                if settings:
+                    next_settings = now + SETTINGS_EVERY_S
+                await self._slow(settings)
 
     async def _commands(self) -> None:
         while True:
