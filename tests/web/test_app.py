@@ -37,7 +37,8 @@ def test_login_names_the_user_keeps_the_token_and_refuses_bad_ones(served) -> No
     answer = web.post("/api/login", json={"token": tokens["otto"]}, headers={"Origin": ORIGIN})
     assert answer.json() == {"user": "otto", "role": "operator"}
     assert tokens["otto"] not in answer.text and tokens["otto"] not in answer.headers["set-cookie"]
-    assert "httponly" in answer.headers["set-cookie"].lower() and "samesite=strict" in answer.headers["set-cookie"]
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
     assert web.get("/api/me").json() == {"user": "otto", "role": "operator"}
     web.post("/api/logout")
     assert web.get("/api/me").status_code == 401
