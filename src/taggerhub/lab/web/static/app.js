@@ -245,8 +245,9 @@ function renderStatus() {
   const body = $("#sessions-table tbody");
   body.innerHTML = "";
   $("#sessions-table").hidden = !sessions;
-  $("#sessions-note").textContent = sessions ? `${sessions.length} sessions connected.` :
-    `${status.sessions} sessions connected. Only admins see who they are` +
+  const count = (n) => `${n} session${n === 1 ? "" : "s"} connected.`;
+  $("#sessions-note").textContent = sessions ? count(sessions.length) :
+    `${count(status.sessions)} Only admins see who they are` +
     (lease ? `; the control lease is held by ${lease.user}.` : "; no one holds the control lease.");
   for (const s of sessions || []) {
     const tr = document.createElement("tr");
