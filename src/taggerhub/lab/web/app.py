@@ -142,7 +142,9 @@ def create_app(settings: WebSettings, target: Target, cert_login: bool = False) 
         except Exception as exc:  # the server went away mid-page: say so, the page reconnects
             await _say_goodbye(ws, f"connection to the server lost: {explain(exc)}")
         finally:
-            await to_thread.run_sync(link.close)
+            # Not awaited: a handler being cancelled (shutdown, a client gone mid-call) must still hang up,
+            # or the page's server session and its measurements would live on.
+            threading.Thread(target=link.close, name="taggerhub-web-close", daemon=True).start()
 
     routes: list[Any] = [
         Route("/", index),

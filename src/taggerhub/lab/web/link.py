@@ -120,6 +120,7 @@ class PageLink:
         self._last: tuple[int, list[int]] | None = None  # capture duration (ps) and counts at the last tick
         self._window: deque[tuple[float, list[float]]] = deque()  # (seconds, counts) per tick
         self._hist: _LiveHistogram | None = None
+        self.closed = False  # after close(), no call may reconnect a proxy (Pyro5 would, by itself)
 
     def open(self) -> PageLink:
         try:
@@ -136,6 +137,7 @@ class PageLink:
 
     def close(self) -> None:
         """Hang up: the server ends this page's sessions and frees their measurements (and lease)."""
+        self.closed = True
         self.stop_histogram()
         _release(self.countrate, self.tagger, self.library)
 
@@ -164,6 +166,8 @@ class PageLink:
 
         Unmatched, a tick's rate would be off by a whole chunk (up to 20 ms of tags in 100 ms).
         """
+        if self.closed:
+            raise ConnectionError("the page was closed")
         duration = int(self.countrate.getCaptureDuration())
         for _ in range(3):
             counts = [int(c) for c in self.countrate.getCountsTotal()]
@@ -209,6 +213,8 @@ class PageLink:
 
     def status(self) -> dict[str, Any]:
         """The server's status (lease holder included), the session list if this user may see it, the round trip."""
+        if self.closed:
+            raise ConnectionError("the page was closed")
         started = time.perf_counter()
         status = self.library.hub_status()
         rtt_ms = (time.perf_counter() - started) * 1e3

@@ -6,7 +6,7 @@ const HISTORY = 300;               // rolling plot: the last 300 updates (30 s a
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const state = {ws: null, hello: null, channels: [], times: [], series: [], mean: [], last: [], ratesPlot: null,
                hist: null, histPlot: null, settings: {}, status: null, sessions: null, pending: new Map(),
-               nextId: 1, updates: [], stopped: false};
+               nextId: 1, updates: [], received: 0, stopped: false};
 
 function banner(text, kind) {
   const el = $("#banner");
@@ -139,6 +139,7 @@ function buildRates() {
 }
 
 function onRates(msg) {
+  state.received += 1;
   state.mean = msg.mean;
   state.last = msg.rates;
   state.times.push(msg.t);
