@@ -90,6 +90,23 @@ class ExporterSettings:
 
 
 @dataclass
+class WebSettings:
+    """``taggerhub web``: the live lab page, a client of one server (docs/web.md)."""
+
+    listen: str = "localhost:8023"  # loopback by default, like the server
+    server: str = "localhost:23000"
+    tls_ca: str = ""  # CA file: talk TLS to the server (required when the server has TLS on)
+    tls_cert: str = ""  # client certificate: the page logs in as its user without a token
+    tls_key: str = ""
+    cert_file: str = ""  # serve the page over HTTPS with this certificate and key
+    key_file: str = ""
+    insecure: bool = False  # allow listening beyond loopback without HTTPS
+    update_hz: float = 10.0  # count-rate pushes per second to each page
+    timeout_s: float = 3.0  # per RPC to the server
+    session_idle_s: float = 12 * 3600.0  # a browser's login is forgotten after this long unused
+
+
+@dataclass
 class VpnSettings:
     """WireGuard key material and addresses for `taggerhub vpn` (the tunnel itself runs in a sidecar)."""
 
@@ -154,6 +171,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
     exporter: ExporterSettings = field(default_factory=ExporterSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     vpn: VpnSettings = field(default_factory=VpnSettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     experiments: ExperimentSettings = field(default_factory=ExperimentSettings)

@@ -34,7 +34,8 @@ SETTING_CALLS = {
     "setReferenceClock": (3, 10e6, 1e-3, -134217728, 0, False), "disableReferenceClock": (),
     "xtra_setAutoStart": (True,),
 }
-X_ONLY = {"setInputHysteresis", "setInputImpedanceHigh", "setInternalClockTrim"}  # the simulated Ultra refuses these, after authorization
+# The simulated Ultra refuses these, after authorization.
+X_ONLY = {"setInputHysteresis", "setInputImpedanceHigh", "setInternalClockTrim"}
 MEASUREMENT_CONTROL = {"start": (), "startFor": (int(1e9),), "stop": (), "clear": (), "abort": ()}
 
 

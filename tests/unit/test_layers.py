@@ -18,7 +18,7 @@ RANK = {
     "backend": 2,
     "access": 3, "experiments": 3,
     "server": 4, "client": 4,
-    "lab": 5,
+    "lab": 5,  # lab.web (taggerhub web) too: a client of the server
     "cli": 6, "testing": 6,
     "__main__": 7,  # python -m taggerhub: runs the CLI
 }

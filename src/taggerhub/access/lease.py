@@ -49,6 +49,18 @@ class ControlLease:
         with self._lock:
             return self._current()
 
+    def state(self) -> dict[str, object] | None:
+        """Who holds the lease and for how much longer, as plain data: ``hub_status`` shows it to everyone.
+
+        The holder is no secret: a refused setting call names it anyway. The address is left out.
+        """
+        with self._lock:
+            current = self._current()
+            if current is None:
+                return None
+            return {"user": current.user, "session": current.session_id,
+                    "seconds_left": max(0.0, current.until - self._clock())}
+
     def acquire(self, session_id: str, user: str, address: str, timeout_s: float) -> float:
         """Take (or renew) the lease for ``timeout_s`` seconds; return the seconds granted."""
         if not isinstance(timeout_s, int | float) or isinstance(timeout_s, bool) or not 0 < timeout_s <= MAX_LEASE_S:

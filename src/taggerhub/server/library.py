@@ -181,7 +181,12 @@ class LibraryCalls:
         return dict(self.calls.api.constants)
 
     def status(self, session: Session | None = None) -> dict[str, Any]:
-        """Return the server's state: backend, open devices, sessions, objects."""
+        """Return the server's state: backend, open devices, sessions, objects, the lease holder, and who asks.
+
+        ``you`` lets a client that holds only a token (the web page) learn its user and role.
+        """
+        you = None if session is None else {
+            "user": session.user, "role": self.access.role_now(session), "session": session.id}
         return {
             "server": "taggerhub",
             "version": __version__,
@@ -191,6 +196,8 @@ class LibraryCalls:
             "sessions": len(self.sessions.all()),
             "objects": len(self.table),
             "uptime_s": time.time() - self.stats.started_at,
+            "lease": self.access.lease.state(),
+            "you": you,
         }
 
     def metrics(self, session: Session | None = None) -> dict[str, Any]:
