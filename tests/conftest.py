@@ -70,3 +70,23 @@ def start_hub() -> Iterator:
     yield start
     for context in contexts:
         context.stop()
+
+
+# Which tests need the whole system around them (a Docker engine, Ansible, network namespaces, a real
+# Prometheus, sshd, WireGuard, systemd tools): `-m "not system"` is the fast run.
+SYSTEM = ("docker/", "deploy/", "access/", "discovery/test_role_discovery.py",
+          "discovery/test_compose_discovery.py", "discovery/test_nameserver_service.py", "exporter/test_prometheus.py")
+UNIT = ("unit/", "sim/", "wire/", "client/")
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test unit, integration or system by where it lives."""
+    for item in items:
+        where = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+        if where.startswith(SYSTEM):
+            item.add_marker(pytest.mark.system)
+        elif where.startswith(UNIT):
+            item.add_marker(pytest.mark.unit)
+        else:
+            item.add_marker(pytest.mark.integration)

@@ -127,3 +127,18 @@ def test_the_checker_sees_a_wrong_import(tmp_path: Path) -> None:
     probe.write_text("from ..server import hub\n")
     assert _imports(probe, root) == {"taggerhub.server.hub"}
     assert RANK[_layer("taggerhub.server.hub")] > RANK[_layer(_module_name(probe, root))]
+
+
+def test_rooms_stay_small_outside_the_simulator() -> None:
+    """No module over 400 lines and no class over 200 outside sim/ (which mirrors the vendor's big classes)."""
+    too_big = []
+    for path in SRC.rglob("*.py"):
+        if "sim" in path.relative_to(SRC).parts:
+            continue
+        text = path.read_text()
+        if text.count("\n") > 400:
+            too_big.append(f"{path.relative_to(SRC)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > 200:
+                too_big.append(f"{path.relative_to(SRC)}: class {node.name} {node.end_lineno - node.lineno + 1} lines")
+    assert not too_big, "split these:\n" + "\n".join(too_big)

@@ -208,15 +208,6 @@ class Proxy(Pyro5.client.Proxy):
         moved.host, moved.port = mine.host, mine.port
         return moved
 
-    @staticmethod
-    def _plain(value: Any) -> Any:
-        """Send proxies as plain Pyro5 proxies, which every server can deserialize."""
-        if isinstance(value, Proxy):
-            return Pyro5.client.Proxy(value._pyroUri)
-        if isinstance(value, list | tuple) and any(isinstance(v, Proxy) for v in value):
-            return type(value)(Proxy._plain(v) for v in value)
-        return value
-
     def _invoke_direct(self, methodname: str, vargs: Any, kwargs: Any) -> Any:
         """One request/response on the established connection, for the common plain call."""
         conn = self._pyroConnection
@@ -256,9 +247,9 @@ class Proxy(Pyro5.client.Proxy):
     def _pyroInvoke(self, methodname: str, vargs: Any, kwargs: Any, flags: int = 0, objectId: Any = None) -> Any:
         if methodname != "<batch>":
             if vargs and any(isinstance(v, Proxy | list | tuple) for v in vargs):
-                vargs = tuple(self._plain(v) for v in vargs)
+                vargs = tuple(_plain(v) for v in vargs)
             if kwargs:
-                kwargs = {k: self._plain(v) for k, v in kwargs.items()}
+                kwargs = {k: _plain(v) for k, v in kwargs.items()}
         with self._taggerhub_lock:
             try:
                 if (self._pyroConnection is not None and not flags and objectId is None
@@ -303,6 +294,15 @@ class Proxy(Pyro5.client.Proxy):
 
 pyro_compat.override_proxy_hooks(Proxy, create_connection=Proxy._create_connection,
                                  check_owner=Proxy._any_thread_is_owner)
+
+
+def _plain(value: Any) -> Any:
+    """Send proxies as plain Pyro5 proxies, which every server can deserialize."""
+    if isinstance(value, Proxy):
+        return Pyro5.client.Proxy(value._pyroUri)
+    if isinstance(value, list | tuple) and any(isinstance(v, Proxy) for v in value):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 class LibraryProxy(Proxy):
