@@ -34,7 +34,7 @@ from Pyro5.api import BatchProxy
 from ... import client
 from ...access.tls import client_context
 from ...config import ExporterSettings
-from ...wire import transport
+from ...wire import addresses, transport
 
 log = logging.getLogger("taggerhub.exporter")
 PS_PER_S = 1e12
@@ -43,17 +43,7 @@ OBJECT_ID = "TimeTaggerRPC"
 
 def parse_address(text: str, what: str, default_host: str = "localhost") -> tuple[str, int]:
     """Split ``HOST:PORT`` (``[v6]:PORT`` too) and say which option is wrong if it cannot be parsed."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "", text
-    host = host.strip("[]") or default_host
-    try:
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"{what} must be HOST:PORT, got {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise ValueError(f"{what} port must be 0..65535, got {number}")
-    return host, number
+    return addresses.parse_host_port(text, what, default_host=default_host)
 
 
 @dataclass
