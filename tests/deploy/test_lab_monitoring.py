@@ -342,7 +342,14 @@ def test_a_revoked_user_is_removed_from_every_pc_and_its_token_from_the_controll
     from taggerhub.client.proxy import createProxy
 
     host, (serial, _) = "pc-b", LAB["pc-b"]
-    TT = createProxy(name=f"taggerhub.{host}.{serial}", ns_host=ns_host, ns_port=NS_PORT, **revoked)
+
+    def resolved() -> Any:
+        try:
+            return createProxy(name=f"taggerhub.{host}.{serial}", ns_host=ns_host, ns_port=NS_PORT, **revoked)
+        except LookupError:  # pc-b's server may have restarted just before and not be registered again yet
+            return None
+
+    TT = wait_until(resolved, timeout_s=60, what=f"{host}'s tagger registered in the name server")
     tagger = TT.createTimeTagger()  # a connection that stays open across the revocation
     assert tagger.getSerial() == serial
     extra = json.dumps({"taggerhub_users": [{"name": "admin", "role": "admin"}, {"name": MONITOR, "state": "absent"}],

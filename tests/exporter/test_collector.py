@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+import Pyro5.client
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -133,7 +134,10 @@ def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server
     assert value(second, "taggerhub_rpc_calls_total", method="TimeTaggerRPC.hub_metrics", outcome="ok") == 1
     assert value(second, "taggerhub_exporter_connects_total") == 1
     collector.close()
-    TT = client.createProxy(port=server.port)
+    # A plain Pyro5 proxy is a session of its own: taggerhub's client would join this process's session
+    # (the collector's), which then would not end.
+    TT = Pyro5.client.Proxy(f"PYRO:TimeTaggerRPC@127.0.0.1:{server.port}")
+    TT._pyroSerializer = "msgpack"
     try:
         deadline = time.monotonic() + 5
         while TT.hub_metrics()["objects"].get("Countrate") and time.monotonic() < deadline:

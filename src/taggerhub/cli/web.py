@@ -38,5 +38,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="allow serving beyond loopback without HTTPS (tokens would cross the network in clear)")
     web.add_argument("--update-hz", type=float, default=None, help="count-rate updates per second (default 10)")
     web.add_argument("--config", default=None, help="taggerhub TOML settings file ([web] section)")
-    web.add_argument("--log-level", default="INFO")
+    web.add_argument("--log-level", default="INFO", help="log level of the web process (default: %(default)s)")
     web.set_defaults(func=cmd_web)

@@ -26,7 +26,9 @@ class DeviceRegistry:
     def __init__(self, backend: ModuleType):
         self.backend = backend
         self._lock = threading.RLock()
+        self._closed = threading.Condition(self._lock)  # a device being freed is not open and not yet free
         self._open: dict[str, Adapter] = {}
+        self._closing = 0
 
     def open(self, session: Session, args: tuple, kwargs: dict, serve: Callable[[Any, Session], Adapter],
              use: Callable[[Adapter, Session], None]) -> Adapter:
@@ -35,6 +37,7 @@ class DeviceRegistry:
         with self._lock:
             adapter = self._open.get(serial) if serial else next(iter(self._open.values()), None)
             if adapter is None:
+                self._closed.wait_for(lambda: self._closing == 0, timeout=10)  # a free in flight ends first
                 obj = self.backend.createTimeTagger(*args, **kwargs)
                 adapter = serve(obj, session)
                 self._open[obj.getSerial()] = adapter
@@ -49,13 +52,18 @@ class DeviceRegistry:
         """The object table freed ``adapter``: close its device if it is one. Return whether it was."""
         with self._lock:
             serial = next((s for s, a in self._open.items() if a is adapter), None)
-            if serial is not None:
-                del self._open[serial]
-        if serial is None:
-            return False
-        if adapter._obj is not None:
-            log.info("device freed", extra={"serial": serial})
-            self.backend.freeTimeTagger(adapter._obj)
+            if serial is None:
+                return False
+            del self._open[serial]
+            self._closing += 1
+        try:
+            if adapter._obj is not None:
+                log.info("device freed", extra={"serial": serial})
+                self.backend.freeTimeTagger(adapter._obj)
+        finally:
+            with self._lock:
+                self._closing -= 1
+                self._closed.notify_all()
         return True
 
     def adapters(self) -> list[Adapter]:
