@@ -19,6 +19,10 @@ FRESH = 40
 ], ids=["default-caps", "caps-above-300"])
 def test_300_idle_sockets_leave_fresh_clients_served(start_auth_process, lab_pki, caps):
     server = start_auth_process(**tls_env(lab_pki, TAGGERHUB_SERVER_HANDSHAKE_TIMEOUT_S=60, **caps))
+    warm_up = connect(server, lab_pki, "otto", timeout_s=5.0)  # the worker pool and caches start their threads
+    assert warm_up.hub_status()["server"] == "taggerhub"
+    warm_up._pyroRelease()
+    time.sleep(1.0)
     base_threads = threads_of(server)
     held = idle_sockets(server.port, IDLE)
     try:
