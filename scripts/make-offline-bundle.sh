@@ -23,6 +23,24 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 die() { echo "make-offline-bundle: $*" >&2; exit 1; }
 log() { echo "make-offline-bundle: $*" >&2; }
+# On a terminal, `docker save` (minutes for a large image) shows a progress bar when pv is installed.
+show_progress=no
+[ -t 2 ] && command -v pv >/dev/null && show_progress=yes
+save() {  # save ARCHIVE IMAGE...: docker save | gzip, with progress on a terminal
+  local archive="$1"; shift
+  local bytes=0 size
+  for ref in "$@"; do
+    size="$(docker image inspect --format '{{.Size}}' "$ref")"
+    bytes=$((bytes + size))
+  done
+  log "saving $* ($((bytes / 1000000)) MB before compression)"
+  if [ "$show_progress" = yes ]; then
+    docker save "$@" | pv --name "$(basename "$archive" .tar.gz)" --size "$bytes" --progress --timer --eta --rate --bytes \
+      | gzip -1 > "$archive"
+  else
+    docker save "$@" | gzip -1 > "$archive"
+  fi
+}
 
 version="$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$repo/pyproject.toml" | head -n 1)"
 image="${TAGGERHUB_IMAGE:-taggerhub:latest}"
@@ -85,15 +103,9 @@ trap 'rm -rf "$work"' EXIT
 dir="$work/$name"
 mkdir -p "$dir/images"
 
-log "saving $image"
-docker save "$image" | gzip -1 > "$dir/images/taggerhub.tar.gz"
-save_extra() {  # save_extra ARCHIVE-NAME IMAGE...
-  local archive="$1"; shift
-  log "saving $*"
-  docker save "$@" | gzip -1 > "$dir/images/$archive.tar.gz"
-}
-[ "$monitoring" = no ] || save_extra monitoring "${monitoring_images[@]}"
-[ ${#also[@]} -eq 0 ] || save_extra extra "${also[@]}"
+save "$dir/images/taggerhub.tar.gz" "$image"
+[ "$monitoring" = no ] || save "$dir/images/monitoring.tar.gz" "${monitoring_images[@]}"
+[ ${#also[@]} -eq 0 ] || save "$dir/images/extra.tar.gz" "${also[@]}"
 
 # Compose files and the config they mount, in the same layout as in the repository.
 cp "$repo"/compose.yaml "$repo"/compose.*.yaml "$dir/"   # hardware, and the vpn/ssh overlays

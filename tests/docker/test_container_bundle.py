@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tarfile
 import time
@@ -151,3 +152,26 @@ def test_offline_bundle_carries_prometheus_and_its_monitoring_profile_starts_wit
         assert project.leftovers() == {"containers": [], "volumes": [], "networks": []}
     finally:
         docker("image", "rm", tag, prometheus, check=False)
+
+
+def test_bundle_shows_progress_on_a_terminal_and_plain_lines_otherwise(tmp_path: Path):
+    """Saving a large image takes minutes: on a terminal pv draws a bar; in a log, one line per archive."""
+    tag = f"taggerhub-{PREFIX}-progress:{RUN_ID}"
+    tiny_image(tag, tmp_path)
+    try:
+        command = [str(REPO / "scripts/make-offline-bundle.sh"), "--image", tag]
+        on_terminal = subprocess.run(  # script(1) gives the bundle a pseudo-terminal, as an admin's shell would
+            ["script", "--quiet", "--return", "--command",
+             " ".join([*command, "--output", str(tmp_path / "tty.tar")]), "/dev/null"],
+            capture_output=True, text=True, timeout=300)
+        assert on_terminal.returncode == 0, on_terminal.stdout
+        # pv's line: the archive's name, bytes so far, elapsed time, rate and a bar.
+        bar = r"taggerhub: +[\d.]+[KMG]?i?B \d+:\d\d:\d\d \[.*\] \[=*"
+        assert re.search(bar, on_terminal.stdout), on_terminal.stdout
+        in_a_log = subprocess.run([*command, "--output", str(tmp_path / "log.tar")],
+                                  capture_output=True, text=True, timeout=300)
+        assert in_a_log.returncode == 0, in_a_log.stderr
+        assert f"saving {tag} (0 MB before compression)" in in_a_log.stderr
+        assert "%" not in in_a_log.stderr and "\r" not in in_a_log.stderr
+    finally:
+        docker("image", "rm", tag, check=False)
