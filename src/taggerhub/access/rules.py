@@ -111,6 +111,7 @@ ARGUMENT_RULES: tuple[ArgRule, ...] = (
     ArgRule((ObjectKind.library,), "<measurement class>", ArgUse.attach,
             "the new measurement reads the tagger; made on a group's tagger it joins that group"),
     ArgRule((ObjectKind.library,), "experiment", ArgUse.attach, "as for a measurement"),
+    ArgRule((ObjectKind.library,), "hub_stream_open", ArgUse.attach, "a tag stream is a measurement on the tagger"),
     ArgRule((ObjectKind.library,), "freeTimeTagger", ArgUse.release, "ends the caller's use (an admin's: everyone's)"),
     ArgRule((ObjectKind.synchronized,), "unregisterMeasurement", ArgUse.release,
             "only takes it out of the caller's group; the measurement itself is not changed"),

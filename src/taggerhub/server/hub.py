@@ -120,6 +120,7 @@ class Hub:
         self.access.session_closed(session.id)
         self.access.audit.write("disconnect", user=session.user, address=session.address, session=session.id,
                                 calls=session.calls)
+        self.library_calls.stream.drop_session(session)
         freed = self.table.drop_session(session)
         log.info("client disconnected", extra={
             "client": session.address, "session": session.id, "calls": session.calls, "objects_freed": freed,

@@ -1,0 +1,166 @@
+"""Vendor-style CustomMeasurements through a live server: process() runs in the client on streamed tags."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from taggerhub import client
+from taggerhub.sim.enums import TagType
+from taggerhub.testing import ServerContext
+
+pytestmark = pytest.mark.integration
+
+SECOND = 10**12
+SIM_TESTS = Path(__file__).resolve().parents[1] / "sim"
+
+
+def vendor_style(monkeypatch: pytest.MonkeyPatch, TT) -> ModuleType:
+    """tests/sim/vendor_style_custom.py, unchanged, with ``import TimeTagger`` giving the server's proxy."""
+    monkeypatch.syspath_prepend(str(SIM_TESTS))
+    monkeypatch.setitem(sys.modules, "TimeTagger", TT)
+    monkeypatch.delitem(sys.modules, "vendor_style_custom", raising=False)
+    return importlib.import_module("vendor_style_custom")
+
+
+def test_counter_and_start_stop_histogram_equal_the_servers_measurements(monkeypatch) -> None:
+    with ServerContext() as ctx:
+        TT = ctx.proxy()
+        custom = vendor_style(monkeypatch, TT)
+        tagger = TT.createTimeTagger()
+        sync = TT.SynchronizedMeasurements(tagger)
+        counter = custom.CountPerChannel(sync.getTagger(), [1, 2])
+        histogram = custom.StartStopHistogram(sync.getTagger(), click_channel=2, start_channel=1,
+                                              binwidth=10, n_bins=1000)
+        rate = TT.Countrate(sync.getTagger(), [1, 2])
+        reference = TT.Histogram(sync.getTagger(), 2, 1, 10, 1000)
+        assert not counter.isRunning()  # on a synchronized group: waits for it
+        sync.startFor(SECOND)
+        assert sync.waitUntilFinished(60_000)
+        assert counter.waitUntilFinished(60_000) and histogram.waitUntilFinished(60_000)
+        counts = counter.getData()
+        assert counts.min() > 40_000
+        assert counter.getCaptureDuration() == SECOND
+        np.testing.assert_allclose(counts, rate.getData(), rtol=1e-12)  # same tags: equal, not "close"
+        data = histogram.getData()
+        assert data.sum() > 5_000 and 2400 <= histogram.getIndex()[data.argmax()] <= 2600
+        np.testing.assert_array_equal(data, reference.getData())
+        assert (counter.starts, counter.stops) == (1, 1)  # the group's start and end reached the hooks
+
+        alone = custom.CountPerChannel(tagger, [1, 2])  # finalize_init starts it
+        assert alone.isRunning() and alone.starts == 1
+        alone.startFor(SECOND)
+        assert alone.waitUntilFinished(60_000)
+        assert alone.stops == 1 and not alone.isRunning()
+        later = TT.Countrate(tagger, [1, 2])
+        later.startFor(SECOND)
+        assert later.waitUntilFinished(60_000)
+        np.testing.assert_allclose(alone.getData(), later.getData(), rtol=0.01)  # other tags, same rates
+        assert not np.array_equal(alone.getData(), counts)
+        alone.clear()
+        assert alone.getData().sum() == 0
+        totals = TT.hub_status()["streams"]
+        assert totals["subscribers"] == 3 and totals["tags_lost"] == 0 and totals["tags_sent"] > 4 * 40_000
+
+
+class Marks:
+    """A slow subscriber: sleeps in process(), keeps the records it got by type and the missed counts."""
+
+    def __init__(self, TT, tagger, delay_s: float):
+        outer = self
+
+        class Slow(TT.CustomMeasurement):
+            def __init__(self):
+                super().__init__(tagger)
+                self.register_channel(1)
+                self.register_channel(2)
+                self.finalize_init()
+
+            def process(self, incoming_tags, begin_time, end_time):
+                kinds = incoming_tags["type"]
+                outer.time_tags += int(np.count_nonzero(kinds == TagType.TimeTag))
+                outer.missed += int(incoming_tags["missed_events"][kinds == TagType.MissedEvents].sum())
+                outer.begins += int(np.count_nonzero(kinds == TagType.OverflowBegin))
+                outer.ends += int(np.count_nonzero(kinds == TagType.OverflowEnd))
+                time.sleep(delay_s)
+
+        self.time_tags = self.missed = self.begins = self.ends = 0
+        self.measurement = Slow()
+
+
+def test_a_slow_subscriber_is_marked_and_bounded_while_a_fast_one_loses_nothing(monkeypatch) -> None:
+    queue_bytes = 128 * 1024
+    with ServerContext(env={"TAGGERHUB_SIMULATOR_CLOCK": "realtime",
+                            "TAGGERHUB_LIMITS_STREAM_QUEUE_BYTES": str(queue_bytes)}) as ctx:
+        TT = ctx.proxy()
+        custom = vendor_style(monkeypatch, TT)
+        tagger = TT.createTimeTagger()
+        slow = Marks(TT, tagger, delay_s=0.02)
+        sync = TT.SynchronizedMeasurements(tagger)
+        fast = custom.CountPerChannel(sync.getTagger(), [1, 2])
+        rate = TT.Countrate(sync.getTagger(), [1, 2])
+        started = time.monotonic()
+        sync.startFor(2 * SECOND)
+        assert sync.waitUntilFinished(30_000)
+        wall = time.monotonic() - started
+        assert fast.waitUntilFinished(30_000)
+        slow.measurement.stop()
+        state = TT.hub_stream_state(slow.measurement._pump.stream_id)
+        fast_state = TT.hub_stream_state(fast._pump.stream_id)
+
+        assert wall < 3.0, f"2 s of signal took {wall:.2f} s with a slow subscriber attached"
+        np.testing.assert_allclose(fast.getData(), rate.getData() * 2, rtol=1e-12)  # every tag, none lost
+        assert fast_state["tags_lost"] == 0 and fast_state["frames_lost"] == 0
+
+        assert state["tags_lost"] > 10_000, state
+        assert slow.missed == state["tags_lost"]  # the client sees exactly what was lost ...
+        assert slow.begins == slow.ends >= 1  # ... as the vendor's overflow marking
+        assert slow.time_tags + slow.missed == state["tags_in"]
+        assert state["peak_bytes"] <= queue_bytes  # bounded, whatever the subscriber does
+        assert TT.hub_metrics()["streams"]["tags_lost"] >= state["tags_lost"]
+
+
+def test_streams_obey_roles_are_audited_and_freed(start_auth_server) -> None:
+    server = start_auth_server()
+    with client.createProxy(host="127.0.0.1", port=server.port, token=server.tokens["oscar"]) as TT:  # observer
+        tagger = TT.createTimeTagger()
+
+        class Count(TT.CustomMeasurement):
+            def __init__(self):
+                super().__init__(tagger)
+                self.n = 0
+                self.register_channel(1)
+                self.finalize_init()
+
+            def process(self, incoming_tags, begin_time, end_time):
+                self.n += incoming_tags.size
+
+        mine = Count()
+        mine.startFor(SECOND // 10)
+        assert mine.waitUntilFinished(30_000) and mine.n > 1_000
+        stream_id = mine._pump.stream_id
+        with client.createProxy(host="127.0.0.1", port=server.port, token=server.tokens["otto"]) as other:
+            with pytest.raises(PermissionError, match="belongs to another client"):
+                other.hub_stream_read(stream_id)
+            with pytest.raises(PermissionError, match="belongs to another client"):
+                other.hub_stream_control(stream_id, "stop")
+        with pytest.raises(TypeError, match="channels must be a list"):
+            TT.hub_stream_open(tagger, "1")
+        del mine
+        gc.collect()  # the measurement's finalizer closes its stream
+        deadline = time.monotonic() + 10
+        while TT.hub_status()["streams"]["subscribers"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert TT.hub_status()["streams"]["subscribers"] == 0
+    events = server.audit()
+    opened = [e for e in events if e["event"] == "stream_open"]
+    closed = [e for e in events if e["event"] == "stream_close"]
+    assert [(e["user"], e["channels"]) for e in opened] == [("oscar", [1])]
+    assert closed and closed[0]["stream"] == stream_id and closed[0]["tags_sent"] > 1_000
