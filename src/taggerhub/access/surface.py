@@ -50,6 +50,14 @@ SERVER_CALLS: tuple[ServerCall, ...] = (
     ServerCall("hub_stream_control", "stream.control", Level.create, False,
                "starts/stops the caller's own stream, as a measurement's creator may"),
     ServerCall("hub_stream_close", "stream.close", Level.create, False, "frees the caller's own stream"),
+    ServerCall("FileWriter", "recordings.file_writer", Level.create, False,
+               "records into the caller's own folder on the server, within limits.recording_bytes"),
+    ServerCall("hub_recordings", "recordings.list", Level.read, True,
+               "lists the caller's recordings (admins: anyone's)"),
+    ServerCall("hub_recording_read", "recordings.read", Level.read, True,
+               "downloads the caller's recordings (admins: anyone's)"),
+    ServerCall("hub_recording_remove", "recordings.remove", Level.create, False,
+               "deletes the caller's own recordings (admins: anyone's)"),
 )
 SERVER_CALLS_BY_NAME = {call.name: call for call in SERVER_CALLS}
 SERVER_CALL_NAMES = tuple(call.name for call in SERVER_CALLS)
