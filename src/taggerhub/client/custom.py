@@ -113,6 +113,7 @@ class RemoteCustomMeasurement:
         self._channels: list[int] = []
         self._running = False
         self._started_read = 0  # batches up to this one were taken before the last start
+        self._cleared_after = 0  # batches up to this one were taken before the last clear: dropped
         self._pump: _Pump | None = None
         self._process_error: BaseException | None = None
         self.showError = True
@@ -153,10 +154,7 @@ class RemoteCustomMeasurement:
 
     def startFor(self, capture_duration: int, clear: bool = True) -> None:
         """Acquire for ``capture_duration`` ps of tag time, then stop (``on_stop`` runs once the tags are in)."""
-        if clear:
-            with self._lock:
-                self.clear_impl()
-        self._started(self._control("startFor", int(capture_duration), bool(clear))["read"])
+        self._started(self._clearing("startFor", int(capture_duration), bool(clear))["read"])
 
     def stop(self) -> None:
         """Stop acquisition; returns after every tag taken before it was processed."""
@@ -173,9 +171,19 @@ class RemoteCustomMeasurement:
 
     def clear(self) -> None:
         """Reset the data (``clear_impl``) and the server's queue."""
+        self._clearing("clear")
+
+    def _clearing(self, action: str, *args: Any) -> dict[str, Any]:
+        """Run an action that may clear: no tag taken before the server's clear reaches process() after it.
+
+        The lock is held across the call, so the reader waits; batches it took before the clear are dropped.
+        """
         with self._lock:
-            self.clear_impl()
-        self._control("clear")
+            state = self._control(action, *args)
+            if state["cleared_after"] is not None:
+                self.clear_impl()
+                self._cleared_after = state["cleared_after"]
+        return state
 
     def isRunning(self) -> bool:
         return bool(self._state()["running"])
@@ -278,6 +286,8 @@ class RemoteCustomMeasurement:
         offset = 0
         try:
             with self._lock:
+                if batch["read"] <= self._cleared_after:
+                    return
                 for begin, end, count in batch["frames"]:
                     self.process(tags[offset:offset + count], begin, end)
                     offset += count

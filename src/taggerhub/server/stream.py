@@ -91,12 +91,13 @@ class TagQueue:
                     for channel, count in zip(channels.tolist(), counts.tolist(), strict=True):
                         missed[channel] = missed.get(channel, 0) + count
 
-    def clear(self) -> None:
-        """Forget queued frames and any gap (the subscriber's clear())."""
+    def clear(self) -> int:
+        """Forget queued frames and any gap (the subscriber's clear()); return the batches taken before it."""
         with self._ready:
             self._frames.clear()
             self._bytes = 0
             self._gap = None
+            return self.reads
 
     def take(self, max_bytes: int, wait_s: float) -> tuple[list[tuple[bytes, int, int]], int, int]:
         """Frames up to ``max_bytes`` (at least one), waiting up to ``wait_s``; then frames left, read number.
@@ -242,17 +243,32 @@ class StreamCalls:
                 "queue_bytes": q.max_bytes}
 
     def control(self, session: Session, stream_id: str, action: str, *args: Any) -> dict[str, Any]:
-        """Run ``action`` (start, startFor, stop, clear, register_channel, unregister_channel) on the stream's tap."""
+        """Run ``action`` (start, startFor, stop, clear, register_channel, unregister_channel) on the stream's tap.
+
+        Returns the state; ``cleared_after``: for a clear, the number of the last batch taken before it.
+        """
         stream = self._stream(session, stream_id)
         if action not in self.CONTROL:
             raise ValueError(f"unknown stream action {action!r} (one of: {', '.join(self.CONTROL)})")
+        cleared_after = None
         with stream.lock:
-            if action in ("clear",) or (action == "startFor" and (len(args) < 2 or args[1])):
-                stream.queue.clear()
-            getattr(stream.tap, action)(*args)
+            if action == "clear" or (action == "startFor" and (len(args) < 2 or args[1])):
+                # Stopped first, so no chunk of the old run can enter the queue between its clear and the tap's.
+                was_running = bool(stream.tap.isRunning())
+                if was_running:
+                    stream.tap.stop()
+                cleared_after = stream.queue.clear()
+                if action == "clear":
+                    stream.tap.clear()
+                    if was_running:
+                        stream.tap.start()
+                else:
+                    stream.tap.startFor(*args)
+            else:
+                getattr(stream.tap, action)(*args)
             if action == "register_channel":
                 stream.channels.append(int(args[0]))
-        return self.state(session, stream_id)
+        return {**self.state(session, stream_id), "cleared_after": cleared_after}
 
     def close(self, session: Session, stream_id: str) -> dict[str, int]:
         """Stop and free the stream; return what it sent and lost."""
