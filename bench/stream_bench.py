@@ -179,6 +179,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="wall seconds per measurement (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--sustain", type=float, default=0.0, help="also a wall-clock run of this many seconds")
+    parser.add_argument("--sustain-rate", type=float, default=0.0, help="its lab tags/s (default: --rate)")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as scratch_name:
@@ -218,7 +219,8 @@ def main() -> int:
               f"{med['transport'] / 16:.1f} M tags/s; raw loopback {med['raw']:.0f} MB/s "
               f"({med['transport'] / med['raw']:.0%})")
         if args.sustain:
-            sustained(lab, scratch, args.sustain, args.rate)
+            rate = args.sustain_rate or args.rate
+            sustained(write_lab(scratch / "lab-sustain.toml", rate), scratch, args.sustain, rate)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The tag stream to remote subscribers: a server-side CustomMeasurement per subscriber, a bounded queue.
 
 Each subscriber (a client's ``TT.CustomMeasurement``) gets a :class:`StreamTap`, the backend's own
-``CustomMeasurement`` whose ``process()`` only copies the chunk's tags (``incoming_tags.tobytes()``,
+``CustomMeasurement`` whose ``process()`` only keeps the chunk's tags (a copy unless they are its own,
 already the wire layout: 16 bytes a tag) into the subscriber's :class:`TagQueue`. The client pulls
 batches of frames with ``hub_stream_read`` on a connection of its own. The queue holds at most
 ``limits.stream_queue_bytes``: a subscriber that falls behind loses whole frames, never the
@@ -56,7 +56,7 @@ class TagQueue:
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._frames: deque[tuple[bytes, int, int]] = deque()
+        self._frames: deque[tuple[np.ndarray, int, int]] = deque()  # raw records as bytes (uint8)
         self._bytes = 0
         self._ready = threading.Condition()
         self._gap: list[Any] | None = None  # [begin, end, {channel: missed}] while the subscriber is behind
@@ -73,7 +73,10 @@ class TagQueue:
         with self._ready:
             self.tags_in += tags.size
             if self._gap is None and self._bytes + size <= self.max_bytes:
-                self._frames.append((tags.tobytes(), begin_ps, end_ps))
+                # A chunk array the backend made for this call alone (the simulator's) is kept as it is;
+                # a view into the backend's buffer (the vendor's) is copied: it is reused after process().
+                owned = tags.flags.owndata and tags.flags.c_contiguous
+                self._frames.append(((tags if owned else tags.copy()).view(np.uint8), begin_ps, end_ps))
                 self._bytes += size
                 self.peak_bytes = max(self.peak_bytes, self._bytes)
                 self._ready.notify()
@@ -99,7 +102,7 @@ class TagQueue:
             self._gap = None
             return self.reads
 
-    def take(self, max_bytes: int, wait_s: float) -> tuple[list[tuple[bytes, int, int]], int, int]:
+    def take(self, max_bytes: int, wait_s: float) -> tuple[list[tuple[np.ndarray, int, int]], int, int]:
         """Frames up to ``max_bytes`` (at least one), waiting up to ``wait_s``; then frames left, read number.
 
         The gap marker follows the frames queued before the gap, once they are all taken.
@@ -107,18 +110,18 @@ class TagQueue:
         with self._ready:
             if not self._frames and self._gap is None:
                 self._ready.wait(wait_s)
-            batch: list[tuple[bytes, int, int]] = []
+            batch: list[tuple[np.ndarray, int, int]] = []
             size = 0
-            while self._frames and (not batch or size + len(self._frames[0][0]) <= max_bytes):
+            while self._frames and (not batch or size + self._frames[0][0].size <= max_bytes):
                 frame = self._frames.popleft()
                 batch.append(frame)
-                size += len(frame[0])
+                size += frame[0].size
             self._bytes -= size
             if not self._frames and self._gap is not None:
                 begin, end, missed = self._gap
-                batch.append((gap_marker(begin, end, missed).tobytes(), begin, end))
+                batch.append((gap_marker(begin, end, missed).view(np.uint8), begin, end))
                 self._gap = None
-            self.tags_sent += sum(len(data) for data, _, _ in batch) // TAG_BYTES
+            self.tags_sent += sum(data.size for data, _, _ in batch) // TAG_BYTES
             self.reads += 1
             return batch, len(self._frames) + (self._gap is not None), self.reads
 
@@ -226,8 +229,8 @@ class StreamCalls:
         size = min(max(int(max_bytes), TAG_BYTES), READ_MAX_BYTES)
         running = bool(stream.tap.isRunning())  # before the take: a batch saying "stopped" holds every tag
         batch, pending, number = stream.queue.take(size, wait)
-        data = np.frombuffer(b"".join(frame for frame, _, _ in batch), dtype=np.uint8)
-        return {"tags": data, "frames": [[begin, end, len(frame) // TAG_BYTES] for frame, begin, end in batch],
+        data = np.concatenate([frame for frame, _, _ in batch]) if batch else np.zeros(0, dtype=np.uint8)
+        return {"tags": data, "frames": [[begin, end, frame.size // TAG_BYTES] for frame, begin, end in batch],
                 "running": running, "pending": pending, "read": number,
                 "capture_ps": int(stream.tap.getCaptureDuration())}
 
