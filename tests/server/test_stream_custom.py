@@ -165,3 +165,49 @@ def test_streams_obey_roles_are_audited_and_freed(start_auth_server) -> None:
     closed = [e for e in events if e["event"] == "stream_close"]
     assert [(e["user"], e["channels"]) for e in opened] == [("oscar", [1])]
     assert closed and closed[0]["stream"] == stream_id and closed[0]["tags_sent"] > 1_000
+
+
+CLIENT = """
+import sys, time
+from taggerhub import client
+TT = client.createProxy(host="127.0.0.1", port=int(sys.argv[1]), token=sys.argv[2])
+
+class Count(TT.CustomMeasurement):
+    def __init__(self, tagger):
+        super().__init__(tagger)
+        self.n = 0
+        self.register_channel(1)
+        self.finalize_init()
+
+    def process(self, incoming_tags, begin_time, end_time):
+        self.n += incoming_tags.size
+
+counter = Count(TT.createTimeTagger())
+while counter.n < 1000:
+    time.sleep(0.05)
+print("streaming", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_client_s_stream_is_closed_and_audited(start_auth_server) -> None:
+    import subprocess
+
+    server = start_auth_server()
+    proc = subprocess.Popen([sys.executable, "-c", CLIENT, str(server.port), server.tokens["oscar"]],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "streaming"
+        admin = client.createProxy(host="127.0.0.1", port=server.port, token=server.tokens["ada"])
+        assert admin.hub_status()["streams"]["subscribers"] == 1
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while admin.hub_status()["streams"]["subscribers"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert admin.hub_status()["streams"]["subscribers"] == 0
+    finally:
+        proc.kill()
+        proc.wait(10)
+    closed = [e for e in server.audit() if e["event"] == "stream_close"]
+    assert [(e["user"], e["by"]) for e in closed] == [("oscar", "disconnect")] and closed[0]["tags_sent"] >= 1000
