@@ -211,3 +211,21 @@ def test_a_killed_client_s_stream_is_closed_and_audited(start_auth_server) -> No
         proc.wait(10)
     closed = [e for e in server.audit() if e["event"] == "stream_close"]
     assert [(e["user"], e["by"]) for e in closed] == [("oscar", "disconnect")] and closed[0]["tags_sent"] >= 1000
+
+
+def test_tag_stream_iterates_over_every_tag_of_a_synchronized_run() -> None:
+    with ServerContext() as ctx:
+        TT = ctx.proxy()
+        tagger = TT.createTimeTagger()
+        sync = TT.SynchronizedMeasurements(tagger)
+        rate = TT.Countrate(sync.getTagger(), [1, 2])
+        with client.TagStream(TT, sync.getTagger(), [1, 2]) as stream:
+            sync.startFor(SECOND)
+            chunks = list(stream)
+            assert stream.state()["tags_lost"] == 0
+        tags = np.concatenate([tags for tags, _, _ in chunks])
+        assert np.all(np.diff(tags["time"]) >= 0) and set(np.unique(tags["channel"])) == {1, 2}
+        assert sum(end - begin for _, begin, end in chunks) == SECOND  # the chunks tile the capture
+        counts = [np.count_nonzero(tags["channel"] == c) for c in (1, 2)]
+        np.testing.assert_array_equal(counts, rate.getData())
+        assert TT.hub_status()["streams"]["subscribers"] == 0
