@@ -129,6 +129,8 @@ class Hub:
         })
 
     def free_everything(self) -> int:
+        self.library_calls.stream.close_all()  # before the devices go: each stream's end is audited
+        self.library_calls.recordings.close()
         return self.table.free_all()
 
 

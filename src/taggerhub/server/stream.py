@@ -306,6 +306,14 @@ class StreamCalls:
             self._close(stream, "disconnect")
         return len(mine)
 
+    def close_all(self) -> int:
+        """The server stops: close every stream."""
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            self._close(stream, "shutdown")
+        return len(streams)
+
     def totals(self) -> dict[str, int]:
         """Counters for the exporter: subscribers now, tags sent and lost (monotonic, closed streams included)."""
         with self._lock:
