@@ -169,6 +169,9 @@ def test_streams_obey_roles_are_audited_and_freed(start_auth_server) -> None:
         while TT.hub_status()["streams"]["subscribers"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert TT.hub_status()["streams"]["subscribers"] == 0
+        assert TT.hub_stream_read(stream_id)["closed"]  # a reader still waiting ends quietly
+        with pytest.raises(LookupError, match="no tag stream"):
+            TT.hub_stream_state(stream_id)
     events = server.audit()
     opened = [e for e in events if e["event"] == "stream_open"]
     closed = [e for e in events if e["event"] == "stream_close"]

@@ -86,6 +86,8 @@ def _pump(pump: _Pump, measurement_ref: weakref.ref) -> None:
         except Exception as exc:
             pump.error = exc
             break
+        if batch.get("closed"):
+            break
         measurement = measurement_ref()
         if measurement is None:
             break

@@ -35,6 +35,8 @@ class TagStream:
         ran = False
         while True:
             batch = self._reader.hub_stream_read(self.id, READ_MAX_BYTES, READ_WAIT_S)
+            if batch.get("closed"):
+                return
             tags = np.frombuffer(batch["tags"], dtype=INCOMING_TAGS_DTYPE)
             offset = 0
             for begin, end, count in batch["frames"]:

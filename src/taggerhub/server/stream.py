@@ -36,6 +36,7 @@ TAG_BYTES = INCOMING_TAGS_DTYPE.itemsize
 MISSED_PER_RECORD = np.iinfo(np.uint16).max
 READ_MAX_BYTES = 64 * 1024 * 1024  # the most one hub_stream_read returns
 READ_MAX_WAIT_S = 1.0  # a read waits at most this long for tags: a worker is never held for long
+ENDED_KEPT = 1024  # closed streams remembered, so their readers end without an error
 _stream_numbers = itertools.count(1)
 
 
@@ -184,6 +185,7 @@ class StreamCalls:
         self._lock = threading.Lock()
         self._streams: dict[str, Stream] = {}
         self._closed = {"tags_sent": 0, "tags_lost": 0, "frames_lost": 0, "streams": 0}
+        self._ended: dict[str, str] = {}  # recently closed stream -> its session: a last read ends quietly
 
     def _stream(self, session: Session, stream_id: str) -> Stream:
         with self._lock:
@@ -221,9 +223,15 @@ class StreamCalls:
              wait_s: float = 0.2) -> dict[str, Any]:
         """Take the stream's queued tags: ``tags`` (raw INCOMING_TAGS_DTYPE records), ``frames`` [[begin, end, n]].
 
-        Also ``running``, ``pending`` (frames still queued), ``read`` (this batch's number), ``capture_ps``.
+        Also ``running``, ``pending`` (frames still queued), ``read`` (this batch's number), ``capture_ps``;
+        ``closed`` once the stream was closed (its last batch).
         Waits up to ``wait_s`` (at most 1 s) when nothing is queued.
         """
+        with self._lock:
+            ended = self._ended.get(str(stream_id)) == session.id
+        if ended:  # closed while the client's reader waited: a last, empty batch, not an error
+            return {"tags": np.zeros(0, dtype=np.uint8), "frames": [], "running": False, "pending": 0, "read": 0,
+                    "capture_ps": 0, "closed": True}
         stream = self._stream(session, stream_id)
         wait = min(max(float(wait_s), 0.0), READ_MAX_WAIT_S)
         size = min(max(int(max_bytes), TAG_BYTES), READ_MAX_BYTES)
@@ -281,6 +289,9 @@ class StreamCalls:
         with self._lock:
             if self._streams.pop(stream.id, None) is None:
                 return {"tags_sent": 0, "tags_lost": 0}
+            self._ended[stream.id] = stream.session_id
+            while len(self._ended) > ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
         try:
             stream.tap.stop()
         except Exception as exc:
