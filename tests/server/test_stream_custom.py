@@ -163,6 +163,8 @@ def test_streams_obey_roles_are_audited_and_freed(start_auth_server) -> None:
                 other.hub_stream_control(stream_id, "stop")
         with pytest.raises(TypeError, match="channels must be a list"):
             TT.hub_stream_open(tagger, "1")
+        with pytest.raises(ValueError, match="99"):
+            TT.hub_stream_open(tagger, [1, 99])
         del mine
         gc.collect()  # the measurement's finalizer closes its stream
         deadline = time.monotonic() + 10
