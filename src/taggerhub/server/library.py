@@ -27,6 +27,7 @@ from ..experiments import serving as experiment_serving
 from .callpath import CallPath
 from .devices import DeviceRegistry
 from .objects import ObjectTable
+from .recordings import RecordingCalls
 from .sessions import Session, SessionRegistry
 from .stats import RpcStats
 from .stream import StreamCalls
@@ -36,6 +37,8 @@ log = logging.getLogger("taggerhub.server")
 
 class LibraryCalls:
     """Handlers of the server calls: devices, status, the control lease, sessions, experiments."""
+
+    recordings: RecordingCalls  # the FileWriter and hub_recording* calls; set by the hub (they need its settings)
 
     def __init__(self, backend: ModuleType, backend_name: str, calls: CallPath, devices: DeviceRegistry,
                  experiments: experiment_registry.Catalog, stats: RpcStats):
