@@ -49,6 +49,7 @@ class ServerSettings:
     # port 0 = the listening port.
     advertise_host: str = ""
     advertise_port: int = 0
+    recordings_dir: str = ""  # per-user folders for TT.FileWriter over RPC ("": recordings are off)
 
 
 @dataclass
@@ -161,6 +162,8 @@ class LimitsSettings:
     pending_per_source: int = 32  # of those, from one source address (oldest dropped first)
     denied_burst: int = 50  # denied calls a session may make in a burst ...
     denied_per_s: float = 2.0  # ... refilled at this rate; past it its connections are closed
+    recording_bytes: int = 10 * 1024**3  # what one user's recording folder may hold
+    stream_queue_bytes: int = 256 * 1024 * 1024  # tags queued for one stream subscriber; beyond, loss is marked
     overrides: list[str] = field(default_factory=list)
 
 

@@ -28,7 +28,7 @@ CHANNEL_PARAMETERS = ("channels", "click_channels")  # one buffer row per channe
 BYTES_PER_ELEMENT = 8  # int64 counts / timestamps
 # Arguments that set how often the engine closes a bin: work per second of signal, whatever the memory.
 BINWIDTH_PARAMETERS = {"Counter": "binwidth", "FrequencyCounter": "sampling_interval"}
-PER_USER_FIELDS = ("max_objects", "measurement_bytes", "min_binwidth_ps", "oneway_per_user")
+PER_USER_FIELDS = ("max_objects", "measurement_bytes", "min_binwidth_ps", "oneway_per_user", "recording_bytes")
 
 
 def parse_overrides(entries: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:

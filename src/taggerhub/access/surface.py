@@ -17,7 +17,7 @@ from .levels import Level
 @dataclass(frozen=True)
 class ServerCall:
     name: str  # the remote name on the library object (TimeTaggerRPC)
-    handler: str  # the method of server.library.LibraryCalls that serves it
+    handler: str  # the method of server.library.LibraryCalls that serves it ("part.method": of one of its parts)
     level: Level
     retry_safe: bool  # the client may resend it after a broken connection: it changes nothing
     why: str = ""
@@ -43,6 +43,21 @@ SERVER_CALLS: tuple[ServerCall, ...] = (
     ServerCall("experiment", "create_experiment", Level.create, False,
                "the new server-side experiment belongs to its creator"),
     ServerCall("experiments", "experiments", Level.read, False, "lists the experiment plugins offered"),
+    ServerCall("hub_stream_open", "stream.open", Level.create, False,
+               "a tag stream of the caller's own (client-side CustomMeasurement); observers may listen"),
+    ServerCall("hub_stream_read", "stream.read", Level.read, False, "takes queued tags of the caller's own stream"),
+    ServerCall("hub_stream_state", "stream.state", Level.read, True, "reads the caller's own stream's state"),
+    ServerCall("hub_stream_control", "stream.control", Level.create, False,
+               "starts/stops the caller's own stream, as a measurement's creator may"),
+    ServerCall("hub_stream_close", "stream.close", Level.create, False, "frees the caller's own stream"),
+    ServerCall("FileWriter", "recordings.file_writer", Level.create, False,
+               "records into the caller's own folder on the server, within limits.recording_bytes"),
+    ServerCall("hub_recordings", "recordings.list", Level.read, True,
+               "lists the caller's recordings (admins: anyone's)"),
+    ServerCall("hub_recording_read", "recordings.read", Level.read, True,
+               "downloads the caller's recordings (admins: anyone's)"),
+    ServerCall("hub_recording_remove", "recordings.remove", Level.create, False,
+               "deletes the caller's own recordings (admins: anyone's)"),
 )
 SERVER_CALLS_BY_NAME = {call.name: call for call in SERVER_CALLS}
 SERVER_CALL_NAMES = tuple(call.name for call in SERVER_CALLS)

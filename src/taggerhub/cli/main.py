@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..config import ConfigError
 from ..errors import BackendUnavailable
-from . import certs, config, discovery, exporter, permissions, serve, sessions, status, users, vpn, web
+from . import certs, config, discovery, exporter, permissions, recordings, serve, sessions, status, users, vpn, web
 
 DESCRIPTION = (
     "Serve a Swabian Instruments Time Tagger (or its simulator) to many users and programs over the "
@@ -20,7 +20,7 @@ DESCRIPTION = (
 EPILOG = "Run 'taggerhub COMMAND --help' for a command's options. Documentation: docs/ in the taggerhub repository."
 
 # In the order `taggerhub --help` lists them: running, watching, access, remote access, discovery.
-GROUPS = (serve, status, exporter, web, config, users, certs, sessions, permissions, vpn, discovery)
+GROUPS = (serve, status, exporter, web, config, users, certs, sessions, recordings, permissions, vpn, discovery)
 
 # What a command may raise for a mistake in its input: one line and exit 2, not a traceback.
 USER_ERRORS = (ConfigError, BackendUnavailable, ValueError, PermissionError, LookupError)

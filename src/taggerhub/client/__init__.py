@@ -5,5 +5,6 @@
 """
 
 from .proxy import LibraryProxy, Proxy, RemoteMethod, createProxy
+from .tagstream import TagStream
 
-__all__ = ["LibraryProxy", "Proxy", "RemoteMethod", "createProxy"]
+__all__ = ["LibraryProxy", "Proxy", "RemoteMethod", "TagStream", "createProxy"]

@@ -35,7 +35,7 @@ from ..errors import AccessDenied, ObjectGone, ServerUnavailable
 from ..wire import codecs, pyro_compat
 from ..wire.addresses import LIBRARY_OBJECT_ID, library_uri
 from ..wire.connection import FastConnection, speed_up
-from . import env
+from . import custom, env
 
 codecs.install()
 
@@ -316,6 +316,9 @@ class LibraryProxy(Proxy):
         object.__setattr__(self, "_taggerhub_serial", "")
 
     def __getattr__(self, name: str) -> Any:
+        if name == "CustomMeasurement":  # a base class whose process() runs here, on tags streamed from the server
+            self.__dict__[name] = custom.custom_measurement_class(self)
+            return self.__dict__[name]
         try:
             return super().__getattr__(name)
         except AttributeError:
@@ -336,6 +339,13 @@ class LibraryProxy(Proxy):
                 constants = {}
             self.__dict__["_taggerhub_constants"] = constants
         return constants
+
+    def _taggerhub_new_connection(self) -> Proxy:
+        """Another proxy of the library on a connection of its own (same session, token and TLS)."""
+        other = Proxy(self._pyroUri, serializer=self._pyroSerializer, ssl_context=self._taggerhub_ssl)
+        other._pyroHandshake = self._pyroHandshake
+        other._pyroTimeout = self._pyroTimeout
+        return other
 
     def createTimeTagger(self, *args: Any, **kwargs: Any) -> Any:
         """Open (or share) a tagger; with no serial, the one this proxy was resolved for by name, if any."""

@@ -28,6 +28,7 @@ from .callpath import CallPath
 from .devices import DeviceRegistry
 from .library import LibraryCalls
 from .objects import ObjectTable
+from .recordings import RecordingCalls
 from .sessions import Session, SessionRegistry
 from .stats import RpcStats
 
@@ -51,6 +52,7 @@ class Hub:
         self.calls = CallPath(self.api, self.access, self.sessions, self.table, self.stats)
         self.library_calls = LibraryCalls(backend, backend_name, self.calls, self.devices,
                                           experiment_registry.load_catalog(settings.experiments), self.stats)
+        self.library_calls.recordings = RecordingCalls(backend, self.calls, settings.server.recordings_dir)
         self.calls.server_calls = self.library_calls.handlers()
         library_class = self.api.library_adapter_class(extra=self.library_calls.remote_signatures())
         self.library = library_class(None, self.calls, ObjectKind.library)
@@ -120,12 +122,15 @@ class Hub:
         self.access.session_closed(session.id)
         self.access.audit.write("disconnect", user=session.user, address=session.address, session=session.id,
                                 calls=session.calls)
+        self.library_calls.stream.drop_session(session)
         freed = self.table.drop_session(session)
         log.info("client disconnected", extra={
             "client": session.address, "session": session.id, "calls": session.calls, "objects_freed": freed,
         })
 
     def free_everything(self) -> int:
+        self.library_calls.stream.close_all()  # before the devices go: each stream's end is audited
+        self.library_calls.recordings.close()
         return self.table.free_all()
 
 

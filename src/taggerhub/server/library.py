@@ -27,14 +27,18 @@ from ..experiments import serving as experiment_serving
 from .callpath import CallPath
 from .devices import DeviceRegistry
 from .objects import ObjectTable
+from .recordings import RecordingCalls
 from .sessions import Session, SessionRegistry
 from .stats import RpcStats
+from .stream import StreamCalls
 
 log = logging.getLogger("taggerhub.server")
 
 
 class LibraryCalls:
     """Handlers of the server calls: devices, status, the control lease, sessions, experiments."""
+
+    recordings: RecordingCalls  # the FileWriter and hub_recording* calls; set by the hub (they need its settings)
 
     def __init__(self, backend: ModuleType, backend_name: str, calls: CallPath, devices: DeviceRegistry,
                  experiments: experiment_registry.Catalog, stats: RpcStats):
@@ -47,10 +51,18 @@ class LibraryCalls:
         self.access: Access = calls.access
         self.sessions: SessionRegistry = calls.sessions
         self.table: ObjectTable = calls.table
+        self.stream = StreamCalls(backend, calls, calls.access.quotas.defaults.stream_queue_bytes)
 
     def handlers(self) -> dict[str, Callable[..., Any]]:
         """Remote name -> handler, for every call in the table."""
-        return {call.name: getattr(self, call.handler) for call in SERVER_CALLS}
+        return {call.name: self._handler(call.handler) for call in SERVER_CALLS}
+
+    def _handler(self, name: str) -> Callable[..., Any]:
+        """``method`` of this object, or ``part.method`` of one of its parts (``stream``: the tag streams)."""
+        target: Any = self
+        for attribute in name.split("."):
+            target = getattr(target, attribute)
+        return target
 
     def remote_signatures(self) -> dict[str, Callable[..., Any]]:
         """Stand-ins carrying each server-only call's remote signature and doc, for the library adapter."""
@@ -58,7 +70,7 @@ class LibraryCalls:
         for call in SERVER_CALLS:
             if call.backend_function:
                 continue  # the backend's own function documents it
-            handler = getattr(self, call.handler)
+            handler = self._handler(call.handler)
             signature = inspect.signature(handler)
 
             def stand_in(*args: Any, **kwargs: Any) -> Any:
@@ -197,6 +209,7 @@ class LibraryCalls:
             "objects": len(self.table),
             "uptime_s": time.time() - self.stats.started_at,
             "lease": self.access.lease.state(),
+            "streams": self.stream.totals(),
             "you": you,
         }
 
@@ -212,4 +225,5 @@ class LibraryCalls:
             "sessions": [[u, r, n] for (u, r), n in sorted(by_user.items())],
             "objects": self.table.counts_by_type(),
             "overflows": self.devices.overflows(),
+            "streams": self.stream.totals(),
         }
