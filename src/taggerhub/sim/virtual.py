@@ -18,18 +18,7 @@ from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, 
 from .iterators import IteratorBase
 from .measurements import channel_list
 from .pairs import EMPTY
-
-
-def merge_sorted(*arrays: np.ndarray) -> np.ndarray:
-    """Merge sorted arrays into one sorted array."""
-    parts = [a for a in arrays if a.size]
-    if not parts:
-        return EMPTY
-    if len(parts) == 1:
-        return parts[0]
-    merged = np.concatenate(parts)
-    merged.sort(kind="stable")
-    return merged
+from .signals import merge_sorted
 
 
 def _popcount(values: np.ndarray) -> np.ndarray:
@@ -68,14 +57,14 @@ class VirtualChannelBase(IteratorBase):
         pending = self._carry.pop(channel, EMPTY)
         if not presorted:
             tags = np.sort(tags)
-        tags = merge_sorted(pending, tags)
+        tags = merge_sorted([pending, tags])
         cut = int(np.searchsorted(tags, chunk.end_ps, side="left"))
         if cut < tags.size:
             self._carry[channel] = tags[cut:]
         # A tag moved before the window (jitter at a chunk edge) is placed at its start.
         out = np.maximum(tags[:cut], chunk.begin_ps)
         existing = chunk.tags.get(channel)
-        chunk.tags[channel] = merge_sorted(existing, out) if existing is not None else out
+        chunk.tags[channel] = merge_sorted([existing, out]) if existing is not None else out
 
     def _on_clear(self) -> None:
         self._carry.clear()
@@ -201,7 +190,7 @@ class FrequencyMultiplier(VirtualChannelBase):
         steps = np.arange(self._multiplier, dtype=np.int64)
         # Copies of the inputs (step 0) and the extrapolated tags until the next input is expected.
         extra = (tags_used[:, None] + (period[:, None] * steps[None, :]) // self._multiplier).ravel()
-        self._emit(chunk, self._outputs[0], merge_sorted(first, extra), presorted=False)
+        self._emit(chunk, self._outputs[0], merge_sorted([first, extra]), presorted=False)
 
 
 class Combiner(VirtualChannelBase):
@@ -219,7 +208,7 @@ class Combiner(VirtualChannelBase):
     def _on_chunk(self, chunk: Chunk) -> None:
         arrays = [chunk.get(c) for c in self._channels]
         self._counts += [a.size for a in arrays]
-        self._emit(chunk, self._outputs[0], merge_sorted(*arrays))
+        self._emit(chunk, self._outputs[0], merge_sorted(list(arrays)))
 
     def getChannelCounts(self) -> np.ndarray:
         """Tags contributed by each input channel since the last clear."""
@@ -530,7 +519,7 @@ class ConditionalFilterChannel(VirtualChannelBase):
         self._armed = [False] * len(self._filtered)
 
     def _on_chunk(self, chunk: Chunk) -> None:
-        trig = merge_sorted(*[chunk.get(c) for c in self._triggers])
+        trig = merge_sorted([chunk.get(c) for c in self._triggers])
         for i, (channel, out) in enumerate(zip(self._filtered, self._outputs, strict=True)):
             tags = chunk.get(channel)
             if tags.size == 0:
