@@ -64,7 +64,8 @@ def test_an_engine_that_falls_behind_overflows_instead_of_stretching_time(defaul
     wall = time.monotonic() - began
     assert wall < 2.0, f"time stretched: 1 s of tags took {wall:.2f} s"
     assert tagger.getOverflows() > 0
-    assert rate.getData()[0] < 0.9 * 10e6  # tags were lost, not delayed
+    # Tags were lost, not delayed; the Countrate still counts them, as the vendor's does (it gets missed events).
+    np.testing.assert_allclose(rate.getData()[0], 10e6, rtol=0.01)
     buffer = stream.getData()
     types, missed = buffer.getEventTypes(), buffer.getMissedEvents()
     assert buffer.hasOverflows

@@ -145,10 +145,14 @@ class IteratorBase:
             if self._stop_at_ps is not None and self._capture_ps + duration >= self._stop_at_ps:
                 keep = self._stop_at_ps - self._capture_ps
                 cut_at = chunk.begin_ps + keep
+                # An overflow interval's dropped tags have no times: its share of them is taken pro rata.
+                missed = None if chunk.missed is None else {
+                    ch: n * keep // max(duration, 1) for ch, n in chunk.missed.items()}
                 chunk = Chunk(
                     chunk.begin_ps,
                     cut_at,
                     {ch: a[: int(np.searchsorted(a, cut_at))] for ch, a in chunk.tags.items()},
+                    missed,
                 )
                 self._on_chunk(chunk)
                 self._capture_ps += keep
