@@ -39,6 +39,7 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
+from .flim import Flim, FlimAbstract, FlimBase, FlimFrameInfo
 from .frequency import FrequencyCounter, FrequencyCounterData
 from .histograms import CountBetweenMarkers, GatedCounter, Histogram, Histogram2D, StartStop, TimeDifferences
 from .iterators import IteratorBase
@@ -126,6 +127,10 @@ __all__ = [
     "Experimental",
     "FileReader",
     "FileWriter",
+    "Flim",
+    "FlimAbstract",
+    "FlimBase",
+    "FlimFrameInfo",
     "FrontendType",
     "FrequencyCounter",
     "FrequencyCounterData",
