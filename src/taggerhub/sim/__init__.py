@@ -56,6 +56,7 @@ from .refclock import ReferenceClockState, SoftwareClockState
 from .replay import TimeTaggerVirtual, createTimeTaggerVirtual
 from .sampling import Sampler, TriggerOnCountrate
 from .scope import Dump, Event, HistogramND, Scope
+from .stability import FrequencyStability, FrequencyStabilityData, PulsePerSecondData, PulsePerSecondMonitor
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
@@ -92,6 +93,8 @@ __all__ = [
     "Event",
     "HistogramND",
     "Scope",
+    "PulsePerSecondData",
+    "PulsePerSecondMonitor",
     "CHANNEL_UNUSED",
     "HIGH",
     "LOW",
@@ -135,6 +138,8 @@ __all__ = [
     "FrequencyCounter",
     "FrequencyCounterData",
     "FrequencyMultiplier",
+    "FrequencyStability",
+    "FrequencyStabilityData",
     "GatedChannel",
     "GatedChannels",
     "GatedCounter",

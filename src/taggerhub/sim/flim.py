@@ -47,11 +47,35 @@ class FlimFrameInfo:
         self._histograms = histograms.astype(np.uint32)
         self._begins = pixel_begins.astype(np.int64)
         self._ends = pixel_ends.astype(np.int64)
-        self.pixels = int(histograms.shape[0])
-        self.bins = int(histograms.shape[1])
-        self.frame_number = int(frame_number)
-        self.pixel_position = int(pixel_position)
-        self.valid = bool(valid)
+        self._frame_number = int(frame_number)
+        self._pixel_position = int(pixel_position)
+        self._valid = bool(valid)
+
+    # Properties on the class (not instance attributes), so reflection sees them as the vendor's.
+    @property
+    def pixels(self) -> int:
+        """Number of pixels in the frame."""
+        return int(self._histograms.shape[0])
+
+    @property
+    def bins(self) -> int:
+        """Number of bins of each histogram."""
+        return int(self._histograms.shape[1])
+
+    @property
+    def frame_number(self) -> int:
+        """Current frame number."""
+        return self._frame_number
+
+    @property
+    def pixel_position(self) -> int:
+        """Current pixel position."""
+        return self._pixel_position
+
+    @property
+    def valid(self) -> bool:
+        """Whether the frame is valid."""
+        return self._valid
 
     def getFrameNumber(self) -> int:
         """Frame number from 0; -1 for an invalid frame."""
