@@ -363,7 +363,11 @@ class CorrelationPairs(IteratorBase):
         self._self_pairs = np.zeros(k, dtype=np.int64)
         self._n = np.zeros(k, dtype=np.int64)
         lo, hi = -self._offset, self._binwidth * self._n_bins - self._offset
-        self._windows = {(i, j): PairWindow(lo, hi) for i in range(k) for j in range(k)}
+        self._lo, self._hi = lo, hi
+        # t(i) - t(j) and t(j) - t(i) are the same pairs mirrored: one window per unordered pair serves both,
+        # widened to hold both ranges ([lo, hi) and its mirror (-hi, -lo]).
+        self._windows = {(i, j): PairWindow(lo, hi) if i == j else PairWindow(min(lo, 1 - hi), max(hi, 1 - lo))
+                         for i in range(k) for j in range(i, k)}
         super().__init__(tagger, channels)
 
     def _describe(self) -> dict[str, Any]:
@@ -381,14 +385,24 @@ class CorrelationPairs(IteratorBase):
         self._n += [t.size for t in tags]
         for (i, j), window in self._windows.items():
             _, dt = window.feed(tags[j], tags[i], chunk.end_ps)  # t(i) - t(j)
-            if dt.size:
-                self._hist[i, j] += np.bincount((dt + self._offset) // self._binwidth,
-                                                minlength=self._n_bins)[: self._n_bins]
+            if not dt.size:
+                continue
+            if i == j:
+                self._add(i, j, dt)
+                continue
+            self._add(i, j, dt[(dt >= self._lo) & (dt < self._hi)])
+            mirrored = -dt
+            self._add(j, i, mirrored[(mirrored >= self._lo) & (mirrored < self._hi)])
         zero = self._zero_bin()
         if zero is not None:
             for i, t in enumerate(tags):
                 self._hist[i, i, zero] -= t.size  # a tag is not its own partner...
                 self._self_pairs[i] += t.size  # ...unless the caller asks for it
+
+    def _add(self, i: int, j: int, dt: np.ndarray) -> None:
+        if dt.size:
+            bins = (dt + self._offset) // self._binwidth
+            self._hist[i, j] += np.bincount(bins, minlength=self._n_bins)[: self._n_bins]
 
     def _zero_bin(self) -> int | None:
         zero = self._offset // self._binwidth
