@@ -56,7 +56,13 @@ from .refclock import ReferenceClockState, SoftwareClockState
 from .replay import TimeTaggerVirtual, createTimeTaggerVirtual
 from .sampling import Sampler, TriggerOnCountrate
 from .scope import Dump, Event, HistogramND, Scope
-from .stability import FrequencyStability, FrequencyStabilityData, PulsePerSecondData, PulsePerSecondMonitor
+from .stability import (
+    FrequencyStability,
+    FrequencyStabilityData,
+    PulsePerSecondData,
+    PulsePerSecondMonitor,
+    PulsePerSecondMonitorData,
+)
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
@@ -95,6 +101,7 @@ __all__ = [
     "Scope",
     "PulsePerSecondData",
     "PulsePerSecondMonitor",
+    "PulsePerSecondMonitorData",
     "CHANNEL_UNUSED",
     "HIGH",
     "LOW",

@@ -280,3 +280,8 @@ class PulsePerSecondMonitor(IteratorBase):
             if remove:
                 self._rows = []
             return data
+
+
+# The vendor's TimeTaggerRPC server looks up "<measurement>Data" for every class with getDataObject; the
+# vendor names this one PulsePerSecondData. The alias lets that server serve the simulator.
+PulsePerSecondMonitorData = PulsePerSecondData
