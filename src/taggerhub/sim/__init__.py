@@ -262,6 +262,8 @@ def getTimeTaggerChannelNumberScheme() -> int:
 def createTimeTagger(serial: str = "", resolution: Resolution = Resolution.Standard) -> TimeTagger:
     """Open a simulated Time Tagger: the given serial, or the first one not in use."""
     with _lab.lock:
+        for gone in [s for s, t in _lab.open.items() if t._freed]:  # freed by `with ... as tagger:`
+            del _lab.open[gone]
         specs = _lab.specs()
         if serial:
             matches = [d for d in specs if d.serial == serial]

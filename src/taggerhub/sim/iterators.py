@@ -111,9 +111,18 @@ class IteratorBase:
             self._check_alive()
             return not self._running
 
-    def getConfiguration(self) -> str:
-        """Return a JSON description of this measurement."""
-        return json.dumps({"name": type(self).__name__, "channels": self._channels, **self._describe()})
+    def getConfiguration(self) -> dict[str, Any]:
+        """Return a description of this measurement (the vendor's JSON, as a dict in Python)."""
+        return json.loads(json.dumps({"name": type(self).__name__, "channels": self._channels, **self._describe()}))
+
+    def __enter__(self) -> IteratorBase:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        """``with TT.Correlation(...) as corr:`` releases the measurement at the end, as the vendor's does."""
+        if self._alive:
+            self._release()
+        return False
 
     def _describe(self) -> dict[str, Any]:
         return {}
