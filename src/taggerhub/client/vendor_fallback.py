@@ -37,7 +37,7 @@ def bind(proxy: Any) -> None:
         proxy._pyroHandshake = {}  # a token is for taggerhub servers only: never hand it to another server
         try:
             proxy._pyroBind()
-        except Pyro5.errors.CommunicationError as second:
+        except Pyro5.errors.ConnectionClosedError as second:  # any other answer is the server's own: raised as is
             raise Pyro5.errors.CommunicationError(
                 f"the server at {location} closed the connection during the Pyro5 handshake "
                 f"(taggerhub serializer: {first}; vendor serializer: {second}); "
