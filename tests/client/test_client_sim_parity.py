@@ -91,7 +91,8 @@ def test_flim_frequency_stability_and_pps_through_the_server(scan_server):
     summed = flim.getSummedFrames()
     assert summed.shape == (100, 100)
     in_window = 1 - np.exp(-10_000 / 3000)
-    assert summed.sum() == pytest.approx(6 * 100 * 10 * in_window, rel=0.03)  # 10 photons per pixel per frame
+    # 10 photons per pixel per frame: ~5800 in all, so 6 % is over four standard deviations
+    assert summed.sum() == pytest.approx(6 * 100 * 10 * in_window, rel=0.06)
     assert truncated_exponential_lifetime(summed.sum(axis=0), 100) == pytest.approx(3000, rel=0.05)
 
     stability = TT.FrequencyStability(tagger, 5, [1, 10, 100], average=10, trace_len=100)
@@ -99,7 +100,9 @@ def test_flim_frequency_stability_and_pps_through_the_server(scan_server):
     assert stability.waitUntilFinished(60_000)
     data = stability.getDataObject()
     sigma_s = np.hypot(100.0, 9.0) / np.sqrt(10) * 1e-12  # source and Ultra jitter, averaged over 10 tags
-    np.testing.assert_allclose(data.getADEVScaled(), sigma_s, rtol=0.04)
+    # The estimate's spread grows with the step (fewer independent samples): ~1 % at 10, ~3 % at 100.
+    for scaled, tolerance in zip(data.getADEVScaled(), (0.04, 0.04, 0.12), strict=True):
+        assert scaled == pytest.approx(sigma_s, rel=tolerance)
     np.testing.assert_allclose(data.getTau(), [1e-5, 1e-4, 1e-3], rtol=1e-9)
 
     pps = TT.PulsePerSecondMonitor(tagger, 6, [7])

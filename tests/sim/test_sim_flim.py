@@ -48,9 +48,11 @@ def test_flim_frames_pixels_intensity_and_lifetime(make_tagger):
     tagger = scan_lab(make_tagger)
     args = dict(start_channel=SYNC, click_channel=PHOTONS, pixel_begin_channel=PIXEL, n_pixels=N_PIXELS,
                 n_bins=100, binwidth=100, frame_begin_channel=FRAME)
-    flim = TT.Flim(tagger, **args, finish_after_outputframe=6)
-    recorder = FrameRecorder(tagger, **args)
-    flim.startFor(10**11)  # 100 ms: ends by itself after six frames
+    group = TT.SynchronizedMeasurements(tagger)  # both see the same tags from the same moment
+    flim = TT.Flim(group.getTagger(), **args, finish_after_outputframe=6)
+    recorder = FrameRecorder(group.getTagger(), **args)
+    assert not recorder.isRunning()  # initialize() in a group waits for the group's start
+    group.startFor(10**11)  # 100 ms: the Flim ends by itself after six frames
     assert flim.waitUntilFinished(60_000)
     assert not flim.isAcquiring() and not flim.isRunning()
     assert flim.getFramesAcquired() == 6
@@ -96,14 +98,13 @@ def test_flim_frames_pixels_intensity_and_lifetime(make_tagger):
 
 def test_flim_averaging_and_no_frame_yet(make_tagger):
     tagger = scan_lab(make_tagger)
-    averaged = TT.Flim(tagger, SYNC, PHOTONS, PIXEL, N_PIXELS, 50, 200, frame_begin_channel=FRAME,
+    group = TT.SynchronizedMeasurements(tagger)
+    averaged = TT.Flim(group.getTagger(), SYNC, PHOTONS, PIXEL, N_PIXELS, 50, 200, frame_begin_channel=FRAME,
                        n_frame_average=3)
     assert not averaged.getReadyFrameEx().isValid() and averaged.getReadyFrameEx().getFrameNumber() == -1
-    single = TT.Flim(tagger, SYNC, PHOTONS, PIXEL, N_PIXELS, 50, 200, frame_begin_channel=FRAME)
-    for m in (averaged, single):
-        m.startFor(int(3.2e10))  # 32 ms: six complete input frames
-    for m in (averaged, single):
-        assert m.waitUntilFinished(60_000)
+    single = TT.Flim(group.getTagger(), SYNC, PHOTONS, PIXEL, N_PIXELS, 50, 200, frame_begin_channel=FRAME)
+    group.startFor(int(3.2e10))  # 32 ms: six complete input frames
+    assert group.waitUntilFinished(60_000)
     assert single.getFramesAcquired() == 6 and averaged.getFramesAcquired() == 2
     # an averaged output frame holds three input frames' counts
     np.testing.assert_array_equal(averaged.getSummedFrames(), single.getSummedFrames())

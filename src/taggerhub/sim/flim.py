@@ -159,10 +159,12 @@ class FlimAbstract(IteratorBase):
         """Subclasses drop their stored frames here."""
 
     def initialize(self) -> None:
-        """Start a measurement made with ``pre_initialize=False`` (a no-op otherwise)."""
+        """Start a measurement made with ``pre_initialize=False`` (a no-op otherwise); as at construction,
+        a measurement of a SynchronizedMeasurements group waits for the group's start instead."""
         if not self._starts_running:
             self._starts_running = True
-            self.start()
+            if getattr(self._tagger, "_autostart", True):
+                self.start()
 
     def isAcquiring(self) -> bool:
         """False once ``finish_after_outputframe`` frames are acquired; then it cannot start again."""
