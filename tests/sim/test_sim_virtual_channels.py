@@ -256,3 +256,19 @@ def test_conditional_filter_channel_keeps_only_triggered_syncs(make_tagger):
     run_for(rate, SECOND // 10)
     clicks, syncs, kept = rate.getCountsTotal()
     assert syncs > 900_000 and 0.95 * clicks < kept <= clicks  # one sync after each click, the input unchanged
+
+
+def test_frequency_multiplier_on_an_irregular_input_stays_in_time_order(make_tagger):
+    tagger = make_tagger("ultra", [PoissonSource(channel=1, rate_hz=1e6)])
+    multiplied = TT.FrequencyMultiplier(tagger, 1, 3)
+    stream = TT.TimeTagStream(tagger, 10**6, [1, multiplied.getChannel()])
+    run_for(stream, SECOND // 100)  # ten chunks: extrapolations cross chunk edges
+    buffer = stream.getData()
+    stamps, chans = buffer.getTimestamps(), buffer.getChannels()
+    inputs, out = stamps[chans == 1], stamps[chans == multiplied.getChannel()]
+    assert (np.diff(out) >= 0).all()
+    # Brute force: each input, then its extrapolations from the last period that come before the next input.
+    expected = [inputs[0]]
+    for prev, a, b in zip(inputs[:-2], inputs[1:-1], inputs[2:], strict=True):
+        expected += [a + k * (a - prev) // 3 for k in range(3) if a + k * (a - prev) // 3 < b]
+    np.testing.assert_array_equal(out[:len(expected)], expected)

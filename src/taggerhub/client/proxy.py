@@ -35,7 +35,7 @@ from ..errors import AccessDenied, ObjectGone, ServerUnavailable
 from ..wire import codecs, pyro_compat
 from ..wire.addresses import LIBRARY_OBJECT_ID, library_uri
 from ..wire.connection import FastConnection, speed_up
-from . import custom, env
+from . import custom, env, vendor_fallback
 
 codecs.install()
 
@@ -311,6 +311,7 @@ class LibraryProxy(Proxy):
     def __init__(self, uri: Any, token: str | None = None, serializer: str = "taggerhub",
                  ssl_context: ssl.SSLContext | None = None):
         super().__init__(uri, token=token, serializer=serializer, ssl_context=ssl_context)
+        vendor_fallback.bind(self)
         for name, (enum_type, members) in self.enum_definitions().items():
             self.__dict__[name] = getattr(enum, enum_type)(name, [tuple(m) for m in members])
         object.__setattr__(self, "_taggerhub_serial", "")

@@ -39,6 +39,7 @@ from .enums import (
     TagType,
     TestSignalSource,
 )
+from .flim import Flim, FlimAbstract, FlimBase, FlimFrameInfo
 from .frequency import FrequencyCounter, FrequencyCounterData
 from .histograms import CountBetweenMarkers, GatedCounter, Histogram, Histogram2D, StartStop, TimeDifferences
 from .iterators import IteratorBase
@@ -55,6 +56,13 @@ from .refclock import ReferenceClockState, SoftwareClockState
 from .replay import TimeTaggerVirtual, createTimeTaggerVirtual
 from .sampling import Sampler, TriggerOnCountrate
 from .scope import Dump, Event, HistogramND, Scope
+from .stability import (
+    FrequencyStability,
+    FrequencyStabilityData,
+    PulsePerSecondData,
+    PulsePerSecondMonitor,
+    PulsePerSecondMonitorData,
+)
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
@@ -91,6 +99,9 @@ __all__ = [
     "Event",
     "HistogramND",
     "Scope",
+    "PulsePerSecondData",
+    "PulsePerSecondMonitor",
+    "PulsePerSecondMonitorData",
     "CHANNEL_UNUSED",
     "HIGH",
     "LOW",
@@ -126,10 +137,16 @@ __all__ = [
     "Experimental",
     "FileReader",
     "FileWriter",
+    "Flim",
+    "FlimAbstract",
+    "FlimBase",
+    "FlimFrameInfo",
     "FrontendType",
     "FrequencyCounter",
     "FrequencyCounterData",
     "FrequencyMultiplier",
+    "FrequencyStability",
+    "FrequencyStabilityData",
     "GatedChannel",
     "GatedChannels",
     "GatedCounter",
@@ -245,6 +262,8 @@ def getTimeTaggerChannelNumberScheme() -> int:
 def createTimeTagger(serial: str = "", resolution: Resolution = Resolution.Standard) -> TimeTagger:
     """Open a simulated Time Tagger: the given serial, or the first one not in use."""
     with _lab.lock:
+        for gone in [s for s, t in _lab.open.items() if t._freed]:  # freed by `with ... as tagger:`
+            del _lab.open[gone]
         specs = _lab.specs()
         if serial:
             matches = [d for d in specs if d.serial == serial]

@@ -16,8 +16,8 @@ import numpy as np
 
 from .engine import Chunk, InputStage, InputState
 from .enums import CHANNEL_UNUSED
-from .signals import PS_PER_S
-from .virtual import EMPTY, VirtualChannelBase, merge_sorted
+from .signals import PS_PER_S, merge_sorted
+from .virtual import EMPTY, VirtualChannelBase
 
 if TYPE_CHECKING:
     from .tagger import TimeTaggerBase
@@ -291,11 +291,11 @@ class SimDetector(VirtualChannelBase):
         tags = tags[self._rand.random(tags.size) < self._efficiency]
         if self._dark_hz > 0:
             n = self._rand.poisson(self._dark_hz * (chunk.end_ps - chunk.begin_ps) / PS_PER_S)
-            tags = merge_sorted(tags, np.sort(self._rand.integers(chunk.begin_ps, chunk.end_ps, n)))
+            tags = merge_sorted([tags, np.sort(self._rand.integers(chunk.begin_ps, chunk.end_ps, n))])
         if self._jitter_ps > 0 and tags.size:
             tags = np.sort(tags + np.rint(self._rand.normal(0.0, self._jitter_ps, tags.size)).astype(np.int64))
         # Dead time acts on what reaches this chunk's output, pending tags included.
-        tags = merge_sorted(self._pending, tags)
+        tags = merge_sorted([self._pending, tags])
         cut = int(np.searchsorted(tags, chunk.end_ps))
         self._pending = tags[cut:]
         self._emit(chunk, self._outputs[0], InputStage._apply_deadtime(self._state, np.maximum(tags[:cut],

@@ -111,9 +111,18 @@ class IteratorBase:
             self._check_alive()
             return not self._running
 
-    def getConfiguration(self) -> str:
-        """Return a JSON description of this measurement."""
-        return json.dumps({"name": type(self).__name__, "channels": self._channels, **self._describe()})
+    def getConfiguration(self) -> dict[str, Any]:
+        """Return a description of this measurement (the vendor's JSON, as a dict in Python)."""
+        return json.loads(json.dumps({"name": type(self).__name__, "channels": self._channels, **self._describe()}))
+
+    def __enter__(self) -> IteratorBase:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        """``with TT.Correlation(...) as corr:`` releases the measurement at the end, as the vendor's does."""
+        if self._alive:
+            self._release()
+        return False
 
     def _describe(self) -> dict[str, Any]:
         return {}
@@ -145,10 +154,14 @@ class IteratorBase:
             if self._stop_at_ps is not None and self._capture_ps + duration >= self._stop_at_ps:
                 keep = self._stop_at_ps - self._capture_ps
                 cut_at = chunk.begin_ps + keep
+                # An overflow interval's dropped tags have no times: its share of them is taken pro rata.
+                missed = None if chunk.missed is None else {
+                    ch: n * keep // max(duration, 1) for ch, n in chunk.missed.items()}
                 chunk = Chunk(
                     chunk.begin_ps,
                     cut_at,
                     {ch: a[: int(np.searchsorted(a, cut_at))] for ch, a in chunk.tags.items()},
+                    missed,
                 )
                 self._on_chunk(chunk)
                 self._capture_ps += keep

@@ -92,7 +92,26 @@ class HistogramLogBins(IteratorBase):
         edges = np.rint(np.logspace(exp_start, exp_stop, n_bins + 1) * PS_PER_S).astype(np.int64)
         if (np.diff(edges) <= 0).any():
             raise ValueError("bins narrower than 1 ps: raise exp_start or lower n_bins")
+        self._log_scale = (exp_start, n_bins / (exp_stop - exp_start))
         self._setup(tagger, click_channel, start_channel, edges)
+
+    _log_scale: tuple[float, float] | None = None  # (exp_start, bins per decade) for log-spaced edges
+
+    def _bins_of(self, dt: np.ndarray) -> np.ndarray:
+        """Bin index of each difference (all within the edges): from its logarithm when the edges are
+        log-spaced, corrected against the rounded edges (about twice as fast as a binary search)."""
+        if self._log_scale is None:
+            return np.searchsorted(self._edges, dt, side="right") - 1
+        exp_start, per_decade = self._log_scale
+        idx = ((np.log10(dt * (1.0 / PS_PER_S)) - exp_start) * per_decade).astype(np.int64)
+        last = self._hist.size - 1
+        for _ in range(self._hist.size):  # bounded; one round almost always settles every index
+            np.clip(idx, 0, last, out=idx)
+            low, high = dt < self._edges[idx], dt >= self._edges[idx + 1]
+            if not (low.any() or high.any()):
+                return idx
+            idx += high.astype(np.int64) - low
+        return np.searchsorted(self._edges, dt, side="right") - 1
 
     def _setup(self, tagger: TimeTaggerBase, click_channel: int, start_channel: int, edges: np.ndarray) -> None:
         n_bins = edges.size - 1
@@ -125,8 +144,7 @@ class HistogramLogBins(IteratorBase):
         if self._channels[0] == self._channels[1]:
             dt = dt[dt > 0]
         if dt.size:
-            bins = np.searchsorted(self._edges, dt, side="right") - 1
-            self._hist += np.bincount(bins, minlength=self._hist.size)[: self._hist.size]
+            self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
 
     def _count_by_edges(self, clicks: np.ndarray, starts: np.ndarray, end_ps: int) -> None:
         """Add this chunk's clicks, counting starts per bin from the edges instead of listing pairs.
@@ -138,29 +156,36 @@ class HistogramLogBins(IteratorBase):
         2.5e9 pairs per second. Starts older than the widest edge add the same to every edge and cancel.
         """
         history = np.concatenate([self._start_tail, starts]) if self._start_tail.size else starts
-        if clicks.size and history.size and self._few_pairs(clicks, history):
-            _, dt = pairs_in_window(history, clicks, int(self._edges[0]), int(self._edges[-1]))
-            if dt.size:
-                bins = np.searchsorted(self._edges, dt, side="right") - 1
-                self._hist += np.bincount(bins, minlength=self._hist.size)[: self._hist.size]
-        elif clicks.size and history.size:
-            reached = np.empty(self._edges.size, dtype=np.int64)
-            for k, edge in enumerate(self._edges):
-                reached[k] = np.searchsorted(history, clicks - edge, side="right").sum()
-            self._hist += reached[:-1] - reached[1:]
+        if clicks.size and history.size:
+            # Bins below edge `split` hold few pairs per click: list those pairs; count the rest by edges.
+            split = self._listing_split(history)
+            if split:
+                _, dt = pairs_in_window(history, clicks, int(self._edges[0]), int(self._edges[split]))
+                if dt.size:
+                    self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
+            if split < self._hist.size:
+                edges = self._edges[split:]
+                reached = np.empty(edges.size, dtype=np.int64)
+                for k, edge in enumerate(edges):
+                    reached[k] = np.searchsorted(history, clicks - edge, side="right").sum()
+                self._hist[split:] += reached[:-1] - reached[1:]
         self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
 
-    def _few_pairs(self, clicks: np.ndarray, history: np.ndarray) -> bool:
-        """Whether listing the pairs is cheaper than one search per click and edge.
+    def _listing_split(self, history: np.ndarray) -> int:
+        """How many of the first bins to fill by listing pairs; the others are counted by edges.
 
-        Short windows (100 ps..1 us at MHz rates) hold a few starts per click, so listing them costs far
-        less than n_bins + 1 searches; FCS windows (up to 1 s) hold thousands and must count by edges.
+        Listing costs about one step per pair, counting one binary search per click and edge. Short windows
+        (100 ps..1 us at MHz rates) hold a few starts per click, so all their bins are listed; FCS windows
+        (up to 1 s) hold thousands, so their wide bins are counted, while their narrow first bins may still
+        be listed.
         """
         span = int(history[-1] - history[0])
         if span <= 0:
-            return False
-        starts_per_click = history.size * float(self._edges[-1] - self._edges[0]) / span
-        return starts_per_click < self._edges.size / 4
+            return 0
+        starts_per_ps = history.size / span
+        listed = starts_per_ps * (self._edges - self._edges[0]).astype(np.float64)  # pairs per click below each edge
+        budget = max(2.0, self._edges.size / 4)
+        return int(np.searchsorted(listed, budget, side="right")) - 1 if listed[-1] > budget else self._hist.size
 
     def _normalization(self) -> np.ndarray:
         # Pairs (s, c) with c - s in [a, b) over a capture of length T: (b - a) T - (b^2 - a^2) / 2 (in ps^2),

@@ -46,8 +46,11 @@ class Countrate(IteratorBase):
         super().__init__(tagger, channels)
 
     def _on_chunk(self, chunk: Chunk) -> None:
+        # The vendor's Countrate "works correctly even when the USB transfer rate or backend processing
+        # capabilities are exceeded": an overflow interval's missed events count too.
+        missed = chunk.missed or {}
         for i, ch in enumerate(self._channels):
-            self._counts[i] += chunk.get(ch).size
+            self._counts[i] += chunk.get(ch).size + missed.get(ch, 0)
 
     def _on_clear(self) -> None:
         self._counts[:] = 0
@@ -69,13 +72,15 @@ class CounterData:
     """A snapshot of a ``Counter``: fully integrated bins, their times and overflow marks."""
 
     def __init__(self, channels: list[int], counts: np.ndarray, times: np.ndarray, binwidth: int,
-                 total: np.ndarray, dropped_bins: int):
+                 total: np.ndarray, dropped_bins: int, overflow_mask: np.ndarray | None = None):
         self._channels = np.asarray(channels, dtype=np.int32)
         self._counts = counts.astype(np.int32)
         self._times = times.astype(np.int64)
         self._binwidth = binwidth
         self._total = total.astype(np.uint64)
         self._dropped_bins = int(dropped_bins)
+        self._overflow_mask = (np.zeros(self._times.size, dtype=np.int8) if overflow_mask is None
+                               else overflow_mask.astype(np.int8))
 
     # Properties on the class (not instance attributes), so reflection sees them as the vendor's.
     @property
@@ -91,7 +96,7 @@ class CounterData:
     @property
     def overflow(self) -> bool:
         """Whether any bin of the snapshot was integrated during an overflow."""
-        return False
+        return bool(self._overflow_mask.any())
 
     def getChannels(self) -> np.ndarray:
         """The channels of the rows."""
@@ -123,8 +128,8 @@ class CounterData:
         return self._times.copy()
 
     def getOverflowMask(self) -> np.ndarray:
-        """1 for bins integrated during an overflow (never in the simulation without USB overload)."""
-        return np.zeros(self.size, dtype=np.int8)
+        """1 for bins that overlap an overflow interval (the engine fell behind and dropped tags), else 0."""
+        return self._overflow_mask.copy()
 
 
 class Counter(IteratorBase):
@@ -136,6 +141,8 @@ class Counter(IteratorBase):
         self._n_values = positive("n_values", n_values)
         self._ring = np.zeros((len(channels), self._n_values), dtype=np.int64)
         self._ring_time = np.zeros(self._n_values, dtype=np.int64)
+        self._ring_overflow = np.zeros(self._n_values, dtype=bool)  # bins that overlap an overflow interval
+        self._partial_overflow = False
         self._total = np.zeros(len(channels), dtype=np.int64)
         self._bins_done = 0  # completed bins since clear
         self._unread = 0  # completed bins not yet removed by getDataObject(remove=True)
@@ -150,6 +157,8 @@ class Counter(IteratorBase):
 
     def _on_clear(self) -> None:
         self._ring[:] = 0
+        self._ring_overflow[:] = False
+        self._partial_overflow = False
         self._total[:] = 0
         self._bins_done = self._unread = self._dropped = 0
         self._partial[:] = 0
@@ -162,10 +171,16 @@ class Counter(IteratorBase):
         origin = chunk.begin_ps - self._partial_ps
         span = self._partial_ps + (chunk.end_ps - chunk.begin_ps)
         n_closed = span // self._binwidth
+        in_overflow = chunk.missed is not None
+        if in_overflow:
+            # Dropped tags have no times, so no bin gets them; the total does ("works correctly even when
+            # the USB transfer rate or backend processing capabilities are exceeded"), at once.
+            self._total += [chunk.missed.get(ch, 0) for ch in self._channels]
         if n_closed == 0:
             for i, ch in enumerate(self._channels):
                 self._partial[i] += chunk.get(ch).size
             self._partial_ps = span
+            self._partial_overflow |= in_overflow
             return
         # Only the last n_values closed bins are kept, so only their edges are searched: a 1 ns binwidth
         # would otherwise mean 10**7 bins per 10 ms chunk.
@@ -187,6 +202,10 @@ class Counter(IteratorBase):
         self._total += closed_total
         positions = (self._bins_done + np.arange(first, n_closed)) % self._n_values
         self._ring[:, positions] = kept
+        self._ring_overflow[positions] = in_overflow
+        if first == 0:
+            self._ring_overflow[positions[0]] |= self._partial_overflow
+        self._partial_overflow = in_overflow and span > n_closed * self._binwidth
         bin_begin = self._partial_begin + np.arange(first, n_closed, dtype=np.int64) * self._binwidth
         self._ring_time[positions] = bin_begin
         self._bins_done += n_closed
@@ -198,21 +217,22 @@ class Counter(IteratorBase):
         self._partial_ps = span - n_closed * self._binwidth
         self._partial_begin = self._partial_begin + n_closed * self._binwidth
 
-    def _last_bins(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` most recent closed bins, oldest first."""
+    def _last_bins(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The ``n`` most recent closed bins, oldest first: counts, begin times, overflow marks."""
         positions = (self._bins_done - n + np.arange(n)) % self._n_values
-        return self._ring[:, positions], self._ring_time[positions]
+        return self._ring[:, positions], self._ring_time[positions], self._ring_overflow[positions]
 
     def _layout(self, rolling: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Bins in the vendor's order and a mask of the bins that hold integrated data."""
+        """Bins in the vendor's order and a mask of the bins that hold integrated data outside overflows."""
         filled = min(self._bins_done, self._n_values)
         valid = np.zeros(self._n_values, dtype=bool)
         if rolling:
             data = np.zeros_like(self._ring)
-            data[:, self._n_values - filled:] = self._last_bins(filled)[0]
-            valid[self._n_values - filled:] = True
+            counts, _, overflow = self._last_bins(filled)
+            data[:, self._n_values - filled:] = counts
+            valid[self._n_values - filled:] = ~overflow
             return data, valid
-        valid[:filled] = True
+        valid[:filled] = ~self._ring_overflow[:filled]
         return self._ring.copy(), valid
 
     def getData(self, rolling: bool = True) -> np.ndarray:
@@ -221,7 +241,7 @@ class Counter(IteratorBase):
             return self._layout(rolling)[0].astype(np.int32)
 
     def getDataNormalized(self, rolling: bool = True) -> np.ndarray:
-        """Count rate per bin in Hz; bins not yet integrated are NaN."""
+        """Count rate per bin in Hz; bins not yet integrated and bins in overflow are NaN (as the vendor's)."""
         with self._lock:
             data, valid = self._layout(rolling)
             rate = data * (PS_PER_S / self._binwidth)
@@ -240,8 +260,8 @@ class Counter(IteratorBase):
     def getDataObject(self, remove: bool = False) -> CounterData:
         """Snapshot of the bins integrated since the last removing call; ``remove`` drops them here."""
         with self._lock:
-            counts, times = self._last_bins(self._unread)
-            data = CounterData(self._channels, counts, times, self._binwidth, self._total, self._dropped)
+            counts, times, overflow = self._last_bins(self._unread)
+            data = CounterData(self._channels, counts, times, self._binwidth, self._total, self._dropped, overflow)
             if remove:
                 self._unread = 0
                 self._dropped = 0
@@ -343,7 +363,11 @@ class CorrelationPairs(IteratorBase):
         self._self_pairs = np.zeros(k, dtype=np.int64)
         self._n = np.zeros(k, dtype=np.int64)
         lo, hi = -self._offset, self._binwidth * self._n_bins - self._offset
-        self._windows = {(i, j): PairWindow(lo, hi) for i in range(k) for j in range(k)}
+        self._lo, self._hi = lo, hi
+        # t(i) - t(j) and t(j) - t(i) are the same pairs mirrored: one window per unordered pair serves both,
+        # widened to hold both ranges ([lo, hi) and its mirror (-hi, -lo]).
+        self._windows = {(i, j): PairWindow(lo, hi) if i == j else PairWindow(min(lo, 1 - hi), max(hi, 1 - lo))
+                         for i in range(k) for j in range(i, k)}
         super().__init__(tagger, channels)
 
     def _describe(self) -> dict[str, Any]:
@@ -361,14 +385,24 @@ class CorrelationPairs(IteratorBase):
         self._n += [t.size for t in tags]
         for (i, j), window in self._windows.items():
             _, dt = window.feed(tags[j], tags[i], chunk.end_ps)  # t(i) - t(j)
-            if dt.size:
-                self._hist[i, j] += np.bincount((dt + self._offset) // self._binwidth,
-                                                minlength=self._n_bins)[: self._n_bins]
+            if not dt.size:
+                continue
+            if i == j:
+                self._add(i, j, dt)
+                continue
+            self._add(i, j, dt[(dt >= self._lo) & (dt < self._hi)])
+            mirrored = -dt
+            self._add(j, i, mirrored[(mirrored >= self._lo) & (mirrored < self._hi)])
         zero = self._zero_bin()
         if zero is not None:
             for i, t in enumerate(tags):
                 self._hist[i, i, zero] -= t.size  # a tag is not its own partner...
                 self._self_pairs[i] += t.size  # ...unless the caller asks for it
+
+    def _add(self, i: int, j: int, dt: np.ndarray) -> None:
+        if dt.size:
+            bins = (dt + self._offset) // self._binwidth
+            self._hist[i, j] += np.bincount(bins, minlength=self._n_bins)[: self._n_bins]
 
     def _zero_bin(self) -> int | None:
         zero = self._offset // self._binwidth

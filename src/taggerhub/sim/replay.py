@@ -27,7 +27,7 @@ from .engine import VIRTUAL_CHUNK_PS, Chunk, InputStage, InputState, TagEngine
 from .enums import ChannelEdge
 from .models import TIME_TAGGER_ULTRA, ModelSpec
 from .recording import RECORD_DTYPE, RECORD_SIZE, RecordCursor, data_files, read_header, record_count
-from .signals import PS_PER_S, SignalSource
+from .signals import PS_PER_S, SignalSource, merge_sorted
 from .tagger import TimeTaggerBase
 
 READ_BLOCK = 1 << 16  # records read from disk at a time
@@ -138,7 +138,7 @@ class ReplayStage:
             self.inputs[-ch] = InputState(deadtime_ps=0)
         for ch in extra_channels:  # virtual channels of the recording tagger, replayed as inputs
             self.inputs.setdefault(int(ch), InputState(deadtime_ps=0))
-        self.test_signal_divider = 1
+        self.test_signal_divider = model.test_signal_default_divider
         self.overflows = 0
         self.filter_trigger: list[int] = []
         self.filter_filtered: list[int] = []
@@ -163,9 +163,14 @@ class ReplayStage:
         for state in self.inputs.values():
             state.pending = EMPTY
 
+    # The (vendor-deprecated) test signal of a virtual tagger: the same clock as the hardware's.
+    test_signal_period_ps = InputStage.test_signal_period_ps
+    _test_signal = InputStage._test_signal
+
     def busy(self) -> bool:
-        """Whether tags remain to be played (queued files or delayed tags)."""
-        return bool(self.queue) or any(s.pending.size for s in self.inputs.values())
+        """Whether tags remain to be played (queued files, delayed tags, or an endless test signal)."""
+        return (bool(self.queue) or any(s.pending.size for s in self.inputs.values())
+                or any(s.test_signal for s in self.inputs.values()))
 
     def process(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         """The recorded tags of the ``wanted`` channels that play in [t0, t1)."""
@@ -189,6 +194,8 @@ class ReplayStage:
             if state is None:
                 continue
             raw = records["time"][records["channel"] == channel] if records is not None else EMPTY
+            if state.test_signal:
+                raw = merge_sorted([raw, self._test_signal(t0, t1, falling=channel < 0)])
             shifted = raw + state.delay_ps if state.delay_ps else raw
             if state.pending.size:
                 shifted = np.concatenate([state.pending, shifted])
@@ -285,6 +292,20 @@ class TimeTaggerVirtual(TimeTaggerBase):
             ident = self._replay.replay.add(filename, begin, duration, clear)
         self._engine.poke()
         return ident
+
+    def setTestSignal(self, channel: int | list[int], enabled: bool) -> None:
+        """Feed channels the test signal (deprecated by the vendor in favour of signal generators; kept for
+        scripts that still use it): tags play at the replay speed, endlessly, alongside any files."""
+        channels = [channel] if isinstance(channel, int | np.integer) else list(channel)
+        with self._engine._lock:
+            for ch in channels:
+                self._stage.inputs[self._check_channel(ch, physical=True)].test_signal = bool(enabled)
+                self._stage.inputs[-abs(int(ch))].test_signal = bool(enabled)
+        self._engine.poke()
+
+    def getTestSignal(self, channel: int) -> bool:
+        """Whether ``channel`` gets the test signal."""
+        return self._stage.inputs[self._check_channel(channel, physical=True)].test_signal
 
     def run(self, speed: float = -1.0) -> list[int]:
         """Start (or continue) the replay at ``speed`` times real time (< 0: as fast as possible)."""

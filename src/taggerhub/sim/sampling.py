@@ -147,10 +147,21 @@ class TriggerOnCountrate(VirtualChannelBase):
         arrivals = chunk.get(self._channels[0])
         tags = np.concatenate([self._recent, arrivals])
         # The count changes when a tag arrives and when it leaves the window; tags are emitted at the window end.
-        leaves = tags + self._window
-        moments = np.unique(np.concatenate([arrivals, leaves[(leaves >= chunk.begin_ps) & (leaves < chunk.end_ps)]]))
+        # It is a running sum over both kinds of event (two sorted runs, merged by a stable argsort): every tag
+        # still in the window at the chunk's start leaves within it or later, never before.
+        leaving = tags[: int(np.searchsorted(tags, chunk.end_ps - self._window, side="left"))] + self._window
+        events = np.concatenate([arrivals, leaving])
+        order = np.argsort(events, kind="stable")
+        events = events[order]
+        running = np.cumsum((order < arrivals.size).view(np.int8) * 2 - 1, dtype=np.int64)
+        running += self._recent.size
+        last = np.ones(events.size, dtype=bool)  # the last event at each time gives the count at that moment
+        np.not_equal(events[1:], events[:-1], out=last[:-1])
+        moments, moment_counts = events[last], running[last]
         first_valid = self._started_at + self._window
-        moments = moments[moments > first_valid]
+        if first_valid >= chunk.begin_ps:
+            after = moments > first_valid
+            moments, moment_counts = moments[after], moment_counts[after]
         above_out: list[int] = []
         below_out: list[int] = []
         if self._inject and self._above is not None:
@@ -164,11 +175,10 @@ class TriggerOnCountrate(VirtualChannelBase):
             count = self._count(tags, np.array([first_valid]))[0]
             self._above = bool(count >= (self._upper + self._lower) / 2)
             (above_out if self._above else below_out).append(first_valid)
-        counts = self._count(tags, moments)
-        state = np.where(counts >= self._upper, 1, np.where(counts <= self._lower, -1, 0))
-        known = np.flatnonzero(state != 0)
+        up = moment_counts >= self._upper
+        known = np.flatnonzero(up | (moment_counts <= self._lower))
         if known.size:
-            filled = state[known]
+            filled = np.where(up[known], 1, -1)
             before = np.concatenate([[1 if self._above else -1], filled[:-1]])
             change = filled != before
             times, kinds = moments[known][change], filled[change]

@@ -99,6 +99,14 @@ class SynchronizedMeasurements:
         """True while any measurement of the group is running."""
         return any(m.isRunning() for m in self._alive())
 
+    def __enter__(self) -> SynchronizedMeasurements:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        """``with TT.SynchronizedMeasurements(tagger) as group:`` stops the group's measurements at the end."""
+        self.stop()
+        return False
+
     def waitUntilFinished(self, timeout: int = -1) -> bool:
         """Wait for a startFor of the group to end; ``timeout`` in ms, -1 waits forever."""
         deadline = None if timeout is None or timeout < 0 else time.monotonic() + timeout / 1000.0

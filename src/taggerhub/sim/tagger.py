@@ -139,6 +139,14 @@ class TimeTaggerBase:
             f"(rising edges) and -1..-{self._model.channels} (falling edges)"
         )
 
+    def __enter__(self) -> TimeTaggerBase:
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        """``with createTimeTagger() as tagger:`` frees the tagger at the end, as the vendor's does."""
+        self._free()
+        return False
+
     def _free(self) -> None:
         with self._lock:
             if self._freed:
@@ -256,6 +264,8 @@ class TimeTaggerBase:
             "model": self._model.name,
             "serial": getattr(self, "_serial", ""),
             "simulated": True,
+            # The vendor's configuration lists the devices behind a tagger; scripts read the model from it.
+            "devices": [{"model": self._model.name, "serial": getattr(self, "_serial", "")}],
             "test signal divider": self._stage.test_signal_divider,
             "channels": channels,
             "measurements": measurements,

@@ -18,18 +18,7 @@ from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, 
 from .iterators import IteratorBase
 from .measurements import channel_list
 from .pairs import EMPTY
-
-
-def merge_sorted(*arrays: np.ndarray) -> np.ndarray:
-    """Merge sorted arrays into one sorted array."""
-    parts = [a for a in arrays if a.size]
-    if not parts:
-        return EMPTY
-    if len(parts) == 1:
-        return parts[0]
-    merged = np.concatenate(parts)
-    merged.sort(kind="stable")
-    return merged
+from .signals import ensure_sorted, merge_sorted
 
 
 def _popcount(values: np.ndarray) -> np.ndarray:
@@ -68,14 +57,14 @@ class VirtualChannelBase(IteratorBase):
         pending = self._carry.pop(channel, EMPTY)
         if not presorted:
             tags = np.sort(tags)
-        tags = merge_sorted(pending, tags)
+        tags = merge_sorted([pending, tags])
         cut = int(np.searchsorted(tags, chunk.end_ps, side="left"))
         if cut < tags.size:
             self._carry[channel] = tags[cut:]
         # A tag moved before the window (jitter at a chunk edge) is placed at its start.
         out = np.maximum(tags[:cut], chunk.begin_ps)
         existing = chunk.tags.get(channel)
-        chunk.tags[channel] = merge_sorted(existing, out) if existing is not None else out
+        chunk.tags[channel] = merge_sorted([existing, out]) if existing is not None else out
 
     def _on_clear(self) -> None:
         self._carry.clear()
@@ -170,13 +159,18 @@ class GatedChannel(GatedChannels):
 
 
 class FrequencyMultiplier(VirtualChannelBase):
-    """Each input tag plus ``multiplier - 1`` tags spread over the period measured from the last two inputs."""
+    """Each input tag plus ``multiplier - 1`` tags spread over the period measured from the last two inputs.
+
+    As in a streaming engine, an input supersedes the tags extrapolated from the previous one at or after
+    it: the output stays in time order without a sort (for a steady clock nothing is dropped).
+    """
 
     def __init__(self, tagger: TimeTaggerBase, input_channel: int, multiplier: int):
         self._multiplier = int(multiplier)
         if self._multiplier < 1:
             raise ValueError(f"multiplier must be >= 1, got {multiplier}")
         self._previous: int | None = None
+        self._predicted = EMPTY  # tags extrapolated from the last input, at or after the current chunk's end
         super().__init__(tagger, [int(input_channel)])
 
     def getMultiplier(self) -> int:
@@ -186,22 +180,35 @@ class FrequencyMultiplier(VirtualChannelBase):
     def _on_clear(self) -> None:
         super()._on_clear()
         self._previous = None
+        self._predicted = EMPTY
 
     def _on_chunk(self, chunk: Chunk) -> None:
         tags = chunk.get(self._channels[0])
-        if tags.size == 0:
-            return
-        before = np.concatenate([[self._previous], tags[:-1]]) if self._previous is not None else None
-        self._previous = int(tags[-1])
-        if before is None:
-            before, tags_used, first = tags[:-1], tags[1:], tags[:1]
-        else:
-            tags_used, first = tags, EMPTY
-        period = tags_used - before
-        steps = np.arange(self._multiplier, dtype=np.int64)
-        # Copies of the inputs (step 0) and the extrapolated tags until the next input is expected.
-        extra = (tags_used[:, None] + (period[:, None] * steps[None, :]) // self._multiplier).ravel()
-        self._emit(chunk, self._outputs[0], merge_sorted(first, extra), presorted=False)
+        parts = [self._predicted[self._predicted < tags[0]] if tags.size else self._predicted]
+        if tags.size:
+            before = np.concatenate([[self._previous], tags[:-1]]) if self._previous is not None else None
+            self._previous = int(tags[-1])
+            if before is None:
+                before, tags_used = tags[:-1], tags[1:]
+                parts.append(tags[:1])
+            else:
+                tags_used = tags
+            extra = np.multiply.outer(tags_used - before, np.arange(self._multiplier, dtype=np.int64))
+            if self._multiplier & (self._multiplier - 1) == 0:  # a power of two: the floor division is a shift
+                extra >>= self._multiplier.bit_length() - 1
+            else:
+                extra //= self._multiplier
+            extra += tags_used[:, None]
+            if extra.shape[0] > 1:  # row i (input i and its extrapolations) ends before input i + 1
+                keep = np.ones(extra.shape, dtype=bool)
+                keep[:-1] = extra[:-1] < tags_used[1:, None]
+                parts.append(extra[keep])
+            else:
+                parts.append(extra.ravel())
+        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        cut = int(np.searchsorted(out, chunk.end_ps, side="left"))
+        self._predicted = out[cut:]
+        self._emit(chunk, self._outputs[0], out[:cut])
 
 
 class Combiner(VirtualChannelBase):
@@ -219,7 +226,7 @@ class Combiner(VirtualChannelBase):
     def _on_chunk(self, chunk: Chunk) -> None:
         arrays = [chunk.get(c) for c in self._channels]
         self._counts += [a.size for a in arrays]
-        self._emit(chunk, self._outputs[0], merge_sorted(*arrays))
+        self._emit(chunk, self._outputs[0], merge_sorted(list(arrays)))
 
     def getChannelCounts(self) -> np.ndarray:
         """Tags contributed by each input channel since the last clear."""
@@ -345,14 +352,22 @@ class EventGenerator(VirtualChannelBase):
         triggers = chunk.get(self._channels[0])
         number = self._seen + np.arange(triggers.size)
         self._seen += triggers.size
-        kept = triggers[(number >= self._offset) & ((number - self._offset) % self._divider == 0)]
+        if self._divider > 1 or self._offset:
+            kept = triggers[(number >= self._offset) & ((number - self._offset) % self._divider == 0)]
+        else:
+            kept = triggers
         tags = np.concatenate([self._pending_tags, (kept[:, None] + self._pattern[None, :]).ravel()])
+        if self._stop is None:  # no aborts: the pattern origins are not needed
+            tags = ensure_sorted(tags)  # a fresh array: sorted in place, only if a pattern overlaps the next
+            cut = int(np.searchsorted(tags, chunk.end_ps, side="left"))
+            self._pending_tags = tags[cut:]
+            self._emit(chunk, self._outputs[0], tags[:cut])
+            return
         origin = np.concatenate([self._pending_triggers, np.repeat(kept, self._pattern.size)])
-        if self._stop is not None:
-            stops = chunk.get(self._stop)
-            if stops.size:
-                aborted = np.searchsorted(stops, tags, side="right") > np.searchsorted(stops, origin, side="right")
-                tags, origin = tags[~aborted], origin[~aborted]
+        stops = chunk.get(self._stop)
+        if stops.size:
+            aborted = np.searchsorted(stops, tags, side="right") > np.searchsorted(stops, origin, side="right")
+            tags, origin = tags[~aborted], origin[~aborted]
         later = tags >= chunk.end_ps
         self._pending_tags, self._pending_triggers = tags[later], origin[later]
         self._emit(chunk, self._outputs[0], tags[~later], presorted=False)
@@ -530,7 +545,7 @@ class ConditionalFilterChannel(VirtualChannelBase):
         self._armed = [False] * len(self._filtered)
 
     def _on_chunk(self, chunk: Chunk) -> None:
-        trig = merge_sorted(*[chunk.get(c) for c in self._triggers])
+        trig = merge_sorted([chunk.get(c) for c in self._triggers])
         for i, (channel, out) in enumerate(zip(self._filtered, self._outputs, strict=True)):
             tags = chunk.get(channel)
             if tags.size == 0:

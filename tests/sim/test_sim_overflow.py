@@ -1,0 +1,88 @@
+"""Overflow intervals reach the measurements as the vendor's do: Countrate and Counter totals keep every event,
+Counter marks the bins that overlap an overflow (getOverflowMask, CounterData.overflow, NaN when normalized)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
+
+SECOND = 10**12
+SYNC_HZ, FLUORESCENCE_HZ = 10e6, 100_300  # the default lab's channels 3 and 4
+
+
+@pytest.fixture
+def default_lab_realtime():
+    TT.configure(clock="realtime", seed=11)
+    tagger = TT.createTimeTagger()
+    yield tagger
+    TT.freeTimeTagger(tagger)
+    TT.configure()
+
+
+def stall_engine_once(tagger, seconds: float) -> threading.Event:
+    """A measurement whose next chunk costs ``seconds``: the engine falls that far behind the wall clock, once."""
+    armed = threading.Event()
+    blocker = TT.Countrate(tagger, [3])
+    real_on_chunk = blocker._on_chunk
+
+    def slow_once(chunk):
+        if armed.is_set():
+            armed.clear()
+            time.sleep(seconds)
+        real_on_chunk(chunk)
+
+    blocker._on_chunk = slow_once
+    return armed
+
+
+@pytest.mark.slow
+def test_countrate_and_counter_through_an_overflow_interval(default_lab_realtime):
+    tagger = default_lab_realtime
+    armed = stall_engine_once(tagger, 0.9)
+    binwidth = SECOND // 10
+    counter = TT.Counter(tagger, [3, 4], binwidth=binwidth, n_values=30)
+    rate = TT.Countrate(tagger, [3, 4])
+    for m in (counter, rate):
+        m.startFor(2 * SECOND)
+    time.sleep(0.5)
+    armed.set()
+    for m in (counter, rate):
+        assert m.waitUntilFinished(10_000)
+    assert tagger.getOverflows() >= 1
+    # Countrate "works correctly even when the USB transfer rate or backend processing capabilities are exceeded"
+    np.testing.assert_allclose(rate.getData(), [SYNC_HZ, FLUORESCENCE_HZ], rtol=0.01)
+    np.testing.assert_allclose(counter.getDataTotalCounts(), [2 * SYNC_HZ, 2 * FLUORESCENCE_HZ], rtol=0.01)
+
+    data = counter.getDataObject()
+    assert data.size == 20
+    mask = data.getOverflowMask()
+    assert mask.dtype == np.int8
+    assert data.overflow and 5 <= mask.sum() <= 12  # the 0.9 s stall beyond the 0.5 s of allowed lag, in 100 ms bins
+    counts = data.getData()
+    # The bins in overflow lost their tags; every other bin is whole.
+    assert (counts[:, mask == 1].sum(axis=0) < 0.9 * (SYNC_HZ + FLUORESCENCE_HZ) / 10).any()
+    whole = counts[:, mask == 0]
+    np.testing.assert_allclose(whole[0], SYNC_HZ / 10, rtol=1e-3)  # periodic: exact to a tag or two
+    np.testing.assert_allclose(whole[1].mean(), FLUORESCENCE_HZ / 10, rtol=0.05)
+    normalized = counter.getDataNormalized(rolling=True)[:, -20:]
+    np.testing.assert_array_equal(np.isnan(normalized[0]), mask == 1)  # the vendor: "bins in overflow mode are NaN"
+    sweep = counter.getDataNormalized(rolling=False)[:, :20]
+    np.testing.assert_array_equal(np.isnan(sweep[1]), mask == 1)
+
+
+def test_counter_without_overflow_has_an_empty_mask(make_tagger):
+    from taggerhub.sim.signals import PeriodicSource
+
+    tagger = make_tagger("ultra", [PeriodicSource(channel=1, frequency_hz=1e6)])
+    counter = TT.Counter(tagger, [1], binwidth=10**9, n_values=5)
+    counter.startFor(10**10)
+    assert counter.waitUntilFinished(10_000)
+    data = counter.getDataObject()
+    assert data.size == 5 and not data.overflow
+    np.testing.assert_array_equal(data.getOverflowMask(), np.zeros(5, dtype=np.int8))
+    assert not np.isnan(counter.getDataNormalized()).any()
