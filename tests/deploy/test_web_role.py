@@ -54,12 +54,12 @@ def test_docker_mode_turns_on_compose_web_profile_with_the_servers_certificate(t
     project = json.loads(result.stdout)
     assert {"taggerhub", "web", "prometheus", "grafana"} <= set(project["services"])  # profiles web and monitoring
     web = project["services"]["web"]
-    assert web["network_mode"] == "service:taggerhub" and web["command"] == ["taggerhub", "web"]
+    assert web["command"] == ["taggerhub", "web"] and web["environment"]["TAGGERHUB_WEB_SERVER"] == "taggerhub:23000"
     assert (web["environment"]["TAGGERHUB_WEB_CERT_FILE"], web["environment"]["TAGGERHUB_WEB_KEY_FILE"]) == \
         ("/etc/taggerhub/tls/server.pem", "/etc/taggerhub/tls/server-key.pem")
     assert web["environment"]["TAGGERHUB_WEB_INSECURE"] == "false"  # auth and TLS on: HTTPS only
-    ports = {(p["host_ip"], p["published"], p["target"]) for p in project["services"]["taggerhub"]["ports"]}
-    assert ("192.0.2.7", "8023", 8023) in ports
+    assert {(p["host_ip"], p["published"], p["target"]) for p in web["ports"]} == {("192.0.2.7", "8023", 8023)}
+    assert "23000" in [str(g) for g in web["group_add"]]  # reads the settings files, root:taggerhub 0640
 
 
 @pytest.mark.parametrize(("extra", "ok"), [

@@ -42,7 +42,7 @@ def page_rates(base: str, port: int, ca: str, token: str, ticks: int = 40) -> tu
 
 
 def test_web_service_serves_the_login_page_over_https_and_shows_the_servers_rates(taggerhub_image, tmp_path: Path):
-    config, alice, monitor = lab_config(tmp_path)
+    config, alice, monitor = lab_config(tmp_path, "taggerhub")  # the name the web service dials the server by
     rpc_port, metrics_port, web_port = free_port(), free_port(), free_port()
     env = write_env_file(tmp_path / "test.env", taggerhub_image, rpc_port, metrics_port, extra=(
         f"TAGGERHUB_CONFIG_DIR={config}\nTAGGERHUB_INSECURE=false\nCOMPOSE_PROFILES=web\n"
