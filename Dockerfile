@@ -1,5 +1,6 @@
 # taggerhub container image: the server and the Prometheus exporter under supervisord,
-# with the vendor's Time Tagger library for a USB device passed through.
+# with the vendor's Time Tagger library for a USB device passed through. The same image runs
+# the live lab page (`taggerhub web`, the `web` extra) as compose's `web` service.
 #
 #   docker build -t taggerhub .
 #
@@ -19,7 +20,8 @@ RUN --mount=type=secret,id=ca,required=false \
     --mount=type=cache,target=/root/.cache/pip,sharing=locked \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
  && /opt/build/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
-extra = p["optional-dependencies"]; print("\n".join(p["dependencies"] + extra["hardware"] + extra["container"]))' \
+extra = p["optional-dependencies"]; print("\n".join(p["dependencies"] + extra["hardware"] + extra["container"] \
++ extra["web"]))' \
       > requirements.txt \
  && /opt/build/bin/pip wheel --quiet --wheel-dir /wheels -r requirements.txt
 COPY README.md ./
@@ -45,9 +47,9 @@ RUN (getent group plugdev >/dev/null || groupadd --gid "${USB_GID}" plugdev) \
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python3 -m venv /opt/taggerhub \
  && PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore /opt/taggerhub/bin/pip install --quiet \
-      --no-index --no-cache-dir --find-links /wheels 'taggerhub[hardware,container]' \
+      --no-index --no-cache-dir --find-links /wheels 'taggerhub[hardware,container,web]' \
  && /opt/taggerhub/bin/pip uninstall --quiet --yes pip setuptools \
- && /opt/taggerhub/bin/python -c 'import Swabian.TimeTagger, supervisor, taggerhub'
+ && /opt/taggerhub/bin/python -c 'import Swabian.TimeTagger, supervisor, taggerhub, taggerhub.lab.web.app'
 COPY deploy/supervisord.conf /etc/supervisor/supervisord.conf
 
 ENV PATH=/opt/taggerhub/bin:$PATH \
@@ -57,7 +59,7 @@ ENV PATH=/opt/taggerhub/bin:$PATH \
     TAGGERHUB_EXPORTER_LISTEN=0.0.0.0:9234
 # Binding 0.0.0.0 without auth and TLS needs TAGGERHUB_SERVER_INSECURE=true; compose.yaml sets
 # it for the default setup, where the ports are published on loopback only.
-EXPOSE 23000 9234
+EXPOSE 23000 9234 8023
 WORKDIR /var/lib/taggerhub
 # By uid alone, so that the supplementary groups (plugdev) apply too.
 USER ${TAGGERHUB_UID}

@@ -38,6 +38,7 @@ FROM_TEMPLATES = {
     "systemd/taggerhub-native.service": "taggerhub-native.service.j2",
     "systemd/taggerhub-exporter.service": "taggerhub-exporter.service.j2",
     "systemd/taggerhub-nameserver.service": "taggerhub-nameserver.service.j2",
+    "systemd/taggerhub-web.service": "taggerhub-web.service.j2",
     "systemd/99-timetagger.rules": "99-timetagger.rules.j2",
     "monitoring/prometheus/prometheus.yml": "prometheus.yml.j2",
 }

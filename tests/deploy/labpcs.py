@@ -43,7 +43,8 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     global _wheelhouse
     if _wheelhouse is None:
         folder = tmp_path_factory.mktemp("wheelhouse")
-        run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder), str(REPO), timeout=600)
+        # With the web extra: a role with taggerhub_web_enabled installs it (tests/deploy/test_playbook.py).
+        run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(folder), f"{REPO}[web]", timeout=600)
         _wheelhouse = folder
     return _wheelhouse
 

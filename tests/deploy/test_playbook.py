@@ -123,6 +123,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                     "ansible_host": pcs.names[host],
                     "taggerhub_listen_host": pcs.ips[host],
                     "taggerhub_allowed_networks": [bridge] if host != "pc-closed" else ["192.0.2.0/24"],
+                    # The live lab page, over HTTPS with the server's certificate (TLS is on).
+                    "taggerhub_web_enabled": secure and host != "pc-closed",
                     **(docker_vars if host == "pc-docker" else {}),
                 } for host in pcs.names
             },
@@ -260,6 +262,38 @@ def test_exporter_serves_metrics_when_this_checkout_has_it(converged: dict, host
 def docker_container_id(pcs: LabPCs) -> str:
     return pcs.exec("pc-docker", "docker", "ps", "--quiet", "--no-trunc", "--filter",
                     "label=com.docker.compose.service=taggerhub").stdout.strip()
+
+
+@pytest.mark.parametrize("host", ["pc-open", "pc-docker"])
+def test_web_page_answers_over_https_where_the_role_enabled_it(converged: dict, host: str) -> None:
+    import ssl
+
+    import httpx
+
+    pcs = converged["pcs"]
+    if host not in pcs.ips:
+        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+    if not converged["secure"]:
+        pytest.skip("the page needs HTTPS beyond loopback: the server's certificate, made only with TLS on")
+    auth = credentials(converged, host)
+    base = f"https://{pcs.ips[host]}:8023"
+    with httpx.Client(base_url=base, verify=ssl.create_default_context(cafile=auth["tls_ca"]), timeout=5) as browser:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = browser.get("/")
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, f"no page at {base}:\n" + diagnostics(pcs)
+                time.sleep(1)
+        assert page.status_code == 200 and 'id="login-form"' in page.text
+        login = browser.post("/api/login", json={"token": auth["token"]}, headers={"Origin": base})
+        assert login.json() == {"user": "admin", "role": "admin"}  # checked by the PC's server
+    if host == "pc-open":
+        assert pcs.exec(host, "systemctl", "is-active", "taggerhub-web.service").stdout.strip() == "active"
+        verify = pcs.exec(host, "systemd-analyze", "verify", "/etc/systemd/system/taggerhub-web.service", check=False)
+        assert verify.returncode == 0 and verify.stderr.strip() == "", verify.stderr
+    assert not reachable(pcs.ips["pc-closed"], 8023)  # not enabled there
 
 
 def test_docker_mode_runs_the_compose_project_under_its_unit(converged: dict) -> None:

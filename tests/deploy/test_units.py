@@ -16,7 +16,7 @@ SYSTEMD = REPO / "systemd"
 ANSIBLE = REPO / "ansible"
 ROLE = ANSIBLE / "roles" / "taggerhub"
 VENV_BIN = Path(sys.executable).parent
-UNITS = ("taggerhub.service", "taggerhub-native.service", "taggerhub-exporter.service")
+UNITS = ("taggerhub.service", "taggerhub-native.service", "taggerhub-exporter.service", "taggerhub-web.service")
 
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
 

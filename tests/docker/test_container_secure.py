@@ -23,11 +23,12 @@ def taggerhub_cli(*args: str) -> str:
     return result.stdout
 
 
-def lab_config(root: Path) -> tuple[Path, str, str]:
-    """A config directory as docs/container.md builds it: certs, users, taggerhub.toml."""
+def lab_config(root: Path, *hosts: str) -> tuple[Path, str, str]:
+    """A config directory as docs/container.md builds it: certs (for ``hosts`` too), users, taggerhub.toml."""
     config = root / "config"
     config.mkdir(mode=0o755)
-    taggerhub_cli("certs", "init", str(config / "pki"), "--host", "127.0.0.1", "--host", "localhost")
+    names = [a for host in ("127.0.0.1", "localhost", *hosts) for a in ("--host", host)]
+    taggerhub_cli("certs", "init", str(config / "pki"), *names)
     (config / "pki" / "ca-key.pem").unlink()  # the CA key does not belong on the server
     users = str(config / "users.toml")
 

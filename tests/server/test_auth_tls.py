@@ -12,6 +12,7 @@ import pytest
 from helpers import trickle
 from taggerhub import client
 from taggerhub.access import certs
+from taggerhub.access.tls import client_context
 from taggerhub.errors import AccessDenied, ServerUnavailable
 
 pytestmark = pytest.mark.integration
@@ -101,9 +102,11 @@ def test_expired_client_certificate_refused(start_auth_server, lab_pki):
     certs.issue(lab_pki, "ada-expired", "ada", client=True, not_before=past - dt.timedelta(days=1), not_after=past)
     server = start_auth_server(**tls_env(lab_pki, require_client_cert=True))
     ca = str(lab_pki / "ca.pem")
+    # With a ready context: createProxy(tls_cert=...) refuses an expired certificate before dialing (the server's
+    # own refusal is what this test is about; tests/server/test_client_errors.py checks the client's message).
+    expired = client_context(ca, str(lab_pki / "ada-expired.pem"), str(lab_pki / "ada-expired-key.pem"))
     with pytest.raises(Pyro5.errors.CommunicationError):
-        client.createProxy(port=server.port, tls_ca=ca, tls_cert=str(lab_pki / "ada-expired.pem"),
-                           tls_key=str(lab_pki / "ada-expired-key.pem"))
+        client.createProxy(port=server.port, ssl_context=expired)
     ada = client.createProxy(port=server.port, tls_ca=ca, tls_cert=str(lab_pki / "ada.pem"),
                              tls_key=str(lab_pki / "ada-key.pem"))
     assert refused(server, ada)["tls"] >= 1

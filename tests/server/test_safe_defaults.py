@@ -78,3 +78,16 @@ def test_serve_with_auth_but_no_users_file_names_the_file(tmp_path):
                             text=True, timeout=60, env={**os.environ, **env})
     assert result.returncode == 2
     assert "missing.toml' does not exist" in result.stderr and "taggerhub user add" in result.stderr
+
+
+def test_second_serve_on_a_busy_port_says_so_in_one_line_and_exits_2(server):
+    """A real server holds the port; a second `taggerhub serve` on it names the address and the fix."""
+    result = subprocess.run([sys.executable, "-m", "taggerhub", "serve", "--port", str(server.port)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("{")]  # JSON log lines aside
+    assert errors == [f"taggerhub serve: cannot listen on localhost:{server.port}: the port is already in use "
+                      "(another taggerhub serve, or another program); stop it, or choose a free port with --port "
+                      "or [server] port"]
+    assert client.createProxy(port=server.port).getVersion()  # the first server is unaffected

@@ -132,3 +132,20 @@ def test_settings_and_command_line() -> None:
     assert settings.web.listen == "127.0.0.1:9000" and settings.web.update_hz == 10.0
     args = build_parser().parse_args(["web", "--server", "tagger-pc:23000", "--update-hz", "20"])
     assert (args.server, args.update_hz, args.func.__name__) == ("tagger-pc:23000", 20.0, "cmd_web")
+
+
+def test_a_taken_page_address_is_one_line_and_exit_2_before_saying_serving() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "taggerhub", "web", "--listen", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (f"taggerhub web: cannot listen on 127.0.0.1:{port} for the page: the port is "
+                                     "already in use (another taggerhub web, or another program); stop it, or "
+                                     "choose another address with --listen or [web] listen")

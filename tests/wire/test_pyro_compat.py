@@ -196,7 +196,7 @@ def test_pyro5_checks_the_owner_thread_through_the_mangled_method() -> None:
 
 def test_taggerhub_proxy_replaces_the_mangled_methods() -> None:
     cls = client_proxy.Proxy
-    assert getattr(cls, pyro_compat.PROXY_CREATE_CONNECTION) is cls._create_connection
+    assert getattr(cls, pyro_compat.PROXY_CREATE_CONNECTION) is client_proxy._create_connection_explained
     assert getattr(cls, pyro_compat.PROXY_CHECK_OWNER) is cls._any_thread_is_owner
     assert getattr(client_proxy.LibraryProxy, pyro_compat.PROXY_CHECK_OWNER) is cls._any_thread_is_owner
 

@@ -18,7 +18,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         proxy = create_proxy(args)
         status = proxy.hub_status()
     except CommunicationError as exc:  # ServerUnavailable, or refused while fetching metadata
-        print(f"taggerhub server at {args.host}:{args.port} is not reachable: {exc}", file=sys.stderr)
+        text = str(exc)  # the client's errors name the server, the cause and the fix (client/explain.py)
+        if not text.startswith("taggerhub server at"):
+            text = f"taggerhub server at {args.host}:{args.port} is not reachable: {text}"
+        print(f"taggerhub status: {text}", file=sys.stderr)
         return 1
     print(json.dumps(status, indent=2) if args.json else format_status(status, args.host, args.port))
     return 0

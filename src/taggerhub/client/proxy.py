@@ -35,7 +35,7 @@ from ..errors import AccessDenied, ObjectGone, ServerUnavailable
 from ..wire import codecs, pyro_compat
 from ..wire.addresses import LIBRARY_OBJECT_ID, library_uri
 from ..wire.connection import FastConnection, speed_up
-from . import custom, env, vendor_fallback
+from . import custom, env, explain, vendor_fallback
 
 codecs.install()
 
@@ -125,7 +125,7 @@ class Proxy(Pyro5.client.Proxy):
     def _create_connection(self, replaceUri: bool = False, connected_socket: Any = None) -> bool:
         """Connect with this proxy's own TLS context (Pyro5's SSL settings are process-wide).
 
-        Replaces Pyro5's name-mangled ``__pyroCreateConnection`` (installed below the class).
+        Replaces Pyro5's name-mangled ``__pyroCreateConnection`` (installed below the class, explained).
         """
         context = self._taggerhub_ssl
         if context is None or connected_socket is not None or self._pyroConnection is not None:
@@ -273,7 +273,7 @@ class Proxy(Pyro5.client.Proxy):
                         "(it was freed, or the server restarted)"
                     ) from exc
                 if isinstance(exc, Pyro5.errors.DaemonError | ServerUnavailable | Pyro5.errors.SerializeError
-                              | Pyro5.errors.ProtocolError):
+                              | Pyro5.errors.ProtocolError | explain.ConnectionRejected):
                     raise
                 raise ServerUnavailable(f"taggerhub server at {self._pyroUri.location} unavailable: {exc}") from exc
         return self._adopt(result)
@@ -287,12 +287,14 @@ class Proxy(Pyro5.client.Proxy):
                 raise ObjectGone(
                     f"object {self._pyroUri.object} no longer exists on the server (the server restarted)"
                 ) from exc
+            if isinstance(exc, explain.ConnectionRejected):
+                raise  # reachable, and it says why it refused (a rotated token, the connection limit)
             raise ServerUnavailable(
                 f"connection to {self._pyroUri.location} lost ({first}); reconnecting failed: {exc}"
             ) from exc
 
 
-pyro_compat.override_proxy_hooks(Proxy, create_connection=Proxy._create_connection,
+pyro_compat.override_proxy_hooks(Proxy, create_connection=explain.create_connection_explained,
                                  check_owner=Proxy._any_thread_is_owner)
 
 
@@ -384,6 +386,7 @@ def createProxy(
     if ssl_context is None:
         ca, cert, key = env.tls_files(tls_ca, tls_cert, tls_key)
         if ca:
+            explain.check_client_certificate(cert, name or f"{host}:{port}")
             ssl_context = client_context(ca, cert, key)
     if name:
         from ..wire.naming import resolve

@@ -15,6 +15,8 @@ from typing import Any
 
 import Pyro5.errors
 
+from .explain import HandshakeClosed
+
 VENDOR_SERIALIZER = "serpent"
 
 
@@ -27,7 +29,7 @@ def bind(proxy: Any) -> None:
     try:
         proxy._pyroBind()
         return
-    except Pyro5.errors.ConnectionClosedError as first:
+    except (Pyro5.errors.ConnectionClosedError, HandshakeClosed) as first:
         if proxy._taggerhub_ssl is not None or proxy._pyroSerializer == VENDOR_SERIALIZER:
             raise  # a TLS server is not the vendor's, and serpent was already refused: nothing to fall back to
         location = proxy._pyroUri.location
@@ -37,7 +39,8 @@ def bind(proxy: Any) -> None:
         proxy._pyroHandshake = {}  # a token is for taggerhub servers only: never hand it to another server
         try:
             proxy._pyroBind()
-        except Pyro5.errors.ConnectionClosedError as second:  # any other answer is the server's own: raised as is
+        # Any other answer is the server's own: raised as is.
+        except (Pyro5.errors.ConnectionClosedError, HandshakeClosed) as second:
             raise Pyro5.errors.CommunicationError(
                 f"the server at {location} closed the connection during the Pyro5 handshake "
                 f"(taggerhub serializer: {first}; vendor serializer: {second}); "

@@ -36,8 +36,12 @@ def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[H
     tls_context = tls.server_context(settings.tls) if settings.tls.enabled else None
     configure_pyro(settings)
     hub = Hub(backend, settings, backend_name)
-    daemon = HubDaemon(hub, tls_context=tls_context, host=settings.server.host, port=settings.server.port,
-                       **advertised_address(settings))
+    try:
+        daemon = HubDaemon(hub, tls_context=tls_context, host=settings.server.host, port=settings.server.port,
+                           **advertised_address(settings))
+    except OSError as exc:  # the bind: one line for the operator (the CLI exits 2), not a traceback
+        hub.access.audit.close()
+        raise listener.cannot_listen(settings.server.host, settings.server.port, exc) from None
     hub.daemon = daemon
     daemon.register(hub.library, settings.server.object_id)
     return hub, daemon

@@ -12,6 +12,7 @@ gets the idle timeout. Refusals are counted in the hub's statistics by reason.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -53,6 +54,24 @@ def check_exposure(settings: Settings) -> None:
         raise ConfigError(f"refusing to listen on {host!r} (beyond loopback) without {missing}; "
                           "enable [auth] and [tls] (see docs/security.md) or pass --insecure")
     log.warning("INSECURE: listening beyond loopback without " + missing, extra={"host": host})
+
+
+class CannotListen(ConfigError):
+    """The configured address cannot be bound: taken, not on this machine, or privileged."""
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "the port is already in use (another taggerhub serve, or another program); stop it, "
+                      "or choose a free port with --port or [server] port",
+    errno.EADDRNOTAVAIL: "that address is not one of this machine's; choose one it has with --host or [server] host",
+    errno.EACCES: "ports below 1024 need privileges; choose a port of 1024 or above with --port or [server] port",
+}
+
+
+def cannot_listen(host: str, port: int, exc: OSError) -> CannotListen:
+    """One line for an operator: which address could not be bound, why, and what to do."""
+    hint = _BIND_HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+    return CannotListen(f"cannot listen on {host}:{port}: {hint}")
 
 
 class GuardedConnection(FastConnection):

@@ -7,6 +7,7 @@ Needs the ``web`` extra: ``pip install 'taggerhub[web]'``.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -63,12 +64,29 @@ def _server(settings: WebSettings) -> Any:
     return uvicorn.Server(config)
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The page's listening socket, bound now: a taken address is one line naming it and the fix (exit 2)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restarts find TIME_WAIT
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        why = ("the port is already in use (another taggerhub web, or another program)"
+               if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc)))
+        raise ConfigError(f"cannot listen on {host}:{port} for the page: {why}; stop it, or choose another "
+                          "address with --listen or [web] listen") from None
+    return sock
+
+
 def serve(settings: WebSettings) -> int:
     """Serve the page until SIGINT/SIGTERM (uvicorn handles both)."""
     server = _server(settings)
+    host, port = parse_address(settings.listen, "web.listen")
+    sock = bind(host, port)
     scheme = "https" if settings.cert_file else "http"
     log.info("serving the lab page", extra={"url": f"{scheme}://{settings.listen}/", "server": settings.server})
-    server.run()
+    server.run(sockets=[sock])
     return 0
 
 

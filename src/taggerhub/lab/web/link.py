@@ -7,6 +7,11 @@ and the server frees what it made (its ``Countrate``, its live histogram). The l
 histogram lives in a second session of its own, so that picking a new one frees
 the old one at once instead of at page close.
 
+A session costs one connection, not one per object: Pyro5 names the target object in
+every message, so the tagger and the measurements are called over the library proxy's
+connection (:class:`Remote`). A page counts 1 connection against the user's
+``auth.max_connections_per_user``, 2 with a live histogram.
+
 Every method blocks on RPCs; the web app calls them on worker threads.
 """
 
@@ -20,6 +25,8 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+from Pyro5 import protocol
 
 from ... import client
 from ...wire import transport
@@ -74,6 +81,36 @@ def _release(*proxies: Any) -> None:
                 proxy._pyroRelease()
 
 
+class Remote:
+    """A served object called over another proxy's connection (its ``carrier``), so a session needs one connection.
+
+    The carrier is a taggerhub proxy: its lock serialises calls from any thread. ``proxy`` is the
+    object's own proxy with its connection closed, kept to pass the object as an argument (by URI).
+    """
+
+    def __init__(self, carrier: Any, proxy: Any):
+        self.carrier, self.proxy = carrier, proxy
+        self.object_id = proxy._pyroUri.object
+        _release(proxy)  # the session lives on in the carrier's connection
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.carrier._pyroInvoke(name, args, kwargs, objectId=self.object_id)
+
+        return call
+
+    def _pyroClaimOwnership(self) -> None:
+        """Pyro5's BatchProxy asks; the carrier may be used from any thread."""
+
+    def _pyroInvokeBatch(self, calls: Any, oneway: bool = False) -> Any:
+        """Pyro5's BatchProxy: the whole batch in one message over the carrier's connection."""
+        flags = protocol.FLAGS_BATCH | (protocol.FLAGS_ONEWAY if oneway else 0)
+        return self.carrier._pyroInvoke("<batch>", calls, None, flags, objectId=self.object_id)
+
+
 SETTINGS = {
     # name on the page: (getter, setter, converter)
     "trigger_level": ("getTriggerLevel", "setTriggerLevel", float),
@@ -126,10 +163,10 @@ class PageLink:
         try:
             self.library = self.target.proxy(self._token, self.client_id)
             self.you = dict(self.library.hub_status()["you"])
-            self.tagger = self.library.createTimeTagger()
+            self.tagger = Remote(self.library, self.library.createTimeTagger())
             self.serial, self.model = str(self.tagger.getSerial()), str(self.tagger.getModel())
             self.channels = [int(c) for c in self.tagger.getChannelList() if int(c) > 0]
-            self.countrate = self.library.Countrate(self.tagger, self.channels)
+            self.countrate = Remote(self.library, self.library.Countrate(self.tagger.proxy, self.channels))
         except BaseException:
             self.close()
             raise
@@ -139,7 +176,7 @@ class PageLink:
         """Hang up: the server ends this page's sessions and frees their measurements (and lease)."""
         self.closed = True
         self.stop_histogram()
-        _release(self.countrate, self.tagger, self.library)
+        _release(self.library)  # the one connection: tagger and Countrate were called over it
 
     # -- count rates ------------------------------------------------------------------
     def rates(self) -> dict[str, Any]:
@@ -262,9 +299,9 @@ class _LiveHistogram:
         self.library = self.tagger = self.measurement = None
         try:
             self.library = target.proxy(token, uuid.uuid4().hex)
-            self.tagger = self.library.createTimeTagger()
+            self.tagger = Remote(self.library, self.library.createTimeTagger())
             make = getattr(self.library, kind)
-            self.measurement = make(self.tagger, click, start, binwidth, bins)
+            self.measurement = Remote(self.library, make(self.tagger.proxy, click, start, binwidth, bins))
             self.index = [float(x) for x in self.measurement.getIndex()]
         except BaseException:
             self.close()
@@ -280,4 +317,4 @@ class _LiveHistogram:
         return {**self.describe(), "index_ps": self.index, "counts": [int(x) for x in data], "seconds": seconds}
 
     def close(self) -> None:
-        _release(self.measurement, self.tagger, self.library)
+        _release(self.library)  # its one connection: the session ends and the server frees the measurement

@@ -25,9 +25,15 @@ SETTINGS_EVERY_S = 3.0  # others' changes; the page's own show at once
 HISTOGRAM_EVERY_S = 0.5
 
 
+PAGE_CONNECTIONS = 1  # a page's server session needs one connection (link.Remote), its live histogram one more
+
+
 def explain(exc: BaseException) -> str:
     """The message a user should read: the server's own words for refusals and bad input."""
     text = str(exc) or type(exc).__name__
+    if "max_connections_per_user" in text:  # what the user can do about it here, in the browser
+        text += (f"; each open page uses {PAGE_CONNECTIONS} connection, {PAGE_CONNECTIONS + 1} with a live "
+                 "histogram: close pages (or stop their histograms) you no longer need")
     if isinstance(exc, PermissionError):
         return f"refused by the server: {text}"
     return text
