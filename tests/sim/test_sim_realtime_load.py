@@ -147,3 +147,27 @@ def test_log_bins_index_from_the_logarithm_equals_a_binary_search(make_tagger, e
     dt = np.concatenate([edges[:-1], edges[1:] - 1, edges[:-1] + 1, rng.integers(edges[0], edges[-1], 10**5)])
     dt = dt[(dt >= edges[0]) & (dt < edges[-1])]
     np.testing.assert_array_equal(hist._bins_of(dt), np.searchsorted(edges, dt, side="right") - 1)
+
+
+@pytest.mark.slow
+def test_an_engine_that_cannot_keep_up_at_all_still_follows_the_wall_clock(default_lab_realtime):
+    """Generating tags at half real time: overflows must not outgrow each other (each window generated whole
+    took twice its length, so the next was twice as long) but keep capture time on the wall clock."""
+    tagger = default_lab_realtime
+    stage = tagger._stage
+    real_process = stage.process
+
+    def half_speed(wanted, t0, t1):
+        time.sleep(2 * (t1 - t0) / SECOND)
+        return real_process(wanted, t0, t1)
+
+    stage.process = half_speed
+    rate = TT.Countrate(tagger, [3])  # the 10 MHz sync: its missed counts are regular enough to check
+    began = time.monotonic()
+    time.sleep(6)
+    lag_s = (time.monotonic() - began) - rate.getCaptureDuration() / SECOND
+    stage.process = real_process
+    assert tagger.getOverflows() >= 2
+    assert lag_s < 2.0, f"capture time fell {lag_s:.1f} s behind the wall clock"
+    # Missed tags are counted (estimated from a sample for a long window): the rate is still ~10 MHz.
+    np.testing.assert_allclose(rate.getData()[0], 10e6, rtol=0.05)

@@ -31,6 +31,11 @@ REALTIME_TICK_S = 0.002
 # PC cannot take them (its buffer fills): the window becomes an overflow interval that getOverflows()
 # counts and that streams mark with OverflowBegin, MissedEvents and OverflowEnd, instead of time stretching.
 REALTIME_MAX_LAG_PS = 500_000_000_000  # 500 ms: a busy shared PC may stall the engine that long
+# An overflow window up to this long is generated whole, so its missed counts are exact. A longer one (an
+# engine that cannot keep up at all: generating the window would take longer than the window) generates only
+# its last OVERFLOW_SAMPLE_PS and scales the counts; otherwise each overflow would outgrow the one before.
+OVERFLOW_EXACT_PS = 1_000_000_000_000  # 1 s
+OVERFLOW_SAMPLE_PS = 250_000_000_000  # 250 ms
 EMPTY = np.empty(0, dtype=np.int64)
 
 
@@ -342,17 +347,21 @@ class TagEngine:
         """The measurements fell behind the wall clock: drop tags up to now as one overflow interval.
 
         Tags are still generated (cheaply, without the measurements) so that the missed counts, dead time
-        and divider state stay right; the measurements get one empty chunk that says what was missed.
+        and divider state stay right; the measurements get one empty chunk that says what was missed. A window
+        over OVERFLOW_EXACT_PS generates only its end and scales the counts, so catching up stays bounded.
         """
         t_end = self.clock.now_ps()
         missed: dict[int, int] = {}
-        t = t0
+        t = t0 if t_end - t0 <= OVERFLOW_EXACT_PS else t_end - OVERFLOW_SAMPLE_PS
+        scale = (t_end - t0) / (t_end - t)
         while t < t_end:
             t1 = min(t_end, t + REALTIME_MAX_CHUNK_PS)
             wanted = self._wanted()
             for ch, tags in (self.stage.process(wanted, t, t1) if wanted else {}).items():
                 missed[ch] = missed.get(ch, 0) + int(tags.size)
             t = t1
+        if scale != 1.0:
+            missed = {ch: round(n * scale) for ch, n in missed.items()}
         self.stage.overflows += 1
         self._consume(Chunk(t0, t_end, {}, missed))
         self.processed_ps = t_end
