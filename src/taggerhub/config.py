@@ -77,7 +77,14 @@ class TlsSettings:
 
 @dataclass
 class ExporterSettings:
-    listen: str = "0.0.0.0:9234"
+    listen: str = "localhost:9234"  # loopback by default; a lab PC's role opens it to Prometheus
+    # Scrapers allowed to read /metrics, "NAME=sha256:HEX" each (`taggerhub exporter --new-scraper NAME`);
+    # empty: anyone who reaches the port. Listed names in show_users_to ("*": all) see user names.
+    scrapers: list[str] = field(default_factory=list)
+    show_users_to: list[str] = field(default_factory=list)
+    cert_file: str = ""  # serve /metrics over HTTPS with this certificate and key
+    key_file: str = ""
+    client_ca_file: str = ""  # with HTTPS: require a client certificate signed by this CA
     server: str = "localhost:23000"
     channels: list[int] = field(default_factory=list)  # empty: every input of the tagger
     token: str = ""
