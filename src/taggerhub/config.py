@@ -169,6 +169,9 @@ class LimitsSettings:
     denied_burst: int = 50  # denied calls a session may make in a burst ...
     denied_per_s: float = 2.0  # ... refilled at this rate; past it its connections are closed
     overrides: list[str] = field(default_factory=list)
+    # The same as tables: [limits.roles.observer] max_objects = 100; [limits.users.ada] ...
+    roles: dict[str, dict[str, int]] = field(default_factory=dict)
+    users: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -188,6 +191,10 @@ class Settings:
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Convert an environment or option value (text, usually) to the field's declared type."""
     origin = typing.get_origin(annotation)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, which only the settings file can hold")
+        return _check_toml(value, annotation, where)
     if origin is list:
         (item_type,) = typing.get_args(annotation)
         if isinstance(value, str):
@@ -220,7 +227,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 # TOML has types of its own, so a file value must already have the field's type: `port = "23010"`
 # is a mistake to point out, not a string to convert (a float field takes an integer too).
 _TOML_TYPES: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
-_TOML_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
+_TOML_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+               dict: "a table"}
 
 
 def _toml_kind(value: Any) -> str:
@@ -232,6 +240,11 @@ def _toml_kind(value: Any) -> str:
 
 def _check_toml(value: Any, annotation: Any, where: str) -> Any:
     """A TOML value of the field's type, unchanged (ints widened to float); anything else is refused."""
+    if typing.get_origin(annotation) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected {_TOML_NAMES[dict]}, got {_toml_kind(value)}")
+        _key_type, value_type = typing.get_args(annotation)
+        return {str(k): _check_toml(v, value_type, f"{where}.{k}") for k, v in value.items()}
     if typing.get_origin(annotation) is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected {_TOML_NAMES[list]}, got {_toml_kind(value)}")

@@ -15,7 +15,7 @@ import dataclasses
 import inspect
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config import ConfigError, LimitsSettings
@@ -31,8 +31,31 @@ BINWIDTH_PARAMETERS = {"Counter": "binwidth", "FrequencyCounter": "sampling_inte
 PER_USER_FIELDS = ("max_objects", "measurement_bytes", "min_binwidth_ps", "oneway_per_user")
 
 
-def parse_overrides(entries: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
-    """``["role:observer.max_objects=200", "user:ada.measurement_bytes=1e9"]`` -> {("role","observer"): {...}}."""
+def parse_overrides(entries: Sequence[str], roles: Mapping[str, Mapping[str, Any]] | None = None,
+                    users: Mapping[str, Mapping[str, Any]] | None = None) -> dict[tuple[str, str], dict[str, int]]:
+    """``["role:observer.max_objects=200"]`` and ``[limits.roles.observer]`` tables -> {("role","observer"): {...}}.
+
+    The same limit for the same role or user set both ways with different values is refused:
+    which one wins would be a guess.
+    """
+    parsed = _parse_entries(entries)
+    for kind, tables in (("role", roles or {}), ("user", users or {})):
+        for name, fields in tables.items():
+            for field, value in fields.items():
+                where = f"[limits.{kind}s.{name}] {field}"
+                if field not in PER_USER_FIELDS:
+                    raise ConfigError(f"{where}: not a per-user limit (one of: {', '.join(PER_USER_FIELDS)})")
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ConfigError(f"{where}: must be an integer, 0 (no limit) or more, got {value!r}")
+                earlier = parsed.get((kind, name), {}).get(field)
+                if earlier is not None and earlier != value:
+                    raise ConfigError(f"{where} = {value} contradicts limits.overrides "
+                                      f"'{kind}:{name}.{field}={earlier}'; keep one")
+                parsed.setdefault((kind, name), {})[field] = value
+    return parsed
+
+
+def _parse_entries(entries: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
     parsed: dict[tuple[str, str], dict[str, int]] = {}
     for entry in entries:
         where = f"limits.overrides entry {entry!r}"
@@ -93,7 +116,7 @@ class Quotas:
 
     def __init__(self, limits: LimitsSettings):
         self.defaults = limits
-        self.overrides = parse_overrides(limits.overrides)
+        self.overrides = parse_overrides(limits.overrides, limits.roles, limits.users)
         self._lock = threading.Lock()
         self._usage: dict[str, Usage] = {}
         self._booked: dict[int, tuple[str, int]] = {}  # id(adapter) -> (user, bytes)
@@ -173,7 +196,7 @@ class Quotas:
         """Every limit with its default and overrides, for `taggerhub permissions` and the docs."""
         rows = [{"limit": f.name, "default": getattr(self.defaults, f.name),
                  "overrides": {f"{k}:{n}": v[f.name] for (k, n), v in sorted(self.overrides.items()) if f.name in v}}
-                for f in dataclasses.fields(self.defaults) if f.name != "overrides"]
+                for f in dataclasses.fields(self.defaults) if f.name not in ("overrides", "roles", "users")]
         return rows
 
 
