@@ -108,13 +108,21 @@ class LibraryCalls:
         device = self.calls.adapter_for(tagger, session, (ObjectKind.library, "experiment", False))
         if device._kind != ObjectKind.tagger:
             raise TypeError(f"experiment() needs a tagger as second argument, got a {type(device).__name__}")
+        user, role = self.calls.quota_user(session), self.access.role_now(session)
+        self.access.quotas.check_objects(user, role)  # an experiment is an object: before its measurements run
         try:
             instance = cls(self.backend, device._obj, **params)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"experiment {name!r}: {exc}") from None
         guard = experiment_serving.ExperimentGuard(str(name), instance)
         adapter = experiment_serving.adapter_class(cls)(guard, self.calls, ObjectKind.experiment, device)
-        return self.table.add(adapter, session, parent=device)
+        try:
+            self.access.quotas.book(id(adapter), user, role, 0)
+            return self.table.add(adapter, session, parent=device)
+        except BaseException:
+            self.access.quotas.release(id(adapter))
+            guard.taggerhub_close()  # stop the measurements the plugin made
+            raise
 
     def experiments(self, session: Session) -> dict[str, Any]:
         """List the experiment plugins this server offers: name, summary and parameters of each."""
