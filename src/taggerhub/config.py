@@ -156,6 +156,10 @@ class LimitsSettings:
     """
 
     max_objects: int = 1000  # live server objects owned by one user
+    # Live measurements of one user, and of everyone together: each one is engine work on every
+    # chunk of tags while it runs, and ~150 running Countrates slowed every other client 46x.
+    max_measurements: int = 32
+    measurements_budget: int = 256
     measurement_bytes: int = 256 * 1024 * 1024  # what one measurement may allocate, estimated from its arguments
     memory_budget_bytes: int = 2 * 1024 * 1024 * 1024  # all measurements of all users together
     min_binwidth_ps: int = 1_000_000  # Counter-like time traces: shortest bin (engine work per second)
@@ -166,6 +170,11 @@ class LimitsSettings:
     receive_bytes_total: int = 512 * 1024 * 1024  # request frames being received, all connections together
     pending_handshakes: int = 256  # connections not yet through TLS + the Pyro5 handshake
     pending_per_source: int = 32  # of those, from one source address (oldest dropped first)
+    # Sources in these networks ("10.13.13.0/24", "127.0.0.1/32") get the larger per-source cap below,
+    # and are dropped only after every pending socket from elsewhere.
+    trusted_networks: list[str] = field(default_factory=list)
+    pending_per_trusted_source: int = 128
+    admin_connections: int = 2  # of server.max_connections, kept for admins (PostgreSQL's reserved slots)
     denied_burst: int = 50  # denied calls a session may make in a burst ...
     denied_per_s: float = 2.0  # ... refilled at this rate; past it its connections are closed
     overrides: list[str] = field(default_factory=list)

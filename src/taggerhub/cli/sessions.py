@@ -21,15 +21,16 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'session':8} {'user':16} {'role':9} {'address':22} {'since':20} {'calls':>7} {'denied':>6} "
-          f"{'owned':>5} {'user objects':>14} {'user memory':>21}  lease")
+          f"{'owned':>5} {'user objects':>14} {'user memory':>21} {'measurements':>12}  lease")
     for r in rows:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["since"]))
         mark = " (you)" if r.get("you") else ""
         usage = r.get("usage", {})
         objects = _of(usage.get("objects", 0), usage.get("max_objects", 0), str)
         memory = _of(usage.get("measurement_bytes", 0), usage.get("max_measurement_bytes", 0), _size)
+        measurements = _of(usage.get("measurements", 0), usage.get("max_measurements", 0), str)
         print(f"{r['id']:8} {r['user']:16} {r['role']:9} {r['address']:22} {since:20} {r['calls']:>7} "
-              f"{r.get('denied', 0):>6} {r['objects_owned']:>5} {objects:>14} {memory:>21}  "
+              f"{r.get('denied', 0):>6} {r['objects_owned']:>5} {objects:>14} {memory:>21} {measurements:>12}  "
               f"{'yes' if r.get('lease') else ''}{mark}")
     if rows and "usage" in rows[0]:
         u = rows[0]["usage"]

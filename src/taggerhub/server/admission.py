@@ -14,6 +14,7 @@ within ``server.handshake_timeout_s``.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import selectors
 import socket
 import ssl
@@ -27,7 +28,7 @@ from typing import Any
 
 from Pyro5 import errors, protocol
 
-from ..config import Settings
+from ..config import ConfigError, Settings
 from ..errors import RefusalReason
 
 HANDSHAKE_MAX_BYTES = 64 * 1024
@@ -43,6 +44,7 @@ class Pending:
     started: float
     tls_done: bool
     heard: bool = False  # any byte arrived: a client at work, dropped only after the silent ones
+    trusted: bool = False  # from limits.trusted_networks: dropped only after everyone else's
     data: bytearray = field(default_factory=bytearray)
 
     @property
@@ -62,6 +64,8 @@ class HandshakeStage:
         self.timeout_s = settings.server.handshake_timeout_s or 3600.0
         self.max_total = max(1, settings.limits.pending_handshakes)
         self.max_per_source = max(1, settings.limits.pending_per_source)
+        self.max_per_trusted_source = max(self.max_per_source, settings.limits.pending_per_trusted_source)
+        self.trusted = parse_networks(settings.limits.trusted_networks)
         self.tls_context = tls_context
         self.selector = selector
         self.ready = ready
@@ -76,24 +80,39 @@ class HandshakeStage:
     def add(self, raw: socket.socket, address: Any) -> None:
         """Take a freshly accepted socket; make room by dropping the oldest pending ones if needed."""
         raw.setblocking(False)
+        heard = _has_bytes(raw)  # a client's first flight already in: not one of the silent ones
         sock: socket.socket = raw
         if self.tls_context is not None:
             sock = self.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-        pending = Pending(sock, address, time.monotonic(), tls_done=self.tls_context is None)
-        if self._per_source.get(pending.source, 0) >= self.max_per_source:
+        pending = Pending(sock, address, time.monotonic(), tls_done=self.tls_context is None, heard=heard)
+        pending.trusted = self._is_trusted(pending.source)
+        cap = self.max_per_trusted_source if pending.trusted else self.max_per_source
+        if self._per_source.get(pending.source, 0) >= cap:
             same = [p for p in self._pending.values() if p.source == pending.source]
             oldest = next((p for p in same if not p.heard), same[0])  # the oldest silent one first
+            name = "pending_per_trusted_source" if pending.trusted else "pending_per_source"
             self._drop(oldest, RefusalReason.crowded,
-                       f"oldest pending handshake from {pending.source} dropped (limits.pending_per_source="
-                       f"{self.max_per_source})")
+                       f"oldest pending handshake from {pending.source} dropped (limits.{name}={cap})")
         if len(self._pending) >= self.max_total:
-            self._drop(next((p for p in self._pending.values() if not p.heard), next(iter(self._pending.values()))),
-                       RefusalReason.crowded,
+            self._drop(self._first_to_drop(), RefusalReason.crowded,
                        f"oldest pending handshake dropped (limits.pending_handshakes={self.max_total})")
         self._pending[id(pending)] = pending
         self._per_source[pending.source] = self._per_source.get(pending.source, 0) + 1
         self.selector.register(sock, selectors.EVENT_READ, pending)
         self.progress(pending, heard=False)
+
+    def _is_trusted(self, source: str) -> bool:
+        if not self.trusted:
+            return False
+        try:
+            address = ipaddress.ip_address(source.split("%")[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    def _first_to_drop(self) -> Pending:
+        """Untrusted before trusted, silent before heard, oldest first."""
+        return min(self._pending.values(), key=lambda p: (p.trusted, p.heard, p.started))
 
     def progress(self, pending: Pending, heard: bool = True) -> None:
         """Advance one pending socket as far as it goes without blocking (``heard``: it had an event)."""
@@ -194,6 +213,27 @@ class HandshakeStage:
             self._forget(pending)
             with contextlib.suppress(OSError):
                 pending.sock.close()
+
+
+def parse_networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``limits.trusted_networks`` as networks, naming a bad entry."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"limits.trusted_networks: {entry!r} is not a network (like 10.13.13.0/24)") from None
+    return networks
+
+
+def _has_bytes(sock: socket.socket) -> bool:
+    """Whether the client has sent anything yet (a peek; the bytes stay for TLS or the frame reader)."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True  # reset already: progress() drops it with the error
 
 
 class ReceiveBudget:

@@ -158,6 +158,7 @@ class LibraryCalls:
             used = quotas.usage(self.calls.quota_user(s))
             row["usage"] = {
                 "objects": used.objects, "max_objects": quotas.limit(s.user, role, "max_objects"),
+                "measurements": used.measurements, "max_measurements": quotas.limit(s.user, role, "max_measurements"),
                 "measurement_bytes": used.measurement_bytes,
                 "max_measurement_bytes": quotas.limit(s.user, role, "measurement_bytes"),
                 "server_measurement_bytes": quotas.total_bytes,
