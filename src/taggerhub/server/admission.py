@@ -32,6 +32,7 @@ from ..config import ConfigError, Settings
 from ..errors import RefusalReason
 
 HANDSHAKE_MAX_BYTES = 64 * 1024
+WORKING_GRACE_S = 1.0  # a pending client that has sent bytes is not dropped for its source's cap sooner
 PYRO_HEADER = struct.Struct("!4sHBBHHII16sHH")  # Pyro5's message header (40 bytes)
 
 
@@ -89,10 +90,15 @@ class HandshakeStage:
         cap = self.max_per_trusted_source if pending.trusted else self.max_per_source
         if self._per_source.get(pending.source, 0) >= cap:
             same = [p for p in self._pending.values() if p.source == pending.source]
-            oldest = next((p for p in same if not p.heard), same[0])  # the oldest silent one first
+            # The oldest silent one first; a client at work only once it had its grace period to finish
+            # (40 clients of one host connecting at once must not push each other out).
+            settled = pending.started - WORKING_GRACE_S
+            oldest = next((p for p in same if not p.heard), None) or next((p for p in same if p.started < settled),
+                                                                         None)
             name = "pending_per_trusted_source" if pending.trusted else "pending_per_source"
-            self._drop(oldest, RefusalReason.crowded,
-                       f"oldest pending handshake from {pending.source} dropped (limits.{name}={cap})")
+            if oldest is not None:
+                self._drop(oldest, RefusalReason.crowded,
+                           f"oldest pending handshake from {pending.source} dropped (limits.{name}={cap})")
         if len(self._pending) >= self.max_total:
             self._drop(self._first_to_drop(), RefusalReason.crowded,
                        f"oldest pending handshake dropped (limits.pending_handshakes={self.max_total})")
