@@ -32,7 +32,10 @@ from ..config import ConfigError, Settings
 from ..errors import RefusalReason
 
 HANDSHAKE_MAX_BYTES = 64 * 1024
-WORKING_GRACE_S = 1.0  # a pending client that has sent bytes is not dropped for its source's cap sooner
+# A pending socket is not dropped for its source's cap in its first second: 40 clients of one host
+# connecting at once (some not yet scheduled to send their first bytes) must not push each other out.
+# Past it, a source's silent sockets go first, oldest first. The total cap still holds at all times.
+GRACE_S = 1.0
 PYRO_HEADER = struct.Struct("!4sHBBHHII16sHH")  # Pyro5's message header (40 bytes)
 
 
@@ -87,18 +90,8 @@ class HandshakeStage:
             sock = self.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         pending = Pending(sock, address, time.monotonic(), tls_done=self.tls_context is None, heard=heard)
         pending.trusted = self._is_trusted(pending.source)
-        cap = self.max_per_trusted_source if pending.trusted else self.max_per_source
-        if self._per_source.get(pending.source, 0) >= cap:
-            same = [p for p in self._pending.values() if p.source == pending.source]
-            # The oldest silent one first; a client at work only once it had its grace period to finish
-            # (40 clients of one host connecting at once must not push each other out).
-            settled = pending.started - WORKING_GRACE_S
-            oldest = next((p for p in same if not p.heard), None) or next((p for p in same if p.started < settled),
-                                                                         None)
-            name = "pending_per_trusted_source" if pending.trusted else "pending_per_source"
-            if oldest is not None:
-                self._drop(oldest, RefusalReason.crowded,
-                           f"oldest pending handshake from {pending.source} dropped (limits.{name}={cap})")
+        if self._per_source.get(pending.source, 0) >= self._cap(pending.trusted):
+            self._trim(pending.source, pending.trusted, excess=1, now=pending.started)
         if len(self._pending) >= self.max_total:
             self._drop(self._first_to_drop(), RefusalReason.crowded,
                        f"oldest pending handshake dropped (limits.pending_handshakes={self.max_total})")
@@ -106,6 +99,20 @@ class HandshakeStage:
         self._per_source[pending.source] = self._per_source.get(pending.source, 0) + 1
         self.selector.register(sock, selectors.EVENT_READ, pending)
         self.progress(pending, heard=False)
+
+    def _cap(self, trusted: bool) -> int:
+        return self.max_per_trusted_source if trusted else self.max_per_source
+
+    def _trim(self, source: str, trusted: bool, excess: int, now: float) -> None:
+        """Drop up to ``excess`` of ``source``'s pending sockets past their grace: silent ones, oldest first."""
+        settled = now - GRACE_S
+        stale = [p for p in self._pending.values() if p.source == source and p.started < settled]
+        for p in stale:
+            p.heard = p.heard or _has_bytes(p.sock)  # bytes the selector has not reported yet count too
+        name = "pending_per_trusted_source" if trusted else "pending_per_source"
+        for p in sorted(stale, key=lambda p: (p.heard, p.started))[:excess]:
+            self._drop(p, RefusalReason.crowded,
+                       f"oldest pending handshake from {source} dropped (limits.{name}={self._cap(trusted)})")
 
     def _is_trusted(self, source: str) -> bool:
         if not self.trusted:
@@ -205,8 +212,13 @@ class HandshakeStage:
             pending.sock.close()
 
     def expire(self) -> None:
-        """Drop pending sockets older than the handshake timeout (oldest first, so stop at the first young one)."""
-        limit = time.monotonic() - self.timeout_s
+        """Drop pending sockets past the handshake timeout, and each source's excess once past its grace."""
+        now = time.monotonic()
+        for source, count in list(self._per_source.items()):
+            trusted = self._is_trusted(source)
+            if count > self._cap(trusted):
+                self._trim(source, trusted, count - self._cap(trusted), now)
+        limit = now - self.timeout_s
         while self._pending:
             oldest = next(iter(self._pending.values()))
             if oldest.started > limit:
@@ -233,9 +245,9 @@ def parse_networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress
 
 
 def _has_bytes(sock: socket.socket) -> bool:
-    """Whether the client has sent anything yet (a peek; the bytes stay for TLS or the frame reader)."""
+    """Whether bytes wait in the kernel (a peek on the descriptor, under TLS too; they stay for the reader)."""
     try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
+        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK))
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:

@@ -10,6 +10,7 @@ connects and stays silent cannot hold up the accept loop.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -119,8 +120,8 @@ def run(settings: ExporterSettings, stop: threading.Event | None = None,
     thread.start()
     bound = server.server_address[1]
     if not auth.required and not is_loopback(host):
-        log.warning("serving metrics beyond loopback with no scraper check; user names stay hidden "
-                    "(set exporter.scrapers, docs/monitoring.md)", extra={"listen": f"{host}:{bound}"})
+        log.warning("serving metrics beyond loopback to anyone (no exporter.scrapers; docs/monitoring.md)",
+                    extra={"listen": f"{host}:{bound}", "user_names": auth.shows_users(auth.check(None))})
     log.info("serving metrics", extra={"listen": f"{host}:{bound}", "server": settings.server,
                                        "https": context is not None, "scrapers": auth.required})
     if ready:
@@ -139,6 +140,4 @@ def run(settings: ExporterSettings, stop: threading.Event | None = None,
 
 def _family(host: str) -> Any:
     """IPv6 for an address with a colon, else IPv4 (as prometheus_client picks it)."""
-    import socket
-
     return socket.AF_INET6 if ":" in host else socket.AF_INET
