@@ -36,6 +36,7 @@ HANDSHAKE_MAX_BYTES = 64 * 1024
 # connecting at once (some not yet scheduled to send their first bytes) must not push each other out.
 # Past it, a source's silent sockets go first, oldest first. The total cap still holds at all times.
 GRACE_S = 1.0
+HEARD_GRACE_S = 5.0  # one that has sent bytes is at work (slowly, on a loaded host): it gets longer
 PYRO_HEADER = struct.Struct("!4sHBBHHII16sHH")  # Pyro5's message header (40 bytes)
 
 
@@ -105,10 +106,10 @@ class HandshakeStage:
 
     def _trim(self, source: str, trusted: bool, excess: int, now: float) -> None:
         """Drop up to ``excess`` of ``source``'s pending sockets past their grace: silent ones, oldest first."""
-        settled = now - GRACE_S
-        stale = [p for p in self._pending.values() if p.source == source and p.started < settled]
-        for p in stale:
+        older = [p for p in self._pending.values() if p.source == source and p.started < now - GRACE_S]
+        for p in older:
             p.heard = p.heard or _has_bytes(p.sock)  # bytes the selector has not reported yet count too
+        stale = [p for p in older if not p.heard or p.started < now - HEARD_GRACE_S]
         name = "pending_per_trusted_source" if trusted else "pending_per_source"
         for p in sorted(stale, key=lambda p: (p.heard, p.started))[:excess]:
             self._drop(p, RefusalReason.crowded,
