@@ -4,7 +4,7 @@ Starts a real `taggerhub serve` with auth and TLS on, runs the victims alone (ba
 with one attack at a time, and prints p50/p99 latency and success rate per run. Goal: under
 any one attack the victims' p99 stays under 3x the baseline and no victim call fails.
 
-    .venv/bin/python bench/fairness_bench.py [--seconds 5] [--victims 20]
+    .venv/bin/python bench/fairness_bench.py [--seconds 5] [--victims 20] [--rounds 3] [--attacks objects,idle_sockets]
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -152,24 +153,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--victims", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat baseline, attack, baseline, attack, ...")
+    parser.add_argument("--attacks", default="", help="comma-separated names (idle_sockets, oneway, fine_counter, "
+                                                      "objects, denied); default: all")
     args = parser.parse_args()
     socket.setdefaulttimeout(None)
-    rows = []
+    wanted = [a for a in ATTACKS if not args.attacks or a.__name__.removeprefix("attack_") in args.attacks.split(",")]
+    # Interleaved: a baseline run before every attack run, so slow drifts of the shared machine hit both.
+    order: list[Callable | None] = [step for _ in range(args.rounds) for a in wanted for step in (None, a)]
+    rows: list[tuple[str, str, VictimStats]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for attack in [None, *ATTACKS]:
-            server = Server(Path(tmp) / (attack.__name__ if attack else "baseline"))  # a fresh server per run
+        for i, attack in enumerate(order):
+            name = attack.__name__.removeprefix("attack_") if attack else "baseline"
+            server = Server(Path(tmp) / f"{i}-{name}")  # a fresh server per run
             try:
-                rows.append(run(server, Path(server.log.name).parent, args.seconds, args.victims, attack))
+                label, stats = run(server, Path(server.log.name).parent, args.seconds, args.victims, attack)
+                rows.append((name, label, stats))
             finally:
                 server.stop()
-    base_p99 = rows[0][1].p(0.99)
-    print(f"{'run':<52} {'calls':>7} {'ok %':>7} {'p50 ms':>8} {'p99 ms':>8} {'p99/base':>9}")
-    for label, stats in rows:
+    print(f"{'run':<60} {'calls':>7} {'ok %':>7} {'p50 ms':>8} {'p99 ms':>8} {'p99/prev base':>13}")
+    base_p99 = float("nan")
+    for name, label, stats in rows:
         ok = 100.0 * len(stats.latencies_s) / max(1, stats.calls)
-        print(f"{label:<52} {stats.calls:>7} {ok:>7.2f} {stats.p(0.5) * 1e3:>8.2f} {stats.p(0.99) * 1e3:>8.2f} "
-              f"{stats.p(0.99) / base_p99:>9.2f}")
+        if name == "baseline":
+            base_p99 = stats.p(0.99)
+        print(f"{label:<60} {stats.calls:>7} {ok:>7.2f} {stats.p(0.5) * 1e3:>8.2f} {stats.p(0.99) * 1e3:>8.2f} "
+              f"{stats.p(0.99) / base_p99:>13.2f}")
         if stats.failures:
-            print(f"    first failures: {stats.failures[:2]}")
+            print(f"    {len(stats.failures)} failures, first: {stats.failures[:2]}")
+    bases = [s.p(0.99) for n, _, s in rows if n == "baseline"]
+    print(f"\nbaseline p99 median {statistics.median(bases) * 1e3:.2f} ms over {len(bases)} runs")
+    for attack in wanted:
+        name = attack.__name__.removeprefix("attack_")
+        mine = [s for n, _, s in rows if n == name]
+        p99 = statistics.median(s.p(0.99) for s in mine)
+        failed = sum(len(s.failures) for s in mine)
+        print(f"{name:<14} p99 median {p99 * 1e3:8.2f} ms = {p99 / statistics.median(bases):5.2f}x baseline; "
+              f"victim failures {failed} of {sum(s.calls for s in mine)}")
 
 
 if __name__ == "__main__":

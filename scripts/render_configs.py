@@ -44,7 +44,8 @@ FROM_TEMPLATES = {
 }
 # The shipped Prometheus config sits beside rules/ and targets/ (cp -r monitoring/prometheus/*).
 SHIPPED_PROMETHEUS_VARS = {"taggerhub_monitoring_rule_glob": "rules/*.yml",
-                           "taggerhub_monitoring_sd_files": ["targets/*.yml"]}
+                           "taggerhub_monitoring_sd_files": ["targets/*.yml"],
+                           "taggerhub_monitoring_credentials_file": "taggerhub-scraper.token"}
 GRAFANA_SOURCE = "monitoring/grafana/provisioning/datasources/prometheus.yml"
 GRAFANA_COMPOSE = "deploy/monitoring/grafana/provisioning/datasources/prometheus.yml"
 

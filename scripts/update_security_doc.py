@@ -12,7 +12,8 @@ END = "then drive the measurement |\n"  # the last row of the argument table
 
 
 def main() -> int:
-    table = subprocess.run([sys.executable, "-m", "taggerhub", "permissions"], capture_output=True, text=True,
+    table = subprocess.run([sys.executable, "-m", "taggerhub", "permissions", "--only", "calls"],
+                           capture_output=True, text=True,
                            check=True).stdout
     text = DOC.read_text()
     start = text.index(START)

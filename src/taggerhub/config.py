@@ -78,7 +78,14 @@ class TlsSettings:
 
 @dataclass
 class ExporterSettings:
-    listen: str = "0.0.0.0:9234"
+    listen: str = "localhost:9234"  # loopback by default; a lab PC's role opens it to Prometheus
+    # Scrapers allowed to read /metrics, "NAME=sha256:HEX" each (`taggerhub exporter --new-scraper NAME`);
+    # empty: anyone who reaches the port. Listed names in show_users_to ("*": all) see user names.
+    scrapers: list[str] = field(default_factory=list)
+    show_users_to: list[str] = field(default_factory=list)
+    cert_file: str = ""  # serve /metrics over HTTPS with this certificate and key
+    key_file: str = ""
+    client_ca_file: str = ""  # with HTTPS: require a client certificate signed by this CA
     server: str = "localhost:23000"
     channels: list[int] = field(default_factory=list)  # empty: every input of the tagger
     token: str = ""
@@ -150,6 +157,10 @@ class LimitsSettings:
     """
 
     max_objects: int = 1000  # live server objects owned by one user
+    # Live measurements of one user, and of everyone together: each one is engine work on every
+    # chunk of tags while it runs, and ~150 running Countrates slowed every other client 46x.
+    max_measurements: int = 32
+    measurements_budget: int = 256
     measurement_bytes: int = 256 * 1024 * 1024  # what one measurement may allocate, estimated from its arguments
     memory_budget_bytes: int = 2 * 1024 * 1024 * 1024  # all measurements of all users together
     min_binwidth_ps: int = 1_000_000  # Counter-like time traces: shortest bin (engine work per second)
@@ -160,11 +171,19 @@ class LimitsSettings:
     receive_bytes_total: int = 512 * 1024 * 1024  # request frames being received, all connections together
     pending_handshakes: int = 256  # connections not yet through TLS + the Pyro5 handshake
     pending_per_source: int = 32  # of those, from one source address (oldest dropped first)
+    # Sources in these networks ("10.13.13.0/24", "127.0.0.1/32") get the larger per-source cap below,
+    # and are dropped only after every pending socket from elsewhere.
+    trusted_networks: list[str] = field(default_factory=list)
+    pending_per_trusted_source: int = 128
+    admin_connections: int = 2  # of server.max_connections, kept for admins (PostgreSQL's reserved slots)
     denied_burst: int = 50  # denied calls a session may make in a burst ...
     denied_per_s: float = 2.0  # ... refilled at this rate; past it its connections are closed
     recording_bytes: int = 10 * 1024**3  # what one user's recording folder may hold
     stream_queue_bytes: int = 256 * 1024 * 1024  # tags queued for one stream subscriber; beyond, loss is marked
     overrides: list[str] = field(default_factory=list)
+    # The same as tables: [limits.roles.observer] max_objects = 100; [limits.users.ada] ...
+    roles: dict[str, dict[str, int]] = field(default_factory=dict)
+    users: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,6 +203,10 @@ class Settings:
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Convert an environment or option value (text, usually) to the field's declared type."""
     origin = typing.get_origin(annotation)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, which only the settings file can hold")
+        return _check_toml(value, annotation, where)
     if origin is list:
         (item_type,) = typing.get_args(annotation)
         if isinstance(value, str):
@@ -216,7 +239,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 # TOML has types of its own, so a file value must already have the field's type: `port = "23010"`
 # is a mistake to point out, not a string to convert (a float field takes an integer too).
 _TOML_TYPES: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
-_TOML_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
+_TOML_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list",
+               dict: "a table"}
 
 
 def _toml_kind(value: Any) -> str:
@@ -228,6 +252,11 @@ def _toml_kind(value: Any) -> str:
 
 def _check_toml(value: Any, annotation: Any, where: str) -> Any:
     """A TOML value of the field's type, unchanged (ints widened to float); anything else is refused."""
+    if typing.get_origin(annotation) is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected {_TOML_NAMES[dict]}, got {_toml_kind(value)}")
+        _key_type, value_type = typing.get_args(annotation)
+        return {str(k): _check_toml(v, value_type, f"{where}.{k}") for k, v in value.items()}
     if typing.get_origin(annotation) is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected {_TOML_NAMES[list]}, got {_toml_kind(value)}")

@@ -89,6 +89,8 @@ def test_prometheus_of_the_monitoring_profile_accepts_its_config_and_targets(tmp
     shutil.copytree(REPO / "monitoring/prometheus", root)
     shutil.rmtree(root / "targets")
     shutil.copytree(REPO / "deploy/monitoring/targets", root / "targets")
+    # compose.yaml's default scraper credential: an empty file (an exporter without scrapers ignores it).
+    shutil.copy(REPO / "deploy/monitoring/no-scraper-token", root / "taggerhub-scraper.token")
     result = subprocess.run(["promtool", "check", "config", str(root / "prometheus.yml")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -26,6 +26,7 @@ import yaml
 
 from helpers import REPO, free_port, poisson_lab, stop_process, wait_for_port, wait_until
 from taggerhub import client
+from taggerhub.lab.exporter.scrapers import new_scraper
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the Debian package prometheus")]
@@ -55,12 +56,15 @@ def start_server(tmp: Path, port: int, lab: Path) -> Proc:
                 tmp / f"server-{port}.log", port)
 
 
-def start_exporter(tmp: Path, server_port: int, channels: str) -> Proc:
+def start_exporter(tmp: Path, server_port: int, channels: str, scraper_entry: str) -> Proc:
     port = free_port()
-    # A generous call timeout: a busy CI machine must not pass for a dead server.
+    # A generous call timeout: a busy CI machine must not pass for a dead server. Prometheus is the
+    # one scraper, allowed to see user names (as the Ansible role sets it up).
     return Proc([sys.executable, "-m", "taggerhub", "exporter", "--listen", f"127.0.0.1:{port}",
                  "--server", f"127.0.0.1:{server_port}", "--channels", channels],
-                tmp / f"exporter-{port}.log", port, env={"TAGGERHUB_EXPORTER_TIMEOUT_S": "5"})
+                tmp / f"exporter-{port}.log", port,
+                env={"TAGGERHUB_EXPORTER_TIMEOUT_S": "5", "TAGGERHUB_EXPORTER_SCRAPERS": scraper_entry,
+                     "TAGGERHUB_EXPORTER_SHOW_USERS_TO": "prometheus"})
 
 
 def prometheus_config(tmp: Path, targets: dict[str, str]) -> Path:
@@ -146,8 +150,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with pytest.raises(ValueError):
             tagger.setTestSignal(99, True)  # a failing call, for the RPC errors panel
         stack.keep += [TT, tagger]
-        stack.exporters["a"] = start_exporter(tmp, stack.servers["a"].port, "1,2,3")
-        stack.exporters["b"] = start_exporter(tmp, stack.servers["b"].port, "1,2")
+        # The shipped config reads the scraper credential from taggerhub-scraper.token beside it.
+        token, entry = new_scraper("prometheus")
+        (tmp / "taggerhub-scraper.token").write_text(token + "\n")
+        stack.exporters["a"] = start_exporter(tmp, stack.servers["a"].port, "1,2,3", entry)
+        stack.exporters["b"] = start_exporter(tmp, stack.servers["b"].port, "1,2", entry)
         procs += stack.exporters.values()
         stack.dead_target = f"127.0.0.1:{free_port()}"
         config = prometheus_config(tmp, {stack.instance("a"): "pc-a", stack.instance("b"): "pc-b",
@@ -217,6 +224,8 @@ def test_session_count_follows_connected_clients(stack: Stack) -> None:
         wait_until(lambda: stack.scalar(sessions) == before + 3, 15, "three more sessions")
         by_role = stack.query(f'taggerhub_client_sessions{{instance="{inst}"}}')
         assert {(s["metric"]["user"], s["metric"]["role"]) for s in by_role} == {("anonymous", "admin")}
+        with pytest.raises(urllib.error.HTTPError, match="401"):  # Prometheus got in with its credential
+            urllib.request.urlopen(f"http://{inst}/metrics", timeout=10)
     finally:
         for c in clients:
             c.communicate(timeout=10)  # closing stdin ends the client
@@ -288,13 +297,16 @@ def test_alert_rules_evaluate_on_live_data(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("args", [
-    ["check", "config", str(MONITORING / "prometheus" / "prometheus.yml")],
-    ["check", "rules", str(MONITORING / "prometheus" / "rules" / "taggerhub.rules.yml")],
-    ["test", "rules", str(MONITORING / "prometheus" / "tests" / "taggerhub.rules.test.yml")],
+    ["check", "config", "prometheus.yml"],
+    ["check", "rules", "rules/taggerhub.rules.yml"],
+    ["test", "rules", "tests/taggerhub.rules.test.yml"],
 ])
-def test_promtool_accepts_the_shipped_files(args: list[str]) -> None:
+def test_promtool_accepts_the_shipped_files(args: list[str], tmp_path: Path) -> None:
+    # As docs/monitoring.md says: copy the folder and put the scraper's credential beside the config.
+    shutil.copytree(MONITORING / "prometheus", tmp_path / "prometheus")
+    (tmp_path / "prometheus" / "taggerhub-scraper.token").write_text("prometheus.secret\n")
     result = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=60,
-                            cwd=MONITORING / "prometheus")
+                            cwd=tmp_path / "prometheus")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

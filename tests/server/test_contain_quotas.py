@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.integration]
 @pytest.fixture
 def quota_server(start_auth_server, lab_pki):
     return start_auth_server(**tls_env(
-        lab_pki, TAGGERHUB_LIMITS_OVERRIDES="role:observer.max_objects=50",
+        lab_pki, TAGGERHUB_LIMITS_OVERRIDES="role:observer.max_objects=50,role:observer.max_measurements=0",
         TAGGERHUB_LIMITS_RECEIVE_BYTES_PER_CONNECTION=1_000_000))
 
 
@@ -73,3 +73,28 @@ def test_request_over_the_receive_limit_drops_only_that_connection(quota_server,
         TT.hub_status("x" * 2_000_000)
     assert other.hub_status()["server"] == "taggerhub"
     assert "limits.receive_bytes_per_connection=1000000" in quota_server.server.log()
+
+
+def test_live_measurements_are_capped_per_user_and_for_the_server(start_auth_server, lab_pki):
+    server = start_auth_server(**tls_env(lab_pki, TAGGERHUB_LIMITS_MAX_MEASUREMENTS=4,
+                                         TAGGERHUB_LIMITS_MEASUREMENTS_BUDGET=6))
+    oscar = connect(server, lab_pki, "oscar")
+    tagger = oscar.createTimeTagger()
+    for _ in range(4):
+        oscar.Countrate(tagger, [1])
+    with pytest.raises(AccessDenied, match=r"4 live measurements \(limits\.max_measurements=4\)"):
+        oscar.Counter(tagger, [1], binwidth=10**9, n_values=10)
+    otto = connect(server, lab_pki, "otto")
+    otto_tagger = otto.createTimeTagger()
+    otto.Countrate(otto_tagger, [1])
+    otto.Countrate(otto_tagger, [1])
+    with pytest.raises(AccessDenied, match=r"runs 6 measurements \(limits\.measurements_budget=6"):
+        otto.Countrate(otto_tagger, [1])
+    assert otto.hub_status()["server"] == "taggerhub"  # objects that are not measurements are not held back
+    oscar.freeTimeTagger(tagger)  # freed measurements give their room back
+    otto.Countrate(otto_tagger, [1])
+    tagger = oscar.createTimeTagger()
+    oscar.Countrate(tagger, [1])
+    admin = connect(server, lab_pki, "ada")
+    row = next(r for r in admin.hub_sessions() if r["user"] == "oscar")
+    assert (row["usage"]["measurements"], row["usage"]["max_measurements"]) == (1, 4)

@@ -72,6 +72,7 @@ class Access:
                  clock: Callable[[], float] = time.monotonic):
         self.enabled = settings.auth.enabled
         self.max_per_user = settings.auth.max_connections_per_user
+        self.admin_connections = settings.limits.admin_connections
         self.store = store or UserStore(settings.auth.users_file)
         if self.enabled:
             if not self.store.path.is_file():
@@ -87,8 +88,12 @@ class Access:
         self._session_users: dict[str, str] = {}  # session id -> user, for ownership by user
 
     # -- connections ----------------------------------------------------------------
-    def admit(self, handshake: Any, address: str, peer_cert: dict | None) -> Admission:
-        """Who a new connection is, or raise :class:`HandshakeRefused`."""
+    def admit(self, handshake: Any, address: str, peer_cert: dict | None, admins_only: bool = False) -> Admission:
+        """Who a new connection is, or raise :class:`HandshakeRefused`.
+
+        ``admins_only``: the connection got one of the workers kept for admins
+        (``limits.admin_connections``), so anyone else is refused as ``busy``.
+        """
         if not self.enabled:
             return Admission("anonymous", Role.admin.name)
         self.store.reload_if_changed()
@@ -110,6 +115,9 @@ class Access:
         else:
             raise HandshakeRefused(RefusalReason.no_token, "this server needs an access token (createProxy(token=...) "
                                                            "or TAGGERHUB_TOKEN) or a client certificate")
+        if admins_only and user.role.name != Role.admin.name:
+            raise HandshakeRefused(RefusalReason.busy, "the server is at server.max_connections but for the "
+                                   f"limits.admin_connections={self.admin_connections} kept for admins; try later")
         if self.throttle.cooling(user.name):
             raise HandshakeRefused(RefusalReason.throttled, f"user {user.name!r} made too many denied calls; "
                                    "try again later (limits.denied_burst, limits.denied_per_s)")

@@ -15,7 +15,7 @@ import dataclasses
 import inspect
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..config import ConfigError, LimitsSettings
@@ -28,11 +28,36 @@ CHANNEL_PARAMETERS = ("channels", "click_channels")  # one buffer row per channe
 BYTES_PER_ELEMENT = 8  # int64 counts / timestamps
 # Arguments that set how often the engine closes a bin: work per second of signal, whatever the memory.
 BINWIDTH_PARAMETERS = {"Counter": "binwidth", "FrequencyCounter": "sampling_interval"}
-PER_USER_FIELDS = ("max_objects", "measurement_bytes", "min_binwidth_ps", "oneway_per_user", "recording_bytes")
+PER_USER_FIELDS = ("max_objects", "max_measurements", "measurement_bytes", "min_binwidth_ps", "oneway_per_user",
+                   "recording_bytes")
+SERVER_ONLY_FIELDS = ("overrides", "roles", "users")  # not limits themselves: where the per-user ones come from
 
 
-def parse_overrides(entries: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
-    """``["role:observer.max_objects=200", "user:ada.measurement_bytes=1e9"]`` -> {("role","observer"): {...}}."""
+def parse_overrides(entries: Sequence[str], roles: Mapping[str, Mapping[str, Any]] | None = None,
+                    users: Mapping[str, Mapping[str, Any]] | None = None) -> dict[tuple[str, str], dict[str, int]]:
+    """``["role:observer.max_objects=200"]`` and ``[limits.roles.observer]`` tables -> {("role","observer"): {...}}.
+
+    The same limit for the same role or user set both ways with different values is refused:
+    which one wins would be a guess.
+    """
+    parsed = _parse_entries(entries)
+    for kind, tables in (("role", roles or {}), ("user", users or {})):
+        for name, fields in tables.items():
+            for field, value in fields.items():
+                where = f"[limits.{kind}s.{name}] {field}"
+                if field not in PER_USER_FIELDS:
+                    raise ConfigError(f"{where}: not a per-user limit (one of: {', '.join(PER_USER_FIELDS)})")
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise ConfigError(f"{where}: must be an integer, 0 (no limit) or more, got {value!r}")
+                earlier = parsed.get((kind, name), {}).get(field)
+                if earlier is not None and earlier != value:
+                    raise ConfigError(f"{where} = {value} contradicts limits.overrides "
+                                      f"'{kind}:{name}.{field}={earlier}'; keep one")
+                parsed.setdefault((kind, name), {})[field] = value
+    return parsed
+
+
+def _parse_entries(entries: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
     parsed: dict[tuple[str, str], dict[str, int]] = {}
     for entry in entries:
         where = f"limits.overrides entry {entry!r}"
@@ -85,6 +110,7 @@ class Usage:
     """What one user holds now (for hub_sessions)."""
 
     objects: int = 0
+    measurements: int = 0
     measurement_bytes: int = 0
 
 
@@ -93,11 +119,12 @@ class Quotas:
 
     def __init__(self, limits: LimitsSettings):
         self.defaults = limits
-        self.overrides = parse_overrides(limits.overrides)
+        self.overrides = parse_overrides(limits.overrides, limits.roles, limits.users)
         self._lock = threading.Lock()
         self._usage: dict[str, Usage] = {}
         self._booked: dict[int, tuple[str, int]] = {}  # id(adapter) -> (user, bytes)
         self.total_bytes = 0
+        self.total_measurements = 0
 
     def limit(self, user: str, role: str, field: str) -> int:
         """The limit ``field`` for ``user`` with ``role``: user override, else role override, else default."""
@@ -110,7 +137,7 @@ class Quotas:
     def usage(self, user: str) -> Usage:
         with self._lock:
             found = self._usage.get(user, Usage())
-            return Usage(found.objects, found.measurement_bytes)
+            return dataclasses.replace(found)
 
     def check_measurement(self, user: str, role: str, class_name: str, cls: Any, args: tuple,
                           kwargs: dict) -> int:
@@ -129,7 +156,17 @@ class Quotas:
             raise AccessDenied(f"{class_name}() would allocate about {_size(estimated)} ({how}), over "
                                f"limits.measurement_bytes={allowed} ({_size(allowed)}) for user {user!r}")
         budget = self.defaults.memory_budget_bytes
+        running = self.limit(user, role, "max_measurements")
+        engine_budget = self.defaults.measurements_budget
         with self._lock:
+            held = self._usage.get(user, Usage()).measurements
+            if running and held >= running:
+                raise AccessDenied(f"user {user!r} already has {held} live measurements (limits.max_measurements="
+                                   f"{running}): each one is engine work while it runs; free some "
+                                   "(freeTimeTagger, or disconnect) or ask an admin to raise the limit")
+            if engine_budget and self.total_measurements >= engine_budget:
+                raise AccessDenied(f"{class_name}(): the server already runs {self.total_measurements} measurements "
+                                   f"(limits.measurements_budget={engine_budget}, all users together)")
             if budget and self.total_bytes + estimated > budget:
                 raise AccessDenied(f"{class_name}() would allocate about {_size(estimated)} ({how}); the server's "
                                    f"measurements already hold {_size(self.total_bytes)} of "
@@ -146,13 +183,20 @@ class Quotas:
                                "free some (freeTimeTagger, or disconnect) or ask an admin to raise the limit")
 
     def book(self, key: int, user: str, role: str, nbytes: int) -> None:
-        """Count a new object (and its estimated bytes) against ``user``; raise AccessDenied past max_objects."""
+        """Count a new object (and its estimated bytes) against ``user``; raise AccessDenied past max_objects.
+
+        Only measurements come with an estimate (at least one element's bytes), so ``nbytes > 0``
+        is what counts an object as a measurement too.
+        """
         self.check_objects(user, role)
+        measurement = int(nbytes > 0)
         with self._lock:
             usage = self._usage.setdefault(user, Usage())
             usage.objects += 1
+            usage.measurements += measurement
             usage.measurement_bytes += nbytes
             self.total_bytes += nbytes
+            self.total_measurements += measurement
             self._booked[key] = (user, nbytes)
 
     def release(self, key: int) -> None:
@@ -162,18 +206,21 @@ class Quotas:
                 return
             user, nbytes = found
             usage = self._usage.get(user)
+            measurement = int(nbytes > 0)
             if usage is not None:
                 usage.objects -= 1
+                usage.measurements -= measurement
                 usage.measurement_bytes -= nbytes
                 if usage.objects <= 0:
                     del self._usage[user]
             self.total_bytes -= nbytes
+            self.total_measurements -= measurement
 
     def describe(self) -> list[dict[str, Any]]:
         """Every limit with its default and overrides, for `taggerhub permissions` and the docs."""
         rows = [{"limit": f.name, "default": getattr(self.defaults, f.name),
                  "overrides": {f"{k}:{n}": v[f.name] for (k, n), v in sorted(self.overrides.items()) if f.name in v}}
-                for f in dataclasses.fields(self.defaults) if f.name != "overrides"]
+                for f in dataclasses.fields(self.defaults) if f.name not in SERVER_ONLY_FIELDS]
         return rows
 
 

@@ -28,6 +28,8 @@ def _toml_value(key: str, value: Any) -> str:
     """One value as TOML (JSON spells str, int, float, bool and lists the same way)."""
     if _is_secret(key) and value:
         return json.dumps(HIDDEN)
+    if isinstance(value, dict):  # an inline table: { observer = { max_objects = 100 } }
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(k, v)}" for k, v in value.items()) + " }"
     return json.dumps(value)
 
 

@@ -11,16 +11,28 @@ _DEFAULTS = ExporterSettings()
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
-    """Serve /metrics until SIGTERM/SIGINT."""
+    """Serve /metrics until SIGTERM/SIGINT (or, with --new-scraper, print a scraper credential and exit)."""
     import signal
     import threading
 
     from ..lab.exporter import parse_channels, run
+    from ..lab.exporter.scrapers import new_scraper
     from ..logs import setup_logging
+
+    if args.new_scraper is not None:
+        token, entry = new_scraper(args.new_scraper)
+        name, secret = token.split(".", 1)
+        print(f"# scraper {name}, shown once. Give Prometheus one of:\n"
+              f"#   authorization: {{credentials_file: FILE}}, FILE holding: {token}\n"
+              f"#   basic_auth: {{username: {name}, password_file: FILE}}, FILE holding: {secret}\n"
+              "# and add this entry to [exporter] scrapers in taggerhub.toml:")
+        print(f'"{entry}"')
+        return 0
 
     settings = load_settings(args.config, overrides={"exporter": {
         "listen": args.listen, "server": args.server, "token": args.token,
         "tls_ca": args.tls_ca, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+        "cert_file": args.cert_file, "key_file": args.key_file,
         "channels": parse_channels(args.channels) if args.channels is not None else None,
     }})
     setup_logging(args.log_level)
@@ -49,6 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           help="client certificate, if the server requires one (default: [exporter] tls_cert)")
     exporter.add_argument("--tls-key", default=None,
                           help="key of the client certificate (default: [exporter] tls_key)")
+    exporter.add_argument("--cert-file", default=None,
+                          help="serve /metrics over HTTPS with this certificate (default: [exporter] cert_file)")
+    exporter.add_argument("--key-file", default=None,
+                          help="key of that certificate (default: [exporter] key_file)")
+    exporter.add_argument("--new-scraper", default=None, metavar="NAME",
+                          help="print a new credential for scraper NAME and its [exporter] scrapers entry, then exit")
     config_option(exporter, "[exporter] section")
     log_level_option(exporter)
     exporter.set_defaults(func=cmd_exporter)

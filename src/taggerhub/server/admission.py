@@ -14,6 +14,7 @@ within ``server.handshake_timeout_s``.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import selectors
 import socket
 import ssl
@@ -27,10 +28,15 @@ from typing import Any
 
 from Pyro5 import errors, protocol
 
-from ..config import Settings
+from ..config import ConfigError, Settings
 from ..errors import RefusalReason
 
 HANDSHAKE_MAX_BYTES = 64 * 1024
+# A pending socket is not dropped for its source's cap in its first second: 40 clients of one host
+# connecting at once (some not yet scheduled to send their first bytes) must not push each other out.
+# Past it, a source's silent sockets go first, oldest first. The total cap still holds at all times.
+GRACE_S = 1.0
+HEARD_GRACE_S = 5.0  # one that has sent bytes is at work (slowly, on a loaded host): it gets longer
 PYRO_HEADER = struct.Struct("!4sHBBHHII16sHH")  # Pyro5's message header (40 bytes)
 
 
@@ -43,6 +49,7 @@ class Pending:
     started: float
     tls_done: bool
     heard: bool = False  # any byte arrived: a client at work, dropped only after the silent ones
+    trusted: bool = False  # from limits.trusted_networks: dropped only after everyone else's
     data: bytearray = field(default_factory=bytearray)
 
     @property
@@ -62,6 +69,8 @@ class HandshakeStage:
         self.timeout_s = settings.server.handshake_timeout_s or 3600.0
         self.max_total = max(1, settings.limits.pending_handshakes)
         self.max_per_source = max(1, settings.limits.pending_per_source)
+        self.max_per_trusted_source = max(self.max_per_source, settings.limits.pending_per_trusted_source)
+        self.trusted = parse_networks(settings.limits.trusted_networks)
         self.tls_context = tls_context
         self.selector = selector
         self.ready = ready
@@ -76,24 +85,48 @@ class HandshakeStage:
     def add(self, raw: socket.socket, address: Any) -> None:
         """Take a freshly accepted socket; make room by dropping the oldest pending ones if needed."""
         raw.setblocking(False)
+        heard = _has_bytes(raw)  # a client's first flight already in: not one of the silent ones
         sock: socket.socket = raw
         if self.tls_context is not None:
             sock = self.tls_context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-        pending = Pending(sock, address, time.monotonic(), tls_done=self.tls_context is None)
-        if self._per_source.get(pending.source, 0) >= self.max_per_source:
-            same = [p for p in self._pending.values() if p.source == pending.source]
-            oldest = next((p for p in same if not p.heard), same[0])  # the oldest silent one first
-            self._drop(oldest, RefusalReason.crowded,
-                       f"oldest pending handshake from {pending.source} dropped (limits.pending_per_source="
-                       f"{self.max_per_source})")
+        pending = Pending(sock, address, time.monotonic(), tls_done=self.tls_context is None, heard=heard)
+        pending.trusted = self._is_trusted(pending.source)
+        if self._per_source.get(pending.source, 0) >= self._cap(pending.trusted):
+            self._trim(pending.source, pending.trusted, excess=1, now=pending.started)
         if len(self._pending) >= self.max_total:
-            self._drop(next((p for p in self._pending.values() if not p.heard), next(iter(self._pending.values()))),
-                       RefusalReason.crowded,
+            self._drop(self._first_to_drop(), RefusalReason.crowded,
                        f"oldest pending handshake dropped (limits.pending_handshakes={self.max_total})")
         self._pending[id(pending)] = pending
         self._per_source[pending.source] = self._per_source.get(pending.source, 0) + 1
         self.selector.register(sock, selectors.EVENT_READ, pending)
         self.progress(pending, heard=False)
+
+    def _cap(self, trusted: bool) -> int:
+        return self.max_per_trusted_source if trusted else self.max_per_source
+
+    def _trim(self, source: str, trusted: bool, excess: int, now: float) -> None:
+        """Drop up to ``excess`` of ``source``'s pending sockets past their grace: silent ones, oldest first."""
+        older = [p for p in self._pending.values() if p.source == source and p.started < now - GRACE_S]
+        for p in older:
+            p.heard = p.heard or _has_bytes(p.sock)  # bytes the selector has not reported yet count too
+        stale = [p for p in older if not p.heard or p.started < now - HEARD_GRACE_S]
+        name = "pending_per_trusted_source" if trusted else "pending_per_source"
+        for p in sorted(stale, key=lambda p: (p.heard, p.started))[:excess]:
+            self._drop(p, RefusalReason.crowded,
+                       f"oldest pending handshake from {source} dropped (limits.{name}={self._cap(trusted)})")
+
+    def _is_trusted(self, source: str) -> bool:
+        if not self.trusted:
+            return False
+        try:
+            address = ipaddress.ip_address(source.split("%")[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    def _first_to_drop(self) -> Pending:
+        """Untrusted before trusted, silent before heard, oldest first."""
+        return min(self._pending.values(), key=lambda p: (p.trusted, p.heard, p.started))
 
     def progress(self, pending: Pending, heard: bool = True) -> None:
         """Advance one pending socket as far as it goes without blocking (``heard``: it had an event)."""
@@ -180,8 +213,13 @@ class HandshakeStage:
             pending.sock.close()
 
     def expire(self) -> None:
-        """Drop pending sockets older than the handshake timeout (oldest first, so stop at the first young one)."""
-        limit = time.monotonic() - self.timeout_s
+        """Drop pending sockets past the handshake timeout, and each source's excess once past its grace."""
+        now = time.monotonic()
+        for source, count in list(self._per_source.items()):
+            trusted = self._is_trusted(source)
+            if count > self._cap(trusted):
+                self._trim(source, trusted, count - self._cap(trusted), now)
+        limit = now - self.timeout_s
         while self._pending:
             oldest = next(iter(self._pending.values()))
             if oldest.started > limit:
@@ -194,6 +232,27 @@ class HandshakeStage:
             self._forget(pending)
             with contextlib.suppress(OSError):
                 pending.sock.close()
+
+
+def parse_networks(entries: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``limits.trusted_networks`` as networks, naming a bad entry."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"limits.trusted_networks: {entry!r} is not a network (like 10.13.13.0/24)") from None
+    return networks
+
+
+def _has_bytes(sock: socket.socket) -> bool:
+    """Whether bytes wait in the kernel (a peek on the descriptor, under TLS too; they stay for the reader)."""
+    try:
+        return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True  # reset already: progress() drops it with the error
 
 
 class ReceiveBudget:

@@ -95,7 +95,7 @@ class Hub:
     def _admit(self, conn: Any, handshake: Any, address: str) -> Admission:
         """Who this connection is; refuse (counted, audited, logged) before any object is reachable."""
         try:
-            return self.access.admit(handshake, address, _peer_cert(conn))
+            return self.access.admit(handshake, address, _peer_cert(conn), getattr(conn, "admins_only", False))
         except HandshakeRefused as exc:
             self.stats.record_refused(exc.reason)
             self.access.audit.write("refused", address=address, reason=exc.reason, error=str(exc))

@@ -120,13 +120,21 @@ class LibraryCalls:
         device = self.calls.adapter_for(tagger, session, (ObjectKind.library, "experiment", False))
         if device._kind != ObjectKind.tagger:
             raise TypeError(f"experiment() needs a tagger as second argument, got a {type(device).__name__}")
+        user, role = self.calls.quota_user(session), self.access.role_now(session)
+        self.access.quotas.check_objects(user, role)  # an experiment is an object: before its measurements run
         try:
             instance = cls(self.backend, device._obj, **params)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"experiment {name!r}: {exc}") from None
         guard = experiment_serving.ExperimentGuard(str(name), instance)
         adapter = experiment_serving.adapter_class(cls)(guard, self.calls, ObjectKind.experiment, device)
-        return self.table.add(adapter, session, parent=device)
+        try:
+            self.access.quotas.book(id(adapter), user, role, 0)
+            return self.table.add(adapter, session, parent=device)
+        except BaseException:
+            self.access.quotas.release(id(adapter))
+            guard.taggerhub_close()  # stop the measurements the plugin made
+            raise
 
     def experiments(self, session: Session) -> dict[str, Any]:
         """List the experiment plugins this server offers: name, summary and parameters of each."""
@@ -162,6 +170,7 @@ class LibraryCalls:
             used = quotas.usage(self.calls.quota_user(s))
             row["usage"] = {
                 "objects": used.objects, "max_objects": quotas.limit(s.user, role, "max_objects"),
+                "measurements": used.measurements, "max_measurements": quotas.limit(s.user, role, "max_measurements"),
                 "measurement_bytes": used.measurement_bytes,
                 "max_measurement_bytes": quotas.limit(s.user, role, "measurement_bytes"),
                 "server_measurement_bytes": quotas.total_bytes,

@@ -85,6 +85,7 @@ class GuardedConnection(FastConnection):
         super().__init__(sock)
         self.handshake_budget: int | None = HANDSHAKE_MAX_BYTES
         self.handshake_decided = False  # set by the daemon once the hub admitted or refused the client
+        self.admins_only = False  # it got one of the workers kept for admins (limits.admin_connections)
         self._header_next = False
         self.budget = budget
         self.reserved = 0  # bytes of large request frames booked against the budget until the request is done
@@ -244,7 +245,12 @@ class HubSocketServer(SocketServer_Threadpool):
     def _start_worker(self, sock: socket.socket, address: Any, prefix: bytes) -> None:
         """A connection whose connect frame is in: hand it to a worker, or refuse it."""
         try:
-            self.pool.process(HubConnectionJob(sock, address, self.daemon, self, prefix))
+            job = HubConnectionJob(sock, address, self.daemon, self, prefix)
+            # The last limits.admin_connections workers take admins only (the hub refuses anyone else).
+            reserve = self.settings.limits.admin_connections
+            job.csock.admins_only = bool(reserve) and (
+                len(getattr(self.pool, "busy", ())) >= self.settings.server.max_connections - reserve)
+            self.pool.process(job)
             return
         except NoFreeWorkersError:
             self.refused(RefusalReason.busy, address, "no free worker (server.max_connections reached)")

@@ -30,18 +30,20 @@ from .reader import Reading, ReadingSource, ServerReader
 class TaggerhubCollector(Collector):
     """Collects one reading per scrape from ``source`` (default: a :class:`ServerReader` on ``settings``)."""
 
-    def __init__(self, settings: ExporterSettings | None = None, *, source: ReadingSource | None = None):
+    def __init__(self, settings: ExporterSettings | None = None, *, source: ReadingSource | None = None,
+                 show_users: bool = True):
         if source is None:
             if settings is None:
                 raise TypeError("TaggerhubCollector needs settings (to read a server) or a source")
             source = ServerReader(settings)
         self.source = source
+        self.show_users = show_users  # False: sessions as one total, no user names or roles
 
     def describe(self) -> Iterable[Metric]:
         return []  # no remote calls at registration
 
     def collect(self) -> Iterator[Metric]:
-        yield from families(self.source.read())
+        yield from families(self.source.read(), show_users=self.show_users)
 
     def close(self) -> None:
         """Close the source: the reader ends its session, so the server frees our Countrates."""
@@ -72,8 +74,11 @@ class RecordedSource:
         pass
 
 
-def families(reading: Reading) -> Iterator[Metric]:
+def families(reading: Reading, *, show_users: bool = True) -> Iterator[Metric]:
     """Turn one reading into metric families: a pure function, so fixtures test it without a server.
+
+    With ``show_users`` off, ``taggerhub_client_sessions`` is one unlabelled total: who is
+    connected, and with which role, is only for scrapers allowed to see it (docs/monitoring.md).
 
     Names follow the Prometheus conventions: ``taggerhub_`` prefix, base units in the
     name (``_seconds``, ``_hertz``), counters exposed with ``_total``.
@@ -113,10 +118,21 @@ def families(reading: Reading) -> Iterator[Metric]:
             yield overflows
     if m is None:
         return
-    yield from _server_families(m, reading)
+    yield from _server_families(m, reading, show_users)
 
 
-def _server_families(m: dict[str, Any], reading: Reading) -> Iterator[Metric]:
+def _sessions(m: dict[str, Any], show_users: bool) -> Metric:
+    if not show_users:
+        return GaugeMetricFamily("taggerhub_client_sessions", "Connected client sessions (all users together).",
+                                 value=sum(n for _user, _role, n in m.get("sessions", [])))
+    sessions = GaugeMetricFamily("taggerhub_client_sessions", "Connected client sessions by user and role.",
+                                 labels=["user", "role"])
+    for user, role, n in m.get("sessions", []):
+        sessions.add_metric([str(user), str(role)], n)
+    return sessions
+
+
+def _server_families(m: dict[str, Any], reading: Reading, show_users: bool) -> Iterator[Metric]:
     status, rpc = m["status"], m["rpc"]
     info = InfoMetricFamily("taggerhub_tagger", "The open tagger: serial, model, backend and library version.",
                             labels=["serial", "model", "backend", "library_version", "server_version"])
@@ -127,11 +143,7 @@ def _server_families(m: dict[str, Any], reading: Reading) -> Iterator[Metric]:
         })
     yield info
 
-    sessions = GaugeMetricFamily("taggerhub_client_sessions", "Connected client sessions by user and role.",
-                                 labels=["user", "role"])
-    for user, role, n in m.get("sessions", []):
-        sessions.add_metric([str(user), str(role)], n)
-    yield sessions
+    yield _sessions(m, show_users)
 
     objects = GaugeMetricFamily("taggerhub_server_objects", "Live server-side objects by type.", labels=["type"])
     for type_name, n in sorted(m.get("objects", {}).items()):
