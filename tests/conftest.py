@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, stop_process, wait_for_port
+from taggerhub import pyfix
 from taggerhub.testing import ServerContext
+
+pyfix.serialize_ast_parse()  # pytest's reports and in-process servers' worker threads both parse source
 
 
 class ServerProcess:

@@ -81,6 +81,9 @@ def render(tmp_path: Path, templates: list[str], **variables: object) -> None:
         "tasks": [{"name": "Render each template.", "loop": templates, "ansible.builtin.template": {
             "src": f"{ROLE}/templates/{{{{ item }}}}.j2", "dest": f"{tmp_path}/{{{{ item }}}}", "mode": "0644"}}],
     }]))
+    # The exporter scraper's credential, which the role's config.yml makes once on the controller (beside the play).
+    (tmp_path / "tokens").mkdir(exist_ok=True)
+    (tmp_path / "tokens" / "scraper-prometheus.token").write_text("prometheus." + "ab" * 32)
     # Extra vars: above the defaults, which the play loads as vars_files.
     (tmp_path / "extra.json").write_text(json.dumps(variables))
     result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-e", f"@{tmp_path}/extra.json",

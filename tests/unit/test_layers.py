@@ -13,7 +13,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "taggerhub"
 RANK = {
-    "config": 0, "errors": 0, "logs": 0, "__init__": 0,
+    "config": 0, "errors": 0, "logs": 0, "pyfix": 0, "__init__": 0,
     "wire": 1, "sim": 1,
     "backend": 2,
     "access": 3, "experiments": 3,

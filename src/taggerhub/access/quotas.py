@@ -139,6 +139,18 @@ class Quotas:
             found = self._usage.get(user, Usage())
             return dataclasses.replace(found)
 
+    def usage_row(self, quota_user: str, user: str, role: str) -> dict[str, int]:
+        """What ``quota_user`` holds beside ``user``'s limits (0: none), as hub_sessions shows it."""
+        used = self.usage(quota_user)
+        return {
+            "objects": used.objects, "max_objects": self.limit(user, role, "max_objects"),
+            "measurements": used.measurements, "max_measurements": self.limit(user, role, "max_measurements"),
+            "measurement_bytes": used.measurement_bytes,
+            "max_measurement_bytes": self.limit(user, role, "measurement_bytes"),
+            "server_measurement_bytes": self.total_bytes,
+            "memory_budget_bytes": self.defaults.memory_budget_bytes,
+        }
+
     def check_measurement(self, user: str, role: str, class_name: str, cls: Any, args: tuple,
                           kwargs: dict) -> int:
         """Raise AccessDenied naming the limit if this measurement is too big or too fine; return its bytes."""

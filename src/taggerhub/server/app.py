@@ -14,6 +14,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .. import pyfix
 from ..access import tls
 from ..config import Settings
 from . import listener
@@ -32,6 +33,7 @@ def advertised_address(settings: Settings) -> dict[str, Any]:
 
 def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[Hub, HubDaemon]:
     """Create the hub and its daemon, listening as the settings say."""
+    pyfix.serialize_ast_parse()  # worker threads format tracebacks concurrently
     listener.check_exposure(settings)
     tls_context = tls.server_context(settings.tls) if settings.tls.enabled else None
     configure_pyro(settings)

@@ -167,15 +167,7 @@ class LibraryCalls:
         for s in self.sessions.all():
             row = s.describe(self.table.owned_count(s))
             row["role"] = role = self.access.role_now(s)
-            used = quotas.usage(self.calls.quota_user(s))
-            row["usage"] = {
-                "objects": used.objects, "max_objects": quotas.limit(s.user, role, "max_objects"),
-                "measurements": used.measurements, "max_measurements": quotas.limit(s.user, role, "max_measurements"),
-                "measurement_bytes": used.measurement_bytes,
-                "max_measurement_bytes": quotas.limit(s.user, role, "measurement_bytes"),
-                "server_measurement_bytes": quotas.total_bytes,
-                "memory_budget_bytes": quotas.defaults.memory_budget_bytes,
-            }
+            row["usage"] = quotas.usage_row(self.calls.quota_user(s), s.user, role)
             row["lease"] = holder is not None and holder.session_id == s.id
             row["you"] = s is session
             rows.append(row)
