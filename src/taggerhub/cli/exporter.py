@@ -12,11 +12,9 @@ _DEFAULTS = ExporterSettings()
 
 def cmd_exporter(args: argparse.Namespace) -> int:
     """Serve /metrics until SIGTERM/SIGINT."""
-    import signal
-    import threading
-
     from ..lab.exporter import parse_channels, run
     from ..logs import setup_logging
+    from ._signals import stop_on_signals
 
     settings = load_settings(args.config, overrides={"exporter": {
         "listen": args.listen, "server": args.server, "token": args.token,
@@ -24,10 +22,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         "channels": parse_channels(args.channels) if args.channels is not None else None,
     }})
     setup_logging(args.log_level)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return run(settings.exporter, stop)
+    return run(settings.exporter, stop_on_signals())
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -17,7 +17,6 @@ import contextlib
 import selectors
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -29,9 +28,10 @@ from Pyro5 import errors, protocol
 
 from ..config import Settings
 from ..errors import RefusalReason
+from ..wire.pyro_compat import HEADER as PYRO_HEADER
+from ..wire.pyro_compat import MAGIC_NUMBER
 
 HANDSHAKE_MAX_BYTES = 64 * 1024
-PYRO_HEADER = struct.Struct("!4sHBBHHII16sHH")  # Pyro5's message header (40 bytes)
 
 
 @dataclass(eq=False)
@@ -146,7 +146,7 @@ class HandshakeStage:
         if len(data) < PYRO_HEADER.size:
             return False
         tag, version, msg_type, _, _, _, data_size, ann_size, _, _, magic = PYRO_HEADER.unpack_from(data)
-        if tag != b"PYRO" or version != protocol.PROTOCOL_VERSION or magic != protocol._magic_number:
+        if tag != b"PYRO" or version != protocol.PROTOCOL_VERSION or magic != MAGIC_NUMBER:
             raise _BadFrame("not a Pyro5 handshake (bad tag, version or magic)")
         if msg_type != protocol.MSG_CONNECT:
             raise _BadFrame(f"expected a Pyro5 connect message, got type {msg_type}")

@@ -105,9 +105,8 @@ class LibraryCalls:
         for its creator and admins. It is freed with the tagger or when no client uses it any more.
         """
         cls = self.catalog.get(str(name))
-        device = self.calls.adapter_for(tagger, session, (ObjectKind.library, "experiment", False))
-        if device._kind != ObjectKind.tagger:
-            raise TypeError(f"experiment() needs a tagger as second argument, got a {type(device).__name__}")
+        device = self.calls.tagger_for(tagger, session, (ObjectKind.library, "experiment", False),
+                                       " as second argument")
         try:
             instance = cls(self.backend, device._obj, **params)
         except (TypeError, ValueError) as exc:
