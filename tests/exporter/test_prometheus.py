@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,8 +26,7 @@ import yaml
 from helpers import REPO, free_port, poisson_lab, stop_process, wait_for_port, wait_until
 from taggerhub import client
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the Debian package prometheus")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.needs("prometheus")]
 
 MONITORING = REPO / "monitoring"
 TEST_SIGNAL_HZ = 800e3  # Time Tagger Ultra test signal: 403.2 MHz / 504
