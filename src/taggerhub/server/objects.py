@@ -148,6 +148,8 @@ class ObjectTable:
         if entry is None:
             return 0
         freed = sum(self._free_tree(child) for child in list(entry.children))
+        if object_id not in self._entries:  # unused, it was collected with its last child
+            return freed
         entry.children.clear()
         entry.users.clear()
         return freed + self._free_one(object_id)
