@@ -8,9 +8,7 @@ serves backend objects it returns, and counts, times, logs and audits the call.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,9 +65,7 @@ def throttle_session(access: Access, sessions: SessionRegistry, session: Session
                                                     f"limits.denied_per_s={limits.denied_per_s:g}")
     log.warning("session closed: too many denied calls", extra={
         "user": session.user, "session": session.id, "client": session.address, "denied": session.denied})
-    for conn in sessions.connections_of(session.id):
-        with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
-            socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+    sessions.disconnect(session.id)
     return True
 
 

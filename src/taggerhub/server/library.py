@@ -8,10 +8,8 @@ docstring are what clients see.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
-import socket
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -161,14 +159,11 @@ class LibraryCalls:
 
     def end_session(self, session: Session, session_id: str) -> int:
         """Disconnect every connection of session ``session_id`` (admin); what only it used is freed."""
-        conns = self.sessions.connections_of(session_id)
-        if not conns:
+        ended = self.sessions.disconnect(session_id)
+        if not ended:
             raise LookupError(f"no session {session_id!r} (see hub_sessions())")
-        for conn in conns:
-            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
-                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
         log.warning("session ended by admin", extra={"session": session_id, "by": session.user})
-        return len(conns)
+        return ended
 
     # -- status for operators and the exporter -------------------------------------
     def enum_definitions(self, session: Session) -> dict:
