@@ -43,9 +43,9 @@ class TaggerRow:
 
 def probe(uri: str, token: str | None, tls_ca: str | None) -> dict[str, Any]:
     """A server's status and connected users; {"error": ...} when it does not answer or refuses us."""
-    host, port = addresses.parse_host_port(uri.split("@", 1)[1], "name-server entry URI")
     token = client_env.token(token)
     try:
+        host, port = addresses.parse_host_port(uri.partition("@")[2], "name-server entry URI")
         proxy = createProxy(host=host, port=port, token=token, tls_ca=tls_ca)
         try:
             metrics = proxy.hub_metrics()
