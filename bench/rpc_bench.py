@@ -74,9 +74,9 @@ def library(kind: str, port: int):
 def object_proxy(kind: str, uri: str):
     if kind == "taggerhub":
         from taggerhub import client
-        from taggerhub.wire import transport
+        from taggerhub.wire import codecs
 
-        transport.install()
+        codecs.install()
         return client.Proxy(uri)
     from Pyro5.api import Proxy
     from TimeTaggerRPC import helper

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, stop_process, wait_for_port
+from helpers import free_port, require_commands, stop_process, wait_for_port
 from taggerhub import pyfix
 from taggerhub.testing import ServerContext
 
@@ -75,12 +75,24 @@ def start_hub() -> Iterator:
         context.stop()
 
 
+@pytest.fixture
+def hub(start_hub) -> ServerContext:
+    """One simulator server on the wall clock, in this process: for tests about what it serves, not its process."""
+    return start_hub()
+
+
 # Which tests need the whole system around them (a Docker engine, Ansible, network namespaces, a real
 # Prometheus, sshd, WireGuard, systemd tools): `-m "not system"` is the fast run.
 SYSTEM = ("docker/", "deploy/", "access/", "discovery/test_role_discovery.py",
           "discovery/test_compose_discovery.py", "discovery/test_nameserver_service.py", "exporter/test_prometheus.py")
 UNIT = ("unit/", "sim/", "wire/", "client/")
 TESTS = Path(__file__).resolve().parent
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.needs("cmd", ...)``: the test fails (never skips) when a command it drives is missing."""
+    for mark in item.iter_markers("needs"):
+        require_commands(*mark.args)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,6 +6,7 @@ A plain module (``pythonpath = ["tests"]`` in pyproject.toml), so tests import i
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import time
@@ -13,9 +14,38 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def require_commands(*names: str) -> None:
+    """Fail, never skip, when a command a test drives is missing: a broken setup must not pass quietly.
+
+    ``bash .ci/run`` installs every one of them (README, "Tests").
+    """
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: this test drives it for real (`bash .ci/run` installs it)",
+                    pytrace=False)
+
+
+def require_docker() -> None:
+    """Fail unless a Docker engine answers (``bash .ci/run`` starts one)."""
+    require_commands("docker")
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
+    if info.returncode != 0:
+        pytest.fail(f"no Docker engine answers (`bash .ci/run` starts one): {info.stderr.strip()[-300:]}",
+                    pytrace=False)
+
+
+def require_files(*paths: Path) -> None:
+    """Fail when files a test reads are missing (they are part of the checkout, or made by ``.ci/run``)."""
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}", pytrace=False)
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ def test_status_exits_1_with_a_one_line_message_when_nothing_listens():
     assert "Traceback" not in result.stderr
 
 
-def test_status_exits_0_and_reports_the_backend_when_the_server_answers(server):
-    result = run_status("--host", "127.0.0.1", "--port", str(server.port), "--json")
+def test_status_exits_0_and_reports_the_backend_when_the_server_answers(hub):
+    result = run_status("--host", "127.0.0.1", "--port", str(hub.port), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["backend"] == "simulator"

@@ -54,7 +54,7 @@ def _access(tmp_path: Path, enabled: bool) -> Access:
     store = UserStore(settings.auth.users_file)
     store.add("otto", "operator")
     store.add("olga", "operator")
-    return Access(settings, store)
+    return Access(settings.auth, settings.limits, store)
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["auth on", "auth off"])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from Pyro5 import errors, serializers
 
-from taggerhub.wire import transport
+from taggerhub.wire import codecs
 
-transport.install()  # not server=True: that would refuse marshal for every test in this process
+codecs.install()  # not server=True: that would refuse marshal for every test in this process
 
 ARRAYS = [
     np.arange(10, dtype=np.int32),
@@ -23,7 +23,7 @@ ARRAYS = [
 
 
 def join(frame):
-    return b"".join(bytes(memoryview(p)) for p in frame.parts) if isinstance(frame, transport.Gather) else frame
+    return b"".join(bytes(memoryview(p)) for p in frame.parts) if isinstance(frame, codecs.Gather) else frame
 
 
 @pytest.mark.parametrize("name", ["taggerhub", "msgpack", "serpent", "json"])
@@ -40,7 +40,7 @@ def test_large_taggerhub_frames_are_vectored_and_decode_writable():
     serializer = serializers.serializers["taggerhub"]
     big = np.arange(1_000_000, dtype=np.int64)
     frame = serializer.dumps([big, "after"])
-    assert isinstance(frame, transport.Gather)
+    assert isinstance(frame, codecs.Gather)
     received = np.frombuffer(join(frame), dtype=np.uint8).copy()  # as FastConnection receives it
     decoded, tail = serializer.loads(received)
     assert tail == "after"
@@ -65,6 +65,6 @@ def test_truncated_or_lying_frames_are_refused():
 
 
 def test_marshal_is_refused_on_the_server():
-    refused = transport.RefusedSerializer()
+    refused = codecs.RefusedSerializer()
     with pytest.raises(errors.SecurityError, match="refused"):
         refused.loadsCall(marshal.dumps(("obj", "getSerial", (), {})))

@@ -291,6 +291,13 @@ def env_name(section: str, key: str) -> str:
     return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
 
 
+def settings_file(path: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None) -> str | os.PathLike[str] | None:
+    """The settings file to read: ``path`` as given, else ``$TAGGERHUB_CONFIG``, else None."""
+    env = os.environ if env is None else env
+    return path or env.get(ENV_PREFIX + "CONFIG") or None
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -314,7 +321,7 @@ def trace_settings(
     settings = Settings()
     sources: dict[str, str] = {}
     env = os.environ if env is None else env
-    path = path or env.get(ENV_PREFIX + "CONFIG") or None
+    path = settings_file(path, env)
     if path:
         try:
             data = tomllib.loads(Path(path).read_text())

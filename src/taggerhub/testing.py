@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,7 +81,11 @@ class ServerContext:
         self.stop()
 
     def stop(self) -> int:
-        """Stop as ``taggerhub serve`` does on SIGTERM: end the loop, free every object; return how many."""
+        """Stop as ``taggerhub serve`` does on SIGTERM: end the loop, free every object; return how many.
+
+        Clients' connections are closed too, as the end of a server process closes them: Pyro5's
+        worker threads serve an open connection until it closes, and would outlive the server.
+        """
         if self.hub is None or self.daemon is None or self._stopping.is_set():
             return 0
         self._stopping.set()
@@ -88,6 +93,10 @@ class ServerContext:
         if self._thread is not None:
             self._thread.join(10)
         freed = self.hub.free_everything()
+        self.hub.sessions.disconnect()
+        deadline = time.monotonic() + 5.0
+        while self.hub.sessions.connections_of() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the workers run their disconnect (logged, audited) and end
         self.hub.access.audit.close()
         logging.getLogger("taggerhub").removeHandler(self._events)
         return freed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import stat
 import subprocess
 import sys
@@ -40,7 +39,7 @@ def vpn_dir(tmp_path) -> vpn.VpnDir:
 
 
 # -- keys -----------------------------------------------------------------------------
-@pytest.mark.skipif(shutil.which("wg") is None, reason="no wg (.ci/run installs wireguard-tools)")
+@pytest.mark.needs("wg")
 def test_generated_keys_match_what_wg_pubkey_derives():
     for _ in range(3):
         keys = vpn.generate_keypair()

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from labpcs import VENV_BIN, LabPCs, changed_tasks, docker_works, native_simulator_vars, playbook, run, wheelhouse
+from labpcs import VENV_BIN, LabPCs, changed_tasks, native_simulator_vars, playbook, run, wheelhouse
 
 import helpers
 
@@ -44,8 +44,7 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    if not docker_works():
-        pytest.skip("no Docker engine")
+    helpers.require_docker()
     tmp = tmp_path_factory.mktemp("labmon")
     wheels = wheelhouse(tmp_path_factory)
     run("docker", "network", "create", "--label", "org.taggerhub.test=labmon", PREFIX)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import helpers
+
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE = REPO / "ansible"
 ROLE = ANSIBLE / "roles" / "taggerhub"
 VENV_BIN = Path(sys.executable).parent
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (VENV_BIN / "ansible-playbook").exists(), reason="no ansible-playbook")]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _ansible_playbook() -> None:
+    helpers.require_files(VENV_BIN / "ansible-playbook")  # installed with '.[test]'
 
 
 def render_on_monitor(tmp_path: Path, hosts: dict[str, dict], group_vars: dict | None = None,
@@ -68,7 +73,7 @@ def test_targets_name_every_exporting_pc_by_inventory_name_with_lab_and_own_labe
     ]
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool (Debian package prometheus)")
+@pytest.mark.needs("promtool")
 def test_rendered_prometheus_config_passes_promtool_with_the_targets_file(tmp_path: Path) -> None:
     out = render_on_monitor(tmp_path, {"monitor": {}}, taggerhub_monitoring_scrape_interval="5s",
                             taggerhub_monitoring_scrape_timeout="4s")

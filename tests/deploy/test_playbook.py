@@ -5,8 +5,8 @@ systemd runs as PID 1 and the role installs and starts taggerhub. `pc-open` and 
 run native mode from a wheelhouse built from this checkout; `pc-open` lets the Docker bridge
 network reach the RPC port, `pc-closed` allows only a documentation network, so its firewall
 must drop the host's connection while the server still answers on its own loopback.
-`pc-docker` (when the checkout has the container image's Dockerfile and compose files) runs
-Docker mode on a nested Docker engine, with the image loaded from an offline bundle.
+`pc-docker` runs Docker mode on a nested Docker engine, with the image loaded from an offline
+bundle. Auth, TLS and the exporter are on everywhere, as a real lab runs them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,15 +25,15 @@ import pytest
 from labpcs import (
     BASE_IMAGE,
     REPO,
-    VENV_BIN,
     LabPCs,
     changed_tasks,
-    docker_works,
     native_simulator_vars,
     playbook,
     run,
     wheelhouse,
 )
+
+import helpers
 
 PREFIX = f"deploy-{os.getpid()}"
 CLI_PLUGINS = Path("/usr/libexec/docker/cli-plugins")
@@ -40,10 +41,10 @@ CLI_PLUGINS = Path("/usr/libexec/docker/cli-plugins")
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(540)]
 
 
-def docker_mode_possible() -> bool:
-    """Docker mode needs the container branch's files here and a compose plugin to lend the PC."""
+def require_docker_mode() -> None:
+    """Docker mode needs the image's files and a compose plugin to lend the PC: missing ones fail."""
     needed = ("Dockerfile", "compose.yaml", "compose.hardware.yaml", "scripts/make-offline-bundle.sh")
-    return all((REPO / f).exists() for f in needed) and (CLI_PLUGINS / "docker-compose").exists()
+    helpers.require_files(*(REPO / f for f in needed), CLI_PLUGINS / "docker-compose")
 
 
 def make_bundle(tmp: Path, image: str) -> Path:
@@ -58,64 +59,43 @@ def make_bundle(tmp: Path, image: str) -> Path:
     return bundle
 
 
-def exporter_speaks_tls() -> bool:
-    """Whether [exporter] has a setting for the lab CA (needed to reach a server with TLS on)."""
-    from dataclasses import fields
-
-    from taggerhub.config import ExporterSettings
-
-    return any(f.name.startswith("tls") or f.name.endswith("ca_file") for f in fields(ExporterSettings))
-
-
-def has_command(*args: str) -> bool:
-    """Whether this checkout's taggerhub has a subcommand (branches merge at different times)."""
-    return run(str(VENV_BIN / "taggerhub"), *args, "--help", check=False, timeout=60).returncode == 0
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    if not docker_works():
-        pytest.skip("no Docker engine")
+    helpers.require_docker()
+    require_docker_mode()
     tmp = tmp_path_factory.mktemp("deploy")
     wheels = wheelhouse(tmp_path_factory)
     pcs = LabPCs(PREFIX)
-    docker_mode = docker_mode_possible()
     try:
         image = pcs.build_image("labpc")
         for host in ("pc-open", "pc-closed"):
             pcs.boot(host, image, "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:ro")
-        docker_vars: dict = {}
-        if docker_mode:
-            taggerhub_image = f"taggerhub:{PREFIX}"
-            bundle = make_bundle(tmp, taggerhub_image)
-            # Only the bundle carries the image to the PC: the builder's copy is not needed.
-            run("docker", "image", "rm", taggerhub_image, check=False)
-            # The nested engine makes cgroups of its own, stores images on a volume (overlay2
-            # cannot sit on the container's overlay root) and enters its containers' namespaces
-            # for health checks (SYS_PTRACE); the compose plugin comes from here.
-            pcs.boot("pc-docker", pcs.build_image("labpc-docker"), "--cap-add", "SYS_PTRACE",
-                      "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--mount", "type=volume,dst=/var/lib/docker",
-                      "--volume", f"{CLI_PLUGINS}:{CLI_PLUGINS}:ro")
-            docker_vars = {
-                "taggerhub_mode": "docker",
-                "taggerhub_docker_install": False,  # the PC has Debian's engine; no registry here
-                "taggerhub_image": taggerhub_image,
-                "taggerhub_image_source": "bundle",
-                "taggerhub_bundle_file": str(bundle),
-                "taggerhub_compose_src_dir": str(REPO),
-            }
+        taggerhub_image = f"taggerhub:{PREFIX}"
+        bundle = make_bundle(tmp, taggerhub_image)
+        # Only the bundle carries the image to the PC: the builder's copy is not needed.
+        run("docker", "image", "rm", taggerhub_image, check=False)
+        # The nested engine makes cgroups of its own, stores images on a volume (overlay2
+        # cannot sit on the container's overlay root) and enters its containers' namespaces
+        # for health checks (SYS_PTRACE); the compose plugin comes from here.
+        pcs.boot("pc-docker", pcs.build_image("labpc-docker"), "--cap-add", "SYS_PTRACE",
+                  "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--mount", "type=volume,dst=/var/lib/docker",
+                  "--volume", f"{CLI_PLUGINS}:{CLI_PLUGINS}:ro")
+        docker_vars = {
+            "taggerhub_mode": "docker",
+            "taggerhub_docker_install": False,  # the PC has Debian's engine; no registry here
+            "taggerhub_image": taggerhub_image,
+            "taggerhub_image_source": "bundle",
+            "taggerhub_bundle_file": str(bundle),
+            "taggerhub_compose_src_dir": str(REPO),
+        }
         bridge = json.loads(run("docker", "network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Subnet"]
-        exporter = has_command("exporter")
-        secure = has_command("user") and has_command("certs")
         inventory = {"taggerhub": {
             "vars": {
                 **native_simulator_vars(wheels),
-                # Auth and TLS need the access-management CLI; without it in this checkout the
-                # servers run insecure, reachable only from the firewall's allowed networks.
-                "taggerhub_auth_enabled": secure,
-                "taggerhub_tls_enabled": secure,
-                "taggerhub_insecure": not secure,
-                "taggerhub_exporter_enabled": exporter,
+                "taggerhub_auth_enabled": True,
+                "taggerhub_tls_enabled": True,
+                "taggerhub_insecure": False,
+                "taggerhub_exporter_enabled": True,
                 "taggerhub_tokens_local_dir": str(tmp / "tokens"),
             },
             "hosts": {
@@ -124,14 +104,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                     "taggerhub_listen_host": pcs.ips[host],
                     "taggerhub_allowed_networks": [bridge] if host != "pc-closed" else ["192.0.2.0/24"],
                     # The live lab page, over HTTPS with the server's certificate (TLS is on).
-                    "taggerhub_web_enabled": secure and host != "pc-closed",
+                    "taggerhub_web_enabled": host != "pc-closed",
                     **(docker_vars if host == "pc-docker" else {}),
                 } for host in pcs.names
             },
         }}
         inventory_file = tmp / "inventory.yml"
         inventory_file.write_text(json.dumps(inventory, indent=2))  # JSON is YAML
-        yield {"pcs": pcs, "inventory": inventory_file, "exporter": exporter, "secure": secure, "tmp": tmp}
+        yield {"pcs": pcs, "inventory": inventory_file, "tmp": tmp}
     finally:
         pcs.remove()
 
@@ -169,9 +149,7 @@ def converged(deployment: dict) -> dict:
 
 
 def credentials(converged: dict, host: str) -> dict[str, str]:
-    """Token and lab CA for a PC when auth and TLS are on: the token the role saved, the CA from the PC."""
-    if not converged["secure"]:
-        return {}
+    """Token and lab CA for a PC (auth and TLS are on): the token the role saved, the CA from the PC."""
     ca = converged["tmp"] / f"{host}-ca.pem"
     ca.write_text(converged["pcs"].exec(host, "cat", "/etc/taggerhub/tls/ca.pem").stdout)
     token = (converged["tmp"] / "tokens" / "admin.token").read_text().strip()  # lab-wide
@@ -188,8 +166,6 @@ def test_first_run_converges_and_changes_things(converged: dict) -> None:
 def test_rpc_server_answers_from_the_allowed_network(converged: dict, host: str) -> None:
     from taggerhub import client
 
-    if host not in converged["pcs"].ips:
-        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
     ip = converged["pcs"].ips[host]
     deadline = time.monotonic() + 30
     while not reachable(ip, 23000, 1.0) and time.monotonic() < deadline:
@@ -211,8 +187,7 @@ def test_firewall_drops_the_rpc_port_for_other_networks(converged: dict) -> None
     # The server itself is up there: it answers on the PC's own loopback... and on its own
     # address from inside the PC, which the fib-local rule lets through only from lo.
     auth = credentials(converged, "pc-closed")
-    env = ([f"--env=TAGGERHUB_TOKEN={auth['token']}", "--env=TAGGERHUB_CLIENT_TLS_CA=/etc/taggerhub/tls/ca.pem"]
-           if auth else [])
+    env = [f"--env=TAGGERHUB_TOKEN={auth['token']}", "--env=TAGGERHUB_CLIENT_TLS_CA=/etc/taggerhub/tls/ca.pem"]
     status = run("docker", "exec", *env, pcs.names["pc-closed"], "/opt/taggerhub/venv/bin/taggerhub", "status",
                  "--host", pcs.ips["pc-closed"], "--port", "23000", check=False, timeout=120)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -238,25 +213,24 @@ def test_service_runs_sandboxed_as_the_service_user(converged: dict) -> None:
 
 
 @pytest.mark.parametrize("host", ["pc-open", "pc-docker"])
-def test_exporter_serves_metrics_when_this_checkout_has_it(converged: dict, host: str) -> None:
-    if not converged["exporter"]:
-        pytest.skip("`taggerhub exporter` is not in this checkout yet")
-    if converged["secure"] and not exporter_speaks_tls():
-        pytest.skip("the exporter has no TLS client settings in this checkout; it cannot reach a TLS server")
-    if host not in converged["pcs"].ips:
-        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
+def test_exporter_serves_metrics_to_the_lab_scraper_only(converged: dict, host: str) -> None:
     url = f"http://{converged['pcs'].ips[host]}:9234/metrics"
+    scraper = (converged["tmp"] / "tokens" / "scraper-prometheus.token").read_text().strip()  # made by the role
     deadline = time.monotonic() + 30
     body = ""
     while time.monotonic() < deadline:
         try:
-            body = urllib.request.urlopen(url, timeout=3).read().decode()
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {scraper}"})
+            body = urllib.request.urlopen(request, timeout=3).read().decode()
             if re.search(r"^taggerhub_up 1", body, flags=re.M):
                 break
         except OSError:
             pass
         time.sleep(1)
     assert re.search(r"^taggerhub_up 1", body, flags=re.M), body[:2000]
+    with pytest.raises(urllib.error.HTTPError) as refused:  # no credential, no metrics
+        urllib.request.urlopen(url, timeout=3)
+    assert refused.value.code == 401
 
 
 def docker_container_id(pcs: LabPCs) -> str:
@@ -271,10 +245,6 @@ def test_web_page_answers_over_https_where_the_role_enabled_it(converged: dict, 
     import httpx
 
     pcs = converged["pcs"]
-    if host not in pcs.ips:
-        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
-    if not converged["secure"]:
-        pytest.skip("the page needs HTTPS beyond loopback: the server's certificate, made only with TLS on")
     auth = credentials(converged, host)
     base = f"https://{pcs.ips[host]}:8023"
     with httpx.Client(base_url=base, verify=ssl.create_default_context(cafile=auth["tls_ca"]), timeout=5) as browser:
@@ -298,8 +268,6 @@ def test_web_page_answers_over_https_where_the_role_enabled_it(converged: dict, 
 
 def test_docker_mode_runs_the_compose_project_under_its_unit(converged: dict) -> None:
     pcs = converged["pcs"]
-    if "pc-docker" not in pcs.names:
-        pytest.skip("Docker mode needs the container branch's Dockerfile and compose files in this checkout")
     assert pcs.exec("pc-docker", "systemctl", "is-active", "taggerhub.service").stdout.strip() == "active"
     container = docker_container_id(pcs)
     assert container, "no taggerhub container runs on pc-docker"

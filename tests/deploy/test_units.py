@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import helpers
+
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
 ANSIBLE = REPO / "ansible"
@@ -18,7 +20,7 @@ ROLE = ANSIBLE / "roles" / "taggerhub"
 VENV_BIN = Path(sys.executable).parent
 UNITS = ("taggerhub.service", "taggerhub-native.service", "taggerhub-exporter.service", "taggerhub-web.service")
 
-needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+needs_systemd_analyze = pytest.mark.needs("systemd-analyze")
 
 
 def verify(unit_dir: Path) -> subprocess.CompletedProcess:
@@ -30,8 +32,7 @@ def verify(unit_dir: Path) -> subprocess.CompletedProcess:
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     # The native units name /opt/taggerhub/venv/bin/taggerhub, which verify wants to exist:
     # point them at this checkout's virtualenv; everything else is checked as shipped.
-    if shutil.which("docker") is None:
-        pytest.skip("taggerhub.service runs /usr/bin/docker; no docker CLI here")
+    helpers.require_commands("docker")  # taggerhub.service runs /usr/bin/docker, which verify wants to exist
     for unit in UNITS:
         text = (SYSTEMD / unit).read_text().replace("/opt/taggerhub/venv/bin", str(VENV_BIN))
         (tmp_path / unit).write_text(text)
@@ -109,8 +110,7 @@ def test_role_templates_render_the_shipped_units_and_rules(tmp_path: Path) -> No
 @pytest.mark.parametrize("backend", ["simulator", "hardware"])
 def test_docker_mode_files_make_a_valid_compose_project(tmp_path: Path, backend: str) -> None:
     """The .env and override the role writes, with the repository's compose files, configure the service."""
-    if not (REPO / "compose.yaml").exists() or shutil.which("docker") is None:
-        pytest.skip("compose.yaml (container branch) or the docker CLI is not here")
+    helpers.require_commands("docker")
     render(tmp_path, ["compose.env", "compose.override.yaml"], taggerhub_mode="docker", taggerhub_backend=backend,
            taggerhub_listen_host="192.0.2.7", taggerhub_rpc_port=23005, taggerhub_config_dir=str(tmp_path / "etc"))
     (tmp_path / "compose.env").rename(tmp_path / ".env")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI")
+pytestmark = pytest.mark.needs("docker")
 
 
 def config(*args: str, env: dict[str, str] | None = None) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ UNIT = REPO / "systemd" / "taggerhub-nameserver.service"
 VENV_BIN = Path(sys.executable).parent
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+@pytest.mark.needs("systemd-analyze")
 def test_nameserver_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit = tmp_path / UNIT.name
     unit.write_text(UNIT.read_text().replace("/opt/taggerhub/venv/bin", str(VENV_BIN)))

@@ -9,15 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, require_files
 from taggerhub.config import load_settings
 
 ANSIBLE = REPO / "ansible"
 ROLE = ANSIBLE / "roles" / "taggerhub"
 VENV_BIN = Path(sys.executable).parent
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (VENV_BIN / "ansible-playbook").exists(), reason="no ansible-playbook")]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _ansible_playbook() -> None:
+    require_files(VENV_BIN / "ansible-playbook")  # installed with '.[test]'
 
 
 def render(tmp_path: Path, templates: list[str], **variables: object) -> None:

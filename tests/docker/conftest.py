@@ -43,7 +43,7 @@ def docker_base_image() -> str:
         else:
             problem = f"{ENGINE_SCRIPT} failed: {result.stderr.strip()[-500:]}"
     if not engine_answers():
-        pytest.skip(f"no Docker engine can run here ({problem or 'docker info fails'})")
+        pytest.fail(f"no Docker engine can run here ({problem or 'docker info fails'})", pytrace=False)
     return base or DEFAULT_BASE_IMAGE
 
 

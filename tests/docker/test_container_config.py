@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from helpers import require_commands
+
 from .containers import REPO
 
 pytestmark = pytest.mark.docker
@@ -15,16 +17,14 @@ pytestmark = pytest.mark.docker
 
 def rendered(*args: str, env: dict[str, str] | None = None) -> dict:
     """compose's own view of the files: interpolated, merged, validated against the spec."""
-    if shutil.which("docker") is None:
-        pytest.skip("no docker CLI")
+    require_commands("docker")
     result = subprocess.run(
         ["docker", "compose", "--project-directory", str(REPO), *args, "config", "--format", "json"],
         capture_output=True, text=True, timeout=60,
         # A clean slate: only the variables a test sets, as on a lab PC without .env.
         env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **(env or {})},
     )
-    if "is not a docker command" in result.stderr:
-        pytest.skip("no docker compose plugin")
+    assert "is not a docker command" not in result.stderr, "no docker compose plugin (`bash .ci/run` installs it)"
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -80,11 +80,9 @@ def test_monitoring_profile_adds_prometheus_and_grafana_only_when_asked():
         assert all(p["host_ip"] == "127.0.0.1" for p in services[name]["ports"])
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) not installed")
+@pytest.mark.needs("promtool")
 def test_prometheus_of_the_monitoring_profile_accepts_its_config_and_targets(tmp_path):
     # The same files the profile mounts, in the same places relative to each other.
-    if not (REPO / "monitoring/prometheus/prometheus.yml").exists():
-        pytest.skip("monitoring/ (exporter work) not merged yet")
     root = tmp_path / "prometheus"
     shutil.copytree(REPO / "monitoring/prometheus", root)
     shutil.rmtree(root / "targets")

@@ -112,9 +112,9 @@ def test_scrape_of_a_server_that_never_answers_ends_within_the_timeout() -> None
 
 
 @pytest.mark.integration
-def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server) -> None:
+def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(hub) -> None:
     # A generous timeout: this test is about values, and the machine may be busy.
-    settings = ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 4], rate_window_s=0.2, timeout_s=10)
+    settings = ExporterSettings(server=f"127.0.0.1:{hub.port}", channels=[1, 4], rate_window_s=0.2, timeout_s=10)
     collector = TaggerhubCollector(settings)
     registry = build_registry(collector)
     first = samples(registry)
@@ -136,7 +136,7 @@ def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server
     collector.close()
     # A plain Pyro5 proxy is a session of its own: taggerhub's client would join this process's session
     # (the collector's), which then would not end.
-    TT = Pyro5.client.Proxy(f"PYRO:TimeTaggerRPC@127.0.0.1:{server.port}")
+    TT = Pyro5.client.Proxy(f"PYRO:TimeTaggerRPC@127.0.0.1:{hub.port}")
     TT._pyroSerializer = "msgpack"
     try:
         deadline = time.monotonic() + 5
@@ -148,8 +148,8 @@ def test_collector_reads_the_live_server_and_frees_its_countrate_on_close(server
 
 
 @pytest.mark.integration
-def test_unknown_tagger_serial_reports_server_up_but_taggerhub_down(server) -> None:
-    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", serial="NOSUCHSERIAL",
+def test_unknown_tagger_serial_reports_server_up_but_taggerhub_down(hub) -> None:
+    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{hub.port}", serial="NOSUCHSERIAL",
                                                     timeout_s=10))
     found = samples(build_registry(collector))
     assert value(found, "taggerhub_server_up") == 1
@@ -180,8 +180,8 @@ def test_exporter_serves_without_a_server_and_exits_cleanly_on_sigterm() -> None
 
 
 @pytest.mark.integration
-def test_channel_outside_the_tagger_reports_taggerhub_down_and_logs_why(server, caplog) -> None:
-    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{server.port}", channels=[1, 99],
+def test_channel_outside_the_tagger_reports_taggerhub_down_and_logs_why(hub, caplog) -> None:
+    collector = TaggerhubCollector(ExporterSettings(server=f"127.0.0.1:{hub.port}", channels=[1, 99],
                                                     timeout_s=10))
     with caplog.at_level("WARNING", logger="taggerhub.exporter"):
         found = samples(build_registry(collector))

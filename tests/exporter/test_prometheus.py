@@ -28,8 +28,7 @@ from helpers import REPO, free_port, poisson_lab, stop_process, wait_for_port, w
 from taggerhub import client
 from taggerhub.lab.exporter.scrapers import new_scraper
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the Debian package prometheus")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.needs("prometheus")]
 
 MONITORING = REPO / "monitoring"
 TEST_SIGNAL_HZ = 800e3  # Time Tagger Ultra test signal: 403.2 MHz / 504

@@ -16,27 +16,26 @@ from taggerhub.config import ConfigError, load_settings
 pytestmark = pytest.mark.integration
 
 
-def test_objects_carry_the_advertised_host_and_listening_port(start_server):
-    server = start_server(env={"TAGGERHUB_SERVER_ADVERTISE_HOST": "lab-pc.example"})
+def test_objects_carry_the_advertised_host_and_listening_port(start_hub):
+    server = start_hub(server={"advertise_host": "lab-pc.example"})
     tagger = vendor_client.createProxy(port=server.port).createTimeTagger()
     assert tagger._pyroUri.location == f"lab-pc.example:{server.port}"
 
 
-def test_objects_carry_the_advertised_port_when_one_is_set(start_server):
-    server = start_server(env={"TAGGERHUB_SERVER_ADVERTISE_HOST": "127.0.0.1",
-                               "TAGGERHUB_SERVER_ADVERTISE_PORT": "40123"})
+def test_objects_carry_the_advertised_port_when_one_is_set(start_hub):
+    server = start_hub(server={"advertise_host": "127.0.0.1", "advertise_port": 40123})
     tagger = vendor_client.createProxy(port=server.port).createTimeTagger()
     assert tagger._pyroUri.location == "127.0.0.1:40123"
 
 
-def test_without_advertised_host_objects_carry_the_bind_address(start_server):
-    server = start_server("--host", "127.0.0.1")
+def test_without_advertised_host_objects_carry_the_bind_address(start_hub):
+    server = start_hub(server={"host": "127.0.0.1"})
     tagger = vendor_client.createProxy(host="127.0.0.1", port=server.port).createTimeTagger()
     assert tagger._pyroUri.location == f"127.0.0.1:{server.port}"
 
 
-def test_taggerhub_client_keeps_its_own_route_whatever_is_advertised(start_server):
-    server = start_server(env={"TAGGERHUB_SERVER_ADVERTISE_HOST": "lab-pc.invalid"})
+def test_taggerhub_client_keeps_its_own_route_whatever_is_advertised(start_hub):
+    server = start_hub(server={"advertise_host": "lab-pc.invalid"})
     TT = client.createProxy(port=server.port)  # kept: the session (and its objects) lives with it
     tagger = TT.createTimeTagger()
     assert tagger.getModel() == "Time Tagger Ultra"

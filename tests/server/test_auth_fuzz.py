@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from Pyro5 import protocol, serializers
 
 from taggerhub import client
-from taggerhub.wire import transport
+from taggerhub.wire import codecs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def header(msg_type=protocol.MSG_CONNECT, serializer_id=4, flags=0, seq=0, data_
 
 
 def connect_frame(handshake, serializer_id=4, obj="TimeTaggerRPC") -> bytes:
-    transport.install()
+    codecs.install()
     data = serializers.serializers_by_id[serializer_id].dumps({"handshake": handshake, "object": obj})
     return header(serializer_id=serializer_id, data_size=len(data)) + data
 

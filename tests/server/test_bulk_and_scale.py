@@ -13,8 +13,8 @@ from taggerhub import client
 pytestmark = pytest.mark.integration
 
 
-def test_large_arrays_arrive_intact_with_every_serializer(server):
-    TT = client.createProxy(port=server.port)
+def test_large_arrays_arrive_intact_with_every_serializer(hub):
+    TT = client.createProxy(port=hub.port)
     tagger = TT.createTimeTagger()
     n_bins, binwidth = 3_000_000, 7
     corr = TT.Correlation(tagger, 1, 2, binwidth=binwidth, n_bins=n_bins)

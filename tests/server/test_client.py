@@ -21,9 +21,9 @@ from taggerhub.errors import ObjectGone, ServerUnavailable
 pytestmark = pytest.mark.integration
 
 
-def test_both_clients_drive_one_shared_tagger(server):
-    ours = client.createProxy(port=server.port)
-    theirs = vendor_client.createProxy(port=server.port)
+def test_both_clients_drive_one_shared_tagger(hub):
+    ours = client.createProxy(port=hub.port)
+    theirs = vendor_client.createProxy(port=hub.port)
     tagger_a = ours.createTimeTagger()
     tagger_b = theirs.createTimeTagger()  # already open: shared, not an error
     assert tagger_a.getSerial() == tagger_b.getSerial()
@@ -40,8 +40,8 @@ def test_both_clients_drive_one_shared_tagger(server):
     assert tagger_a.getSerial() == tagger_b.getSerial()
 
 
-def test_proxy_shared_between_threads_without_claiming(server):
-    TT = client.createProxy(port=server.port)
+def test_proxy_shared_between_threads_without_claiming(hub):
+    TT = client.createProxy(port=hub.port)
     tagger = TT.createTimeTagger()
     tagger.setTestSignal(1, True)
     rate = TT.Countrate(tagger, [1])
@@ -67,14 +67,14 @@ def test_proxy_shared_between_threads_without_claiming(server):
     assert rate.isRunning()
 
 
-def test_killed_client_process_frees_its_objects(server):
-    TT = client.createProxy(port=server.port)
+def test_killed_client_process_frees_its_objects(hub):
+    TT = client.createProxy(port=hub.port)
     tagger = TT.createTimeTagger()
     baseline = TT.hub_status()["objects"]
     script = textwrap.dedent(f"""
         import sys, time
         from taggerhub import client
-        TT = client.createProxy(port={server.port})
+        TT = client.createProxy(port={hub.port})
         t = TT.createTimeTagger()
         ms = [TT.Countrate(t, [1]), TT.Counter(t, [2], binwidth=10**9, n_values=10), TT.Correlation(t, 1, 2)]
         print("ready", flush=True)
@@ -93,8 +93,8 @@ def test_killed_client_process_frees_its_objects(server):
     assert tagger.getSerial()  # our tagger survived
 
 
-def test_bad_calls_get_clear_errors_and_server_keeps_serving(server):
-    TT = client.createProxy(port=server.port)
+def test_bad_calls_get_clear_errors_and_server_keeps_serving(hub):
+    TT = client.createProxy(port=hub.port)
     tagger = TT.createTimeTagger()
     with pytest.raises(ValueError, match="invalid channel 99"):
         TT.Countrate(tagger, [99])
@@ -157,19 +157,19 @@ def test_sigterm_frees_device_and_exits_zero(start_server):
     assert "device freed" in srv.log()
 
 
-def test_marshal_clients_are_refused_with_a_clear_reason(server):
+def test_marshal_clients_are_refused_with_a_clear_reason(hub):
     import Pyro5.client
     import Pyro5.errors
 
-    proxy = Pyro5.client.Proxy(f"PYRO:TimeTaggerRPC@localhost:{server.port}")
+    proxy = Pyro5.client.Proxy(f"PYRO:TimeTaggerRPC@localhost:{hub.port}")
     proxy._pyroSerializer = "marshal"
     with pytest.raises(Pyro5.errors.CommunicationError, match="marshal serializer is refused"):
         proxy.getVersion()
-    assert client.createProxy(port=server.port).getVersion()
+    assert client.createProxy(port=hub.port).getVersion()
 
 
-def test_result_object_properties_are_read_not_called(server):
-    TT = client.createProxy(port=server.port)
+def test_result_object_properties_are_read_not_called(hub):
+    TT = client.createProxy(port=hub.port)
     tagger = TT.createTimeTagger()
     counter = TT.Counter(tagger, [1, 2], binwidth=int(1e8), n_values=7)
     time.sleep(0.5)
@@ -179,13 +179,13 @@ def test_result_object_properties_are_read_not_called(server):
     assert data.getData().shape == (2, data.size)
 
 
-def test_tagger_outlives_a_library_proxy_dropped_at_once(server):
+def test_tagger_outlives_a_library_proxy_dropped_at_once(hub):
     import gc
 
-    tagger = client.createProxy(port=server.port).createTimeTagger()
+    tagger = client.createProxy(port=hub.port).createTimeTagger()
     gc.collect()  # the library proxy and its connection are gone now
     time.sleep(0.3)
     assert tagger.getSerial()
-    rate = client.createProxy(port=server.port).Countrate(tagger, [1])
+    rate = client.createProxy(port=hub.port).Countrate(tagger, [1])
     gc.collect()
     assert rate.getData().shape == (1,)

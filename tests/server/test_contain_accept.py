@@ -10,7 +10,7 @@ from Pyro5 import protocol, serializers
 
 from taggerhub.config import Settings
 from taggerhub.server.listener import HubSocketServer
-from taggerhub.wire import transport
+from taggerhub.wire import codecs
 
 
 class _NoThreads:
@@ -22,7 +22,7 @@ class _NoThreads:
 
 
 def connect_frame() -> bytes:
-    transport.install()
+    codecs.install()
     data = serializers.serializers_by_id[4].dumps({"handshake": {}, "object": "TimeTaggerRPC"})
     return protocol.SendingMessage(protocol.MSG_CONNECT, 0, 0, 4, data).data
 

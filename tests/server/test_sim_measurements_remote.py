@@ -11,8 +11,8 @@ from taggerhub import client
 pytestmark = pytest.mark.integration
 
 
-def test_virtual_channels_streams_and_synchronized_measurements_work_remotely(server):
-    TT = client.createProxy(port=server.port)
+def test_virtual_channels_streams_and_synchronized_measurements_work_remotely(hub):
+    TT = client.createProxy(port=hub.port)
     tagger = TT.createTimeTagger()
     tagger.setTestSignal([1, 2], True)
 
@@ -60,3 +60,16 @@ def test_server_serves_the_lab_file_with_its_channel_settings(start_hub, tmp_pat
     assert abs(test_signal - 62.5e6 / 74 / 2) / (62.5e6 / 74 / 2) < 0.01  # the lab's event divider applies
     assert abs(poisson - 5e4) / 5e4 < 0.05
     TT.freeTimeTagger(tagger)
+
+
+def test_stop_frees_a_synchronized_group_left_behind_when_its_tagger_was_freed(start_hub):
+    """Freeing the last child of an unused parent frees the parent too; the shutdown walk must not free it twice."""
+    server = start_hub()
+    TT = client.createProxy(port=server.port)
+    tagger = TT.createTimeTagger()
+    sync = TT.SynchronizedMeasurements(tagger)
+    TT.Countrate(sync.getTagger(), [1])
+    TT.freeTimeTagger(tagger)
+    objects_left = TT.hub_status()["objects"]
+    assert objects_left > 0
+    assert server.stop() == objects_left

@@ -1,7 +1,7 @@
 """A real server with auth on, the web page served beside it, and Debian's chromium driven by Playwright.
 
 The browser is the system's (``/usr/bin/chromium``); Playwright never downloads one. Tests
-skip where it is missing (``.ci/run`` installs it).
+fail where it is missing (``.ci/run`` installs it).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from taggerhub.testing import ServerContext
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).is_file():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        pytest.fail(f"no chromium at {CHROMIUM} (`bash .ci/run` installs Debian's chromium)", pytrace=False)
+    from playwright import sync_api  # installed with '.[test]'
+
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import ConfigError, Settings
+from ..config import AuthSettings, ConfigError, LimitsSettings
 from ..errors import AccessDenied, RefusalReason
 from . import rules
 from .audit import AuditLog, summarize
@@ -68,21 +68,21 @@ class ObjectRef:
 class Access:
     """Identity, permissions, ownership, lease and audit for one hub."""
 
-    def __init__(self, settings: Settings, store: UserStore | None = None,
+    def __init__(self, auth: AuthSettings, limits: LimitsSettings, store: UserStore | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.enabled = settings.auth.enabled
-        self.max_per_user = settings.auth.max_connections_per_user
-        self.admin_connections = settings.limits.admin_connections
-        self.store = store or UserStore(settings.auth.users_file)
+        self.enabled = auth.enabled
+        self.max_per_user = auth.max_connections_per_user
+        self.admin_connections = limits.admin_connections
+        self.store = store or UserStore(auth.users_file)
         if self.enabled:
             if not self.store.path.is_file():
                 raise ConfigError(f"auth is enabled but the users file {str(self.store.path)!r} does not exist; "
                                   "create it with 'taggerhub user add NAME --role ROLE'")
             self.store.load()
-        self.audit = AuditLog(settings.auth.audit_log)
+        self.audit = AuditLog(auth.audit_log)
         self.lease = ControlLease(clock)
-        self.quotas = Quotas(settings.limits)
-        self.throttle = DeniedThrottle(settings.limits)
+        self.quotas = Quotas(limits)
+        self.throttle = DeniedThrottle(limits)
         self._lock = threading.Lock()
         self._connections: dict[str, int] = {}  # per user
         self._session_users: dict[str, str] = {}  # session id -> user, for ownership by user

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import Pyro5.api
 
+from ..wire.pyro_compat import object_id_of
 from .kinds import ObjectKind
 
 # Module members never served: they act on the server process or its files globally.
@@ -71,7 +72,7 @@ class Adapter:
         self._parent = parent
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {getattr(self, '_pyroId', '?')}>"
+        return f"<{type(self).__name__} {object_id_of(self, '?')}>"
 
     # The object table's hooks (names start with "_": never exposed remotely).
     def _bind(self, entry: Any) -> None:

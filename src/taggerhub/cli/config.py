@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from typing import Any
 
-from ..config import ENV_PREFIX, Settings, trace_settings
+from ..config import ENV_PREFIX, Settings, settings_file, trace_settings
 from ._options import config_option
 
 HIDDEN = "(hidden)"
@@ -52,7 +51,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if not args.dump:
         args.parser.error("say what to do: --dump")
     settings, sources = trace_settings(args.config)
-    path = args.config or os.environ.get(f"{ENV_PREFIX}CONFIG")
+    path = settings_file(args.config)
     origin = "--config" if args.config else f"${ENV_PREFIX}CONFIG"
     print(f"# settings file: {f'{path} (from {origin})' if path else 'none (no --config, no $TAGGERHUB_CONFIG)'}")
     print(dump(settings, sources), end="")

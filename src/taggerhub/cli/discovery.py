@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import Pyro5.errors
@@ -15,19 +14,15 @@ from ._options import config_option, log_level_option
 
 def cmd_nameserver(args: argparse.Namespace) -> int:
     """Run Pyro5's own name server in the foreground until SIGTERM/SIGINT (for systemd, compose)."""
-    import signal
-    import threading
-
     from Pyro5 import config as pyro_config
     from Pyro5.nameserver import start_ns_loop
 
     from ..logs import setup_logging
+    from ._signals import stop_on_signals
 
     settings = load_settings(args.config)
     setup_logging(args.log_level)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     pyro_config.POLLTIMEOUT = 0.5  # how soon the loop notices a stop
     start_ns_loop(host=args.host or settings.discovery.ns_host, port=args.port or settings.discovery.ns_port,
                   enableBroadcast=args.broadcast, storage=args.storage, loopCondition=lambda: not stop.is_set())
@@ -36,11 +31,12 @@ def cmd_nameserver(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     """List every tagger registered in the name server, with its server's answer."""
+    from ..client.env import ns_address
     from ..lab.listing import format_table, listing
     from ..wire.naming import parse_ns_address
 
     settings = load_settings(args.config)
-    host, port = parse_ns_address(args.ns or os.environ.get("TAGGERHUB_NS")
+    host, port = parse_ns_address(ns_address(args.ns)
                                   or f"{settings.discovery.ns_host}:{settings.discovery.ns_port}")
     try:
         rows = listing(host, port, token=args.token, tls_ca=args.tls_ca,

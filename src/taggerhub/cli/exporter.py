@@ -12,12 +12,10 @@ _DEFAULTS = ExporterSettings()
 
 def cmd_exporter(args: argparse.Namespace) -> int:
     """Serve /metrics until SIGTERM/SIGINT (or, with --new-scraper, print a scraper credential and exit)."""
-    import signal
-    import threading
-
     from ..lab.exporter import parse_channels, run
     from ..lab.exporter.scrapers import new_scraper
     from ..logs import setup_logging
+    from ._signals import stop_on_signals
 
     if args.new_scraper is not None:
         token, entry = new_scraper(args.new_scraper)
@@ -36,10 +34,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         "channels": parse_channels(args.channels) if args.channels is not None else None,
     }})
     setup_logging(args.log_level)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return run(settings.exporter, stop)
+    return run(settings.exporter, stop_on_signals())
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

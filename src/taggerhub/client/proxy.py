@@ -76,8 +76,8 @@ SAFE_TO_RETRY_PREFIXES = ("get", "is", "enum_definitions", "hub_status", "hub_me
 class RemoteMethod:
     """A remote method of one proxy; calls go straight to the proxy's invoke path.
 
-    Unlike Pyro5's per-lookup ``_RemoteMethod``, it is made once per proxy and name,
-    and honours ``_pyroMaxRetries`` like Pyro5's.
+    Unlike Pyro5's (``pyro_compat.RetryingRemoteMethod``), made per lookup, it is made once per
+    proxy and name, and honours ``_pyroMaxRetries`` like Pyro5's.
     """
 
     __slots__ = ("name", "proxy")

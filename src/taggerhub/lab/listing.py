@@ -8,7 +8,6 @@ which of its devices are open and who is connected.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,9 +15,10 @@ from typing import Any
 import Pyro5.errors
 from Pyro5 import config as pyro_config
 
+from ..client import env as client_env
 from ..client.proxy import createProxy
 from ..errors import AccessDenied
-from ..wire import naming
+from ..wire import addresses, naming
 
 
 @dataclass
@@ -43,11 +43,10 @@ class TaggerRow:
 
 def probe(uri: str, token: str | None, tls_ca: str | None) -> dict[str, Any]:
     """A server's status and connected users; {"error": ...} when it does not answer or refuses us."""
-    location = uri.split("@", 1)[1]
-    host, _, port = location.rpartition(":")
-    token = token if token is not None else os.environ.get("TAGGERHUB_TOKEN") or None
+    token = client_env.token(token)
     try:
-        proxy = createProxy(host=host.strip("[]"), port=int(port), token=token, tls_ca=tls_ca)
+        host, port = addresses.parse_host_port(uri.partition("@")[2], "name-server entry URI")
+        proxy = createProxy(host=host, port=port, token=token, tls_ca=tls_ca)
         try:
             metrics = proxy.hub_metrics()
             status, users = metrics["status"], {u: n for u, _role, n in metrics["sessions"]}

@@ -18,7 +18,6 @@ import ipaddress
 import selectors
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +29,8 @@ from Pyro5 import errors, protocol
 
 from ..config import ConfigError, Settings
 from ..errors import RefusalReason
+from ..wire.pyro_compat import HEADER as PYRO_HEADER
+from ..wire.pyro_compat import MAGIC_NUMBER
 
 HANDSHAKE_MAX_BYTES = 64 * 1024
 # A pending socket is not dropped for its source's cap in its first second: 40 clients of one host
@@ -37,7 +38,6 @@ HANDSHAKE_MAX_BYTES = 64 * 1024
 # Past it, a source's silent sockets go first, oldest first. The total cap still holds at all times.
 GRACE_S = 1.0
 HEARD_GRACE_S = 5.0  # one that has sent bytes is at work (slowly, on a loaded host): it gets longer
-PYRO_HEADER = struct.Struct("!4sHBBHHII16sHH")  # Pyro5's message header (40 bytes)
 
 
 @dataclass(eq=False)
@@ -179,7 +179,7 @@ class HandshakeStage:
         if len(data) < PYRO_HEADER.size:
             return False
         tag, version, msg_type, _, _, _, data_size, ann_size, _, _, magic = PYRO_HEADER.unpack_from(data)
-        if tag != b"PYRO" or version != protocol.PROTOCOL_VERSION or magic != protocol._magic_number:
+        if tag != b"PYRO" or version != protocol.PROTOCOL_VERSION or magic != MAGIC_NUMBER:
             raise _BadFrame("not a Pyro5 handshake (bad tag, version or magic)")
         if msg_type != protocol.MSG_CONNECT:
             raise _BadFrame(f"expected a Pyro5 connect message, got type {msg_type}")

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import pyfix
 from ..access import tls
-from ..config import Settings
+from ..config import DiscoverySettings, ServerSettings, Settings
 from . import listener
 from .daemon import HubDaemon, configure_pyro
 from .hub import Hub
@@ -24,11 +24,11 @@ from .hub import Hub
 log = logging.getLogger("taggerhub.server")
 
 
-def advertised_address(settings: Settings) -> dict[str, Any]:
+def advertised_address(server: ServerSettings) -> dict[str, Any]:
     """Pyro5's NAT arguments: the address clients use when it is not the bind address (containers)."""
-    if not settings.server.advertise_host:
+    if not server.advertise_host:
         return {}
-    return {"nathost": settings.server.advertise_host, "natport": settings.server.advertise_port}
+    return {"nathost": server.advertise_host, "natport": server.advertise_port}
 
 
 def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[Hub, HubDaemon]:
@@ -36,11 +36,11 @@ def build(settings: Settings, backend: ModuleType, backend_name: str) -> tuple[H
     pyfix.serialize_ast_parse()  # worker threads format tracebacks concurrently
     listener.check_exposure(settings)
     tls_context = tls.server_context(settings.tls) if settings.tls.enabled else None
-    configure_pyro(settings)
+    configure_pyro(settings.server)
     hub = Hub(backend, settings, backend_name)
     try:
         daemon = HubDaemon(hub, tls_context=tls_context, host=settings.server.host, port=settings.server.port,
-                           **advertised_address(settings))
+                           **advertised_address(settings.server))
     except OSError as exc:  # the bind: one line for the operator (the CLI exits 2), not a traceback
         hub.access.audit.close()
         raise listener.cannot_listen(settings.server.host, settings.server.port, exc) from None
@@ -74,7 +74,7 @@ def serve(settings: Settings, backend: ModuleType, backend_name: str,
         "host": settings.server.host, "port": daemon.sock.getsockname()[1], "address": daemon.locationStr,
         "auth": settings.auth.enabled, "tls": settings.tls.enabled,
     })
-    registrar = start_discovery(settings, hub, str(uri))
+    registrar = start_discovery(settings.discovery, hub, str(uri))
     if ready:
         ready(str(uri))
     try:
@@ -96,13 +96,13 @@ def _stop_now(timeout_s: float) -> None:
     os._exit(1)
 
 
-def start_discovery(settings: Settings, hub: Hub, uri: str) -> Any:
+def start_discovery(discovery: DiscoverySettings, hub: Hub, uri: str) -> Any:
     """With [discovery] enabled, keep this server's taggers registered in the Pyro5 name server."""
-    if not settings.discovery.enabled:
+    if not discovery.enabled:
         return None
     from ..wire.naming import Registrar
 
-    registrar = Registrar(settings.discovery, uri, hub.devices.discoverable)
+    registrar = Registrar(discovery, uri, hub.devices.discoverable)
     registrar.start()
     return registrar
 

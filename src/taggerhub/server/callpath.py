@@ -8,9 +8,7 @@ serves backend objects it returns, and counts, times, logs and audits the call.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,14 +21,14 @@ from ..access.rules import STATE_CHANGING, Level, level_of
 from ..backend.adapter import Adapter, BackendApi
 from ..backend.kinds import ObjectKind
 from ..errors import AccessDenied, ObjectGone
-from ..wire import transport
+from ..wire import codecs, pyro_compat
 from .objects import ObjectTable
 from .sessions import Session, SessionRegistry
 from .stats import RpcStats
 
 log = logging.getLogger("taggerhub.server")
 ArgCall = tuple[str, str, bool]  # (kind of the called object, method, is a constructor): for argument checks
-SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack", transport.TAGGERHUB_SERIALIZER_ID: "taggerhub"}
+SERIALIZER_NAMES = {1: "serpent", 2: "json", 3: "marshal", 4: "msgpack", codecs.TAGGERHUB_SERIALIZER_ID: "taggerhub"}
 SYNCHRONIZED_CLASS = "SynchronizedMeasurements"
 
 
@@ -67,9 +65,7 @@ def throttle_session(access: Access, sessions: SessionRegistry, session: Session
                                                     f"limits.denied_per_s={limits.denied_per_s:g}")
     log.warning("session closed: too many denied calls", extra={
         "user": session.user, "session": session.id, "client": session.address, "denied": session.denied})
-    for conn in sessions.connections_of(session.id):
-        with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
-            socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+    sessions.disconnect(session.id)
     return True
 
 
@@ -133,11 +129,11 @@ class CallPath:
             raise ObjectGone(f"{type(adapter).__name__} object has been freed")
         return adapter
 
-    def tagger_for(self, ref: Any, session: Session, call: ArgCall) -> Adapter:
-        """The tagger behind a proxy argument, checked as an argument of ``call``."""
+    def tagger_for(self, ref: Any, session: Session, call: ArgCall, position: str = "") -> Adapter:
+        """The tagger behind a proxy argument, checked as an argument of ``call``; ``position`` words errors."""
         adapter = self.adapter_for(ref, session, call)
         if adapter._kind != ObjectKind.tagger:
-            raise TypeError(f"{call[1]}() needs a tagger, got a {type(adapter).__name__}")
+            raise TypeError(f"{call[1]}() needs a tagger{position}, got a {type(adapter).__name__}")
         return adapter
 
     def _object_ref(self, adapter: Adapter) -> ObjectRef:
@@ -145,7 +141,7 @@ class CallPath:
         parent = adapter._parent
         group = self._object_ref(parent) if adapter._kind == ObjectKind.tagger and parent is not None \
             and parent._kind == ObjectKind.synchronized else None
-        return ObjectRef(adapter._kind, f"{type(adapter).__name__} {getattr(adapter, '_pyroId', '?')}",
+        return ObjectRef(adapter._kind, f"{type(adapter).__name__} {pyro_compat.object_id_of(adapter, '?')}",
                          self.table.owner_of(adapter), group)
 
     def _resolve(self, value: Any, session: Session, call: ArgCall | None = None) -> Any:
@@ -248,9 +244,16 @@ class CallPath:
         return self._wrap(result, target, session) if self.api.is_backend_object(result) else result
 
     def construct(self, library: Adapter, class_name: str, args: tuple, kwargs: dict) -> Any:
+        return self._timed_library_call(self._construct, class_name, args, kwargs)
+
+    def library_call(self, library: Adapter, name: str, args: tuple, kwargs: dict) -> Any:
+        return self._timed_library_call(self._library_call, name, args, kwargs)
+
+    def _timed_library_call(self, action: Callable[..., Any], name: str, args: tuple, kwargs: dict) -> Any:
+        """A call of the library object's ``name``, run by ``action`` as one client call (counted, audited)."""
         session = self.current_session()
-        return self._timed(f"TimeTaggerRPC.{class_name}", session, self._construct,
-                           (ObjectKind.library, class_name, args, kwargs), session, class_name, args, kwargs)
+        return self._timed(f"TimeTaggerRPC.{name}", session, action, (ObjectKind.library, name, args, kwargs),
+                           session, name, args, kwargs)
 
     def _construct(self, session: Session, class_name: str, args: tuple, kwargs: dict) -> Adapter:
         self.authorize(session, None, class_name)
@@ -265,20 +268,13 @@ class CallPath:
             raise TypeError(f"{class_name}() needs the tagger proxy as its first argument, "
                             f"got {type(tagger_ref).__name__}")
         call: ArgCall = (ObjectKind.library, class_name, True)
-        tagger = self.adapter_for(tagger_ref, session, call)
-        if tagger._kind != ObjectKind.tagger:
-            raise TypeError(f"{class_name}() needs a tagger as first argument, got a {type(tagger).__name__}")
+        tagger = self.tagger_for(tagger_ref, session, call, " as first argument")
         rest, call_kwargs = self.resolve_all(tuple(call_args), kwargs, session, call)
         role = self.access.role_now(session)
         user = self.quota_user(session)
         nbytes = self.access.quotas.check_measurement(user, role, class_name, cls, rest, call_kwargs)
         self.access.quotas.check_objects(user, role)  # before the measurement exists and runs
         return self.serve(cls(tagger._obj, *rest, **call_kwargs), session, parent=tagger, nbytes=nbytes)
-
-    def library_call(self, library: Adapter, name: str, args: tuple, kwargs: dict) -> Any:
-        session = self.current_session()
-        return self._timed(f"TimeTaggerRPC.{name}", session, self._library_call,
-                           (ObjectKind.library, name, args, kwargs), session, name, args, kwargs)
 
     def _library_call(self, session: Session, name: str, args: tuple, kwargs: dict) -> Any:
         self.authorize(session, None, name)

@@ -15,6 +15,8 @@ import Pyro5.server
 from Pyro5 import core
 from Pyro5.callcontext import current_context
 
+from ..wire import pyro_compat
+
 
 @Pyro5.server.expose
 class HubDaemonObject(Pyro5.server.DaemonObject):
@@ -29,7 +31,7 @@ class HubDaemonObject(Pyro5.server.DaemonObject):
         """The object ids registered in this daemon: all of them for admins, otherwise the caller's own."""
         hub, session, admin = self._caller()
         if admin:
-            ids = list(self.daemon.objectsById.keys())
+            ids = list(pyro_compat.registered_objects(self.daemon).keys())
         else:
             mine = {s.id for s in hub.sessions.all() if s.user == session.user}
             ids = [core.DAEMON_NAME, hub.settings.server.object_id, *hub.table.ids_owned_by(mine)]

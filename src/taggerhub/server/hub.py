@@ -24,6 +24,7 @@ from ..backend.adapter import Adapter, BackendApi
 from ..backend.kinds import ObjectKind
 from ..config import Settings
 from ..experiments import registry as experiment_registry
+from ..wire.addresses import peer_address, peer_text
 from .callpath import CallPath
 from .devices import DeviceRegistry
 from .library import LibraryCalls
@@ -44,7 +45,7 @@ class Hub:
         self.backend_name = backend_name
         self.api = BackendApi(backend)
         self.stats = RpcStats()
-        self.access = Access(settings)
+        self.access = Access(settings.auth, settings.limits)
         self.daemon: Pyro5.server.Daemon | None = None
         self.sessions = SessionRegistry()
         self.devices = DeviceRegistry(backend)
@@ -77,7 +78,7 @@ class Hub:
     # -- sessions -------------------------------------------------------------------
     def open_session(self, conn: Any, handshake: Any) -> dict[str, Any]:
         """Accept a connection (auth hooks in here); return the handshake response."""
-        address = _address_of(conn)
+        address = peer_text(peer_address(conn))
         client_id = str(handshake.get("client", "")) if isinstance(handshake, dict) else ""
         self.stats.record_connection()
         admission = self._admit(conn, handshake, address)
@@ -143,10 +144,3 @@ def _peer_cert(conn: Any) -> dict | None:
     except (OSError, ValueError):
         return None
 
-
-def _address_of(conn: Any) -> str:
-    try:
-        host, port = conn.sock.getpeername()[:2]
-        return f"{host}:{port}"
-    except (OSError, AttributeError, ValueError):
-        return "?"

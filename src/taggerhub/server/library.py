@@ -8,10 +8,8 @@ docstring are what clients see.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
-import socket
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -117,9 +115,8 @@ class LibraryCalls:
         for its creator and admins. It is freed with the tagger or when no client uses it any more.
         """
         cls = self.catalog.get(str(name))
-        device = self.calls.adapter_for(tagger, session, (ObjectKind.library, "experiment", False))
-        if device._kind != ObjectKind.tagger:
-            raise TypeError(f"experiment() needs a tagger as second argument, got a {type(device).__name__}")
+        device = self.calls.tagger_for(tagger, session, (ObjectKind.library, "experiment", False),
+                                       " as second argument")
         user, role = self.calls.quota_user(session), self.access.role_now(session)
         self.access.quotas.check_objects(user, role)  # an experiment is an object: before its measurements run
         try:
@@ -175,14 +172,11 @@ class LibraryCalls:
 
     def end_session(self, session: Session, session_id: str) -> int:
         """Disconnect every connection of session ``session_id`` (admin); what only it used is freed."""
-        conns = self.sessions.connections_of(session_id)
-        if not conns:
+        ended = self.sessions.disconnect(session_id)
+        if not ended:
             raise LookupError(f"no session {session_id!r} (see hub_sessions())")
-        for conn in conns:
-            with contextlib.suppress(OSError):  # the plain socket call: SSLSocket.shutdown would unwrap
-                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
         log.warning("session ended by admin", extra={"session": session_id, "by": session.user})
-        return len(conns)
+        return ended
 
     # -- status for operators and the exporter -------------------------------------
     def enum_definitions(self, session: Session) -> dict:

@@ -22,11 +22,12 @@ from collections.abc import Callable
 from typing import Any
 
 from Pyro5 import errors, protocol
-from Pyro5.svr_threads import ClientConnectionJob, NoFreeWorkersError, SocketServer_Threadpool
 
 from ..config import ConfigError, Settings
 from ..errors import RefusalReason
-from ..wire.transport import FastConnection
+from ..wire import pyro_compat
+from ..wire.addresses import peer_text
+from ..wire.connection import FastConnection
 from .admission import HANDSHAKE_MAX_BYTES, HandshakeStage, ReceiveBudget
 
 LARGE_FRAME_BYTES = 64 * 1024  # frames at least this big are received into their own buffer: booked
@@ -104,17 +105,18 @@ class GuardedConnection(FastConnection):
                 raise errors.ProtocolError(f"handshake larger than {HANDSHAKE_MAX_BYTES} bytes")
             self.handshake_budget -= size
         data = super().recv(size)
-        if size == 6:
+        if size == pyro_compat.HEADER_FIRST_READ:
             self._header_next = True
         elif self._header_next:
             self._header_next = False
-            # The rest of a 40-byte header: its flags are bytes 8..10 of the whole header.
-            if size == 34 and int.from_bytes(data[2:4], "big") & protocol.FLAGS_COMPRESSED:
+            # The rest of a 40-byte header, which holds the flags (pyro_compat: how Pyro5 reads a header).
+            if (size == pyro_compat.HEADER_REST_READ
+                    and pyro_compat.flags_in_header_rest(data) & protocol.FLAGS_COMPRESSED):
                 raise errors.ProtocolError("compressed Pyro5 messages are not accepted")
         return data
 
 
-class HubConnectionJob(ClientConnectionJob):
+class HubConnectionJob(pyro_compat.ConnectionJob):
     """One admitted connection on a worker thread: its TLS and connect frame are already done and read."""
 
     def __init__(self, sock: socket.socket, address: Any, daemon: Any, server: HubSocketServer, prefix: bytes):
@@ -131,7 +133,7 @@ class HubConnectionJob(ClientConnectionJob):
             self._serve()
         finally:
             try:
-                self.daemon._clientDisconnect(self.csock)
+                pyro_compat.client_disconnect(self.daemon, self.csock)
             except Exception as exc:  # never let cleanup kill the worker
                 log.warning("error in client disconnect", extra={"error": str(exc)})
             self.csock.release_buffers()
@@ -139,7 +141,7 @@ class HubConnectionJob(ClientConnectionJob):
 
     def _serve(self) -> None:
         """Handle requests until the client leaves; a broken frame or a long silence drops it with one line."""
-        client = self.server.address_text(self.caddr)
+        client = peer_text(self.caddr)
         while True:
             try:
                 self.daemon.handleRequest(self.csock)
@@ -174,7 +176,7 @@ class HubConnectionJob(ClientConnectionJob):
         return False
 
 
-class HubSocketServer(SocketServer_Threadpool):
+class HubSocketServer(pyro_compat.ThreadPoolServer):
     """Pyro5's thread-pool server; connections get a worker only once their handshake has arrived."""
 
     settings: Settings
@@ -192,12 +194,9 @@ class HubSocketServer(SocketServer_Threadpool):
         self._quieted = 0
         self.receive_budget = ReceiveBudget(settings.limits.receive_bytes_per_connection,
                                             settings.limits.receive_bytes_total)
-        self.stage = HandshakeStage(settings, tls_context, self._selector, self._start_worker, self.refused)
+        self.stage = HandshakeStage(settings, tls_context, pyro_compat.server_selector(self), self._start_worker,
+                                    self.refused)
         self.sock.setblocking(False)
-
-    @staticmethod
-    def address_text(address: Any) -> str:
-        return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
 
     def refused(self, reason: RefusalReason, address: Any, detail: str) -> None:
         """Count, log and audit a refusal; floods of dropped pending handshakes are logged once per 10 s."""
@@ -211,11 +210,11 @@ class HubSocketServer(SocketServer_Threadpool):
             if self._quieted:
                 detail += f" ({self._quieted} more dropped in the last 10 s, counted only)"
                 self._quieted = 0
-        self.on_refused(reason, self.address_text(address), detail)
+        self.on_refused(reason, peer_text(address), detail)
 
     def events(self, eventsockets: Any) -> None:
         """Accept connections and advance pending handshakes; never block on a client here, never die."""
-        for key, _mask in self._selector.select(0.2):
+        for key, _mask in pyro_compat.server_selector(self).select(0.2):
             if key.fileobj is self.sock:
                 self._accept()
             else:
@@ -252,7 +251,7 @@ class HubSocketServer(SocketServer_Threadpool):
                 len(getattr(self.pool, "busy", ())) >= self.settings.server.max_connections - reserve)
             self.pool.process(job)
             return
-        except NoFreeWorkersError:
+        except pyro_compat.NoFreeWorkersError:
             self.refused(RefusalReason.busy, address, "no free worker (server.max_connections reached)")
         except (RuntimeError, MemoryError) as exc:  # a worker thread could not be started
             self._failed_once("start a worker", exc)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..backend.adapter import Adapter
 from ..errors import ObjectGone
+from ..wire.pyro_compat import object_id_of
 from .sessions import Session
 
 
@@ -48,7 +49,7 @@ class ObjectTable:
             entry = _Entry(adapter=adapter, owner=session.id, users={session.id})
             adapter._bind(entry)
             if parent is not None:
-                parent_id = parent._pyroId  # type: ignore[attr-defined]
+                parent_id = object_id_of(parent)
                 parent_entry = self._entries.get(parent_id)
                 if parent_entry is not None:
                     entry.parent = parent_id
@@ -80,7 +81,7 @@ class ObjectTable:
 
     def owner_of(self, adapter: Adapter) -> str | None:
         with self._lock:
-            entry = self._entries.get(getattr(adapter, "_pyroId", ""))
+            entry = self._entries.get(object_id_of(adapter))
             return entry.owner if entry else None
 
     def owned_count(self, session: Session) -> int:
@@ -115,7 +116,7 @@ class ObjectTable:
     def release(self, adapter: Adapter, session: Session, force: bool = False) -> int:
         """``session`` is done with ``adapter`` and what it created under it; ``force`` frees it for everyone."""
         with self._lock:
-            object_id = getattr(adapter, "_pyroId", "")
+            object_id = object_id_of(adapter)
             entry = self._entries.get(object_id)
             if entry is None:
                 return 0
@@ -147,6 +148,8 @@ class ObjectTable:
         if entry is None:
             return 0
         freed = sum(self._free_tree(child) for child in list(entry.children))
+        if object_id not in self._entries:  # unused, it was collected with its last child
+            return freed
         entry.children.clear()
         entry.users.clear()
         return freed + self._free_one(object_id)

@@ -1,6 +1,6 @@
 """One-way calls on a bounded number of threads, per connection, per user and for the whole server.
 
-Pyro5 starts a new thread for every one-way call (``_OnewayCallThread``), so one
+Pyro5 starts a new thread for every one-way call (``pyro_compat.ONEWAY_CALL_CLASS``), so one
 client could start thousands (3,000 one-way ``waitUntilFinished`` made 3,013
 threads) until the process cannot start any more. Here a one-way call runs on a
 fixed pool (``limits.oneway_threads``) while its connection and user are under
@@ -17,10 +17,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import Pyro5.server
 from Pyro5.callcontext import current_context
 
 from ..config import LimitsSettings
+from ..wire import pyro_compat
 
 log = logging.getLogger("taggerhub.server")
 
@@ -114,7 +114,10 @@ def _decrement(table: dict[Any, int], key: Any) -> None:
 
 
 class BoundedOnewayCall:
-    """Stands in for Pyro5's ``_OnewayCallThread``: same constructor, ``start()`` hands the call to the daemon."""
+    """Stands in for Pyro5's one-way call thread (``pyro_compat.install_oneway_call_class``).
+
+    Same constructor; ``start()`` hands the call to the daemon's pool instead of a new thread.
+    """
 
     def __init__(self, pyro_method: Any, vargs: Any, kwargs: Any, pyro_daemon: Any, pyro_client_sock: Any):
         self.method, self.vargs, self.kwargs = pyro_method, vargs, kwargs
@@ -134,4 +137,4 @@ class BoundedOnewayCall:
 
 def install() -> None:
     """Make Pyro5's request handling use :class:`BoundedOnewayCall` (process-wide, like Pyro5's config)."""
-    Pyro5.server._OnewayCallThread = BoundedOnewayCall  # type: ignore[attr-defined,misc]
+    pyro_compat.install_oneway_call_class(BoundedOnewayCall)

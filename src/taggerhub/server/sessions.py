@@ -7,7 +7,9 @@ connection. The :class:`SessionRegistry` keeps them by connection and by client 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -108,6 +110,19 @@ class SessionRegistry:
             sessions = [s for _, s in self._by_connection.values()] + list(self._local.values())
         return list({id(s): s for s in sessions}.values())
 
-    def connections_of(self, session_id: str) -> list[Any]:
+    def connections_of(self, session_id: str | None = None) -> list[Any]:
+        """The open connections of session ``session_id``, or of every session."""
         with self._lock:
-            return [conn for conn, s in self._by_connection.values() if s.id == session_id]
+            return [conn for conn, s in self._by_connection.values() if session_id is None or s.id == session_id]
+
+    def disconnect(self, session_id: str | None = None) -> int:
+        """Shut the sockets of a session's connections (of all, with None); their workers then close them.
+
+        Returns how many. Only the sockets are shut here: each worker sees the end of its
+        connection and runs the usual disconnect, so sessions end the one way they always do.
+        """
+        conns = self.connections_of(session_id)
+        for conn in conns:
+            with contextlib.suppress(OSError, AttributeError):  # the plain call: SSLSocket.shutdown would unwrap
+                socket.socket.shutdown(conn.sock, socket.SHUT_RDWR)
+        return len(conns)

@@ -3,6 +3,6 @@
 The lowest layer beside :mod:`taggerhub.sim`: it knows Pyro5's wire protocol and nothing of
 devices, users or sessions. Modules: :mod:`.codecs` (serializers and their registration),
 :mod:`.connection` (``FastConnection``), :mod:`.addresses` (``HOST:PORT``, the library URI,
-peer text), :mod:`.naming` (the lab's name server), :mod:`.pyro_compat` (every Pyro5 internal
-taggerhub relies on) and :mod:`.transport` (the old names, re-exported for ``server/``).
+peer text), :mod:`.naming` (the lab's name server), and :mod:`.pyro_compat` (every Pyro5 internal
+taggerhub relies on).
 """

@@ -6,11 +6,10 @@ name-mangled or undocumented parts of Pyro5; they are all named here, so that a 
 upgrade is checked in one module and one test file (``tests/wire/test_pyro_compat.py``)
 against the range pinned in ``pyproject.toml`` (:data:`TESTED_RANGE`).
 
-The ``wire`` and ``client`` packages reach these internals only through this module. The
-names in the last section are the ones ``server/`` uses, collected here for it to switch to.
-Public, documented Pyro5 API (``Proxy``, ``Daemon``'s documented hooks, ``config``,
-``errors``, ``protocol``'s ``MSG_*``/``FLAGS_*`` constants, ``current_context``) is used
-directly.
+Every package reaches these internals only through this module (the test file checks that no
+module outside ``wire/`` names one). Public, documented Pyro5 API (``Proxy``, ``Daemon``'s
+documented hooks, ``config``, ``errors``, ``protocol``'s ``MSG_*``/``FLAGS_*`` constants,
+``current_context``) is used directly.
 """
 
 from __future__ import annotations
@@ -154,7 +153,7 @@ def set_proxy_seq(proxy: Any, seq: int) -> None:
     proxy.__dict__["_pyroSeq"] = seq
 
 
-# --- Names server/ uses (for it to switch to) ------------------------------------------------------
+# --- The daemon (server/) ------------------------------------------------------------------------
 Daemon = _server.Daemon
 # Relies on: ``Daemon._handshake(conn, denied_reason=None) -> bool`` runs the connect handshake
 # (HubDaemon overrides it) and looks an unknown serializer id up again, raising KeyError.
@@ -164,6 +163,16 @@ DAEMON_HANDSHAKE = "_handshake"
 DAEMON_TRANSPORT_SERVER = "transportServer"
 # Relies on: ``Daemon.objectsById`` maps object ids to registered objects.
 DAEMON_OBJECTS = "objectsById"
+
+
+def transport_server(daemon: Any) -> Any:
+    """The daemon's socket server (``Daemon.transportServer``), whose class the hub swaps."""
+    return getattr(daemon, DAEMON_TRANSPORT_SERVER)
+
+
+def registered_objects(daemon: Any) -> dict[str, Any]:
+    """The daemon's own table of registered objects by id (``Daemon.objectsById``; not a copy)."""
+    return getattr(daemon, DAEMON_OBJECTS)
 
 
 def send_exception_response(daemon: Any, conn: Any, seq: int, serializer_id: int, exc: BaseException,
@@ -185,6 +194,22 @@ ThreadPoolServer = _svr_threads.SocketServer_Threadpool
 # ``handleConnection() -> bool``; HubConnectionJob sets these without calling ``__init__``.
 ConnectionJob = _svr_threads.ClientConnectionJob
 NoFreeWorkersError = _svr_threads.NoFreeWorkersError
+
+
+# Relies on: ``Daemon.handleRequest`` starts a one-way call as
+# ``server._OnewayCallThread(method, vargs, kwargs, daemon, client_sock_addr).start()``, looking the
+# class up in the module at each call, so that a replacement installed there is used.
+ONEWAY_CALL_CLASS = "_OnewayCallThread"
+
+
+def install_oneway_call_class(cls: type) -> None:
+    """Make the daemon start one-way calls as ``cls(method, vargs, kwargs, daemon, client_sock).start()``."""
+    setattr(_server, ONEWAY_CALL_CLASS, cls)
+
+
+def oneway_call_class() -> type:
+    """The class the daemon starts one-way calls with now."""
+    return getattr(_server, ONEWAY_CALL_CLASS)
 
 
 def server_selector(server: Any) -> selectors.BaseSelector:

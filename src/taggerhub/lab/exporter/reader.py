@@ -34,7 +34,7 @@ from Pyro5.api import BatchProxy
 from ... import client
 from ...access.tls import client_context
 from ...config import ExporterSettings
-from ...wire import addresses, transport
+from ...wire import addresses, codecs
 
 log = logging.getLogger("taggerhub.exporter")
 PS_PER_S = 1e12
@@ -168,7 +168,7 @@ class ServerReader:
 
     # -- connection -----------------------------------------------------------------
     def _make_proxy(self, uri: str, token: str | None) -> Any:
-        transport.install()
+        codecs.install()
         pyro_config.SOCK_NODELAY = True  # as client.createProxy: small messages, no Nagle delay
         proxy = client.Proxy(uri, token=token, ssl_context=self._ssl)
         proxy._pyroTimeout = self.settings.timeout_s  # connect and every call

@@ -29,7 +29,7 @@ from typing import Any
 from Pyro5 import protocol
 
 from ... import client
-from ...wire import transport
+from ...wire import codecs
 
 OBJECT_ID = "TimeTaggerRPC"
 PS_PER_S = 1e12
@@ -49,7 +49,7 @@ class Target:
 
     def proxy(self, token: str, client_id: str) -> Any:
         """A library proxy that is its own server session (``client_id``), bound now so a bad token fails here."""
-        transport.install()
+        codecs.install()
         proxy = client.Proxy(f"PYRO:{OBJECT_ID}@{self.host}:{self.port}", token=token or None,
                              ssl_context=self.ssl_context)
         proxy._pyroHandshake = {"client": client_id, "token": token or ""}
