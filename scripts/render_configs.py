@@ -14,7 +14,7 @@ Sources and what is derived from them:
   in the URL (the compose service `prometheus`). Its `timeInterval` must equal the role's
   scrape interval. The dashboards provider is one file, mounted by compose as it is.
 
-Edit the source, run this script, commit both (tests/deploy/test_config_sources.py fails on drift).
+Edit the source, run this script, commit both (tests/system/deploy/test_config_sources.py fails on drift).
 """
 
 from __future__ import annotations

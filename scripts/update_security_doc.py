@@ -1,4 +1,4 @@
-"""Paste the current ``taggerhub permissions`` table into docs/security.md (tests/test_permissions checks it)."""
+"""Paste the current ``taggerhub permissions`` table into docs/security.md (tests/integration/cli/test_permissions checks it)."""
 
 from __future__ import annotations
 

@@ -81,11 +81,10 @@ def hub(start_hub) -> ServerContext:
     return start_hub()
 
 
-# Which tests need the whole system around them (a Docker engine, Ansible, network namespaces, a real
-# Prometheus, sshd, WireGuard, systemd tools): `-m "not system"` is the fast run.
-SYSTEM = ("docker/", "deploy/", "access/", "discovery/test_role_discovery.py",
-          "discovery/test_compose_discovery.py", "discovery/test_nameserver_service.py", "exporter/test_prometheus.py")
-UNIT = ("unit/", "sim/", "wire/", "client/")
+# The folder says what a test needs: tests/unit (in-process, no server), tests/integration (a real server on
+# loopback), tests/system (a Docker engine, Ansible, network namespaces, a real Prometheus, sshd, WireGuard,
+# Chromium). `-m "not system"` is the fast run.
+KINDS = ("unit", "integration", "system")
 TESTS = Path(__file__).resolve().parent
 
 
@@ -96,12 +95,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test unit, integration or system by where it lives."""
+    """Mark each test unit, integration or system by the top folder it lives in."""
     for item in items:
-        where = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
-        if where.startswith(SYSTEM):
-            item.add_marker(pytest.mark.system)
-        elif where.startswith(UNIT):
-            item.add_marker(pytest.mark.unit)
-        else:
-            item.add_marker(pytest.mark.integration)
+        kind = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live under tests/{{unit,integration,system}}/")
+        item.add_marker(getattr(pytest.mark, kind))

@@ -3,7 +3,7 @@
 taggerhub speaks Pyro5's wire protocol on its own fast paths and hooks into Pyro5's proxy,
 daemon and thread-pool server where Pyro5 offers no public hook. Those hooks use private,
 name-mangled or undocumented parts of Pyro5; they are all named here, so that a Pyro5
-upgrade is checked in one module and one test file (``tests/wire/test_pyro_compat.py``)
+upgrade is checked in one module and one test file (``tests/unit/wire/test_pyro_compat.py``)
 against the range pinned in ``pyproject.toml`` (:data:`TESTED_RANGE`).
 
 Every package reaches these internals only through this module (the test file checks that no

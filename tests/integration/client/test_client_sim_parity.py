@@ -1,0 +1,113 @@
+"""Flim, FrequencyStability and PulsePerSecondMonitor through a live taggerhub server, with numbers checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from taggerhub import client
+
+SECOND = 10**12
+LAB = """
+[[device]]
+serial = "SIMSCAN"
+model = "Time Tagger Ultra"
+
+[[device.source]]
+kind = "pulsed_laser"
+sync_channel = 1
+photon_channels = [2]
+repetition_hz = 10e6
+detection_rate_hz = 200e3
+lifetime_ps = 3000.0
+jitter_ps = 0.0
+
+[[device.source]]  # pixel clock: 50 us pixels
+kind = "periodic"
+channel = 3
+frequency_hz = 20e3
+
+[[device.source]]  # frame marker, 1 ns before every 100th pixel
+kind = "periodic"
+channel = 4
+frequency_hz = 200.0
+phase_ps = 4999999000
+
+[[device.source]]  # a 1 MHz clock with 100 ps of white phase noise
+kind = "periodic"
+channel = 5
+frequency_hz = 1e6
+jitter_ps = 100.0
+
+[[device.source]]  # PPS reference
+kind = "periodic"
+channel = 6
+frequency_hz = 1.0
+phase_ps = 1000000000
+
+[[device.source]]  # PPS under test, 250 ns late
+kind = "periodic"
+channel = 7
+frequency_hz = 1.0
+phase_ps = 1000250000
+"""
+
+
+def truncated_exponential_lifetime(decay: np.ndarray, binwidth: int) -> float:
+    """Maximum-likelihood lifetime of an exponential cut at the histogram's end: its mean delay fixes it."""
+    window = decay.size * binwidth
+    mean = float(np.sum((np.arange(decay.size) + 0.5) * binwidth * decay) / decay.sum())
+    low, high = 1.0, 100.0 * window
+    for _ in range(100):  # the truncated mean tau - W / (exp(W / tau) - 1) grows with tau
+        tau = (low + high) / 2
+        if tau - window / np.expm1(window / tau) < mean:
+            low = tau
+        else:
+            high = tau
+    return tau
+
+
+@pytest.fixture
+def scan_server(start_server, tmp_path):
+    lab = tmp_path / "scan-lab.toml"
+    lab.write_text(LAB)
+    return start_server("--sim-config", str(lab), "--clock", "virtual")
+
+
+def test_flim_frequency_stability_and_pps_through_the_server(scan_server):
+    TT = client.createProxy(port=scan_server.port)
+    tagger = TT.createTimeTagger()
+
+    flim = TT.Flim(tagger, start_channel=1, click_channel=2, pixel_begin_channel=3, n_pixels=100, n_bins=100,
+                   binwidth=100, frame_begin_channel=4, finish_after_outputframe=6)
+    flim.startFor(SECOND // 10)
+    assert flim.waitUntilFinished(60_000)
+    assert flim.getFramesAcquired() == 6 and not flim.isAcquiring()
+    frame = flim.getReadyFrameEx(5)
+    assert frame.isValid() and frame.getFrameNumber() == 5 and frame.pixels == 100
+    np.testing.assert_allclose(np.diff(frame.getPixelBegins()), 50_000_000, atol=100)
+    summed = flim.getSummedFrames()
+    assert summed.shape == (100, 100)
+    in_window = 1 - np.exp(-10_000 / 3000)
+    # 10 photons per pixel per frame: ~5800 in all, so 6 % is over four standard deviations
+    assert summed.sum() == pytest.approx(6 * 100 * 10 * in_window, rel=0.06)
+    assert truncated_exponential_lifetime(summed.sum(axis=0), 100) == pytest.approx(3000, rel=0.05)
+
+    stability = TT.FrequencyStability(tagger, 5, [1, 10, 100], average=10, trace_len=100)
+    stability.startFor(SECOND)
+    assert stability.waitUntilFinished(60_000)
+    data = stability.getDataObject()
+    sigma_s = np.hypot(100.0, 9.0) / np.sqrt(10) * 1e-12  # source and Ultra jitter, averaged over 10 tags
+    # The estimate's spread grows with the step (fewer independent samples): ~1 % at 10, ~3 % at 100.
+    for scaled, tolerance in zip(data.getADEVScaled(), (0.04, 0.04, 0.12), strict=True):
+        assert scaled == pytest.approx(sigma_s, rel=tolerance)
+    np.testing.assert_allclose(data.getTau(), [1e-5, 1e-4, 1e-3], rtol=1e-9)
+
+    pps = TT.PulsePerSecondMonitor(tagger, 6, [7])
+    pps.startFor(4 * SECOND)
+    assert pps.waitUntilFinished(60_000)
+    pulses = pps.getDataObject()
+    assert pulses.size >= 3
+    np.testing.assert_allclose(pulses.getSignalOffsets()[:, 0], 250e-9, atol=100e-12)
+    assert pulses.getStatus().all()
+    TT.freeTimeTagger(tagger)
