@@ -6,9 +6,11 @@ A plain module (``pythonpath = ["tests"]`` in pyproject.toml), so tests import i
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -136,3 +138,26 @@ kind = "poisson"
 channel = {channel}
 rate_hz = {float(rate)}
 """ for serial, rate, *model in devices)
+
+
+def render_role_templates(tmp_path: Path, templates: list[str], **variables: object) -> None:
+    """Render the Ansible role's templates with its defaults (and ``variables``, above them) into tmp_path."""
+    ansible, venv_bin = REPO / "ansible", Path(sys.executable).parent
+    role = ansible / "roles" / "taggerhub"
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(json.dumps([{
+        "name": "Render role templates with the role's defaults.",
+        "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars_files": [str(role / "defaults" / "main.yml"), str(role / "vars" / "main.yml")],
+        "tasks": [{"name": "Render each template.", "loop": templates, "ansible.builtin.template": {
+            "src": f"{role}/templates/{{{{ item }}}}.j2", "dest": f"{tmp_path}/{{{{ item }}}}", "mode": "0644"}}],
+    }]))
+    # The exporter scraper's credential, which the role's config.yml makes once on the controller (beside the play).
+    (tmp_path / "tokens").mkdir(exist_ok=True)
+    (tmp_path / "tokens" / "scraper-prometheus.token").write_text("prometheus." + "ab" * 32)
+    (tmp_path / "extra.json").write_text(json.dumps(variables))
+    result = subprocess.run([str(venv_bin / "ansible-playbook"), "-i", "localhost,", "-e", f"@{tmp_path}/extra.json",
+                             str(playbook)], capture_output=True, text=True, timeout=120,
+                            env={"ANSIBLE_CONFIG": str(ansible / "ansible.cfg"), "PATH": f"{venv_bin}:/usr/bin:/bin",
+                                 "ANSIBLE_LOCALHOST_WARNING": "false", "HOME": str(Path.home())})
+    assert result.returncode == 0, result.stdout + result.stderr

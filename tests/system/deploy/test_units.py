@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import helpers
+from helpers import render_role_templates
 
 REPO = Path(__file__).resolve().parents[3]
 SYSTEMD = REPO / "systemd"
@@ -72,27 +73,7 @@ def test_udev_rules_match_only_the_time_tagger_vendor() -> None:
         assert 'SUBSYSTEM=="usb"' in rule
 
 
-def render(tmp_path: Path, templates: list[str], **variables: object) -> None:
-    """Render role templates with the role's defaults (and the given variables) into tmp_path."""
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(json.dumps([{
-        "name": "Render role templates with the role's defaults.",
-        "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "tasks": [{"name": "Render each template.", "loop": templates, "ansible.builtin.template": {
-            "src": f"{ROLE}/templates/{{{{ item }}}}.j2", "dest": f"{tmp_path}/{{{{ item }}}}", "mode": "0644"}}],
-    }]))
-    # The exporter scraper's credential, which the role's config.yml makes once on the controller (beside the play).
-    (tmp_path / "tokens").mkdir(exist_ok=True)
-    (tmp_path / "tokens" / "scraper-prometheus.token").write_text("prometheus." + "ab" * 32)
-    # Extra vars: above the defaults, which the play loads as vars_files.
-    (tmp_path / "extra.json").write_text(json.dumps(variables))
-    result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-e", f"@{tmp_path}/extra.json",
-                             str(playbook)],
-                            capture_output=True, text=True, timeout=120,
-                            env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{VENV_BIN}:/usr/bin:/bin",
-                                 "ANSIBLE_LOCALHOST_WARNING": "false", "HOME": str(Path.home())})
-    assert result.returncode == 0, result.stdout + result.stderr
+render = render_role_templates
 
 
 @pytest.mark.slow

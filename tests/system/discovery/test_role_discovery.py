@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, require_files
+from helpers import REPO, render_role_templates, require_files
 from taggerhub.config import load_settings
 
 ANSIBLE = REPO / "ansible"
@@ -24,20 +22,7 @@ def _ansible_playbook() -> None:
     require_files(VENV_BIN / "ansible-playbook")  # installed with '.[test]'
 
 
-def render(tmp_path: Path, templates: list[str], **variables: object) -> None:
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(json.dumps([{
-        "name": "Render role templates.", "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-        "tasks": [{"name": "Render each template.", "loop": templates, "ansible.builtin.template": {
-            "src": f"{ROLE}/templates/{{{{ item }}}}.j2", "dest": f"{tmp_path}/{{{{ item }}}}", "mode": "0644"}}],
-    }]))
-    (tmp_path / "extra.json").write_text(json.dumps(variables))
-    result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-e", f"@{tmp_path}/extra.json",
-                             str(playbook)], capture_output=True, text=True, timeout=120,
-                            env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{VENV_BIN}:/usr/bin:/bin",
-                                 "ANSIBLE_LOCALHOST_WARNING": "false", "HOME": str(Path.home())})
-    assert result.returncode == 0, result.stdout + result.stderr
+render = render_role_templates
 
 
 def test_role_renders_the_shipped_name_server_unit_and_the_discovery_settings(tmp_path: Path) -> None:

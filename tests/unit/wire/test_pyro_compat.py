@@ -16,6 +16,7 @@ import Pyro5.errors
 import pytest
 from Pyro5 import protocol
 
+from taggerhub.client import explain
 from taggerhub.client import proxy as client_proxy
 from taggerhub.wire import codecs, pyro_compat
 from taggerhub.wire.connection import FastConnection, speed_up
@@ -197,7 +198,7 @@ def test_pyro5_checks_the_owner_thread_through_the_mangled_method() -> None:
 
 def test_taggerhub_proxy_replaces_the_mangled_methods() -> None:
     cls = client_proxy.Proxy
-    assert getattr(cls, pyro_compat.PROXY_CREATE_CONNECTION) is client_proxy._create_connection_explained
+    assert getattr(cls, pyro_compat.PROXY_CREATE_CONNECTION) is explain.create_connection_explained
     assert getattr(cls, pyro_compat.PROXY_CHECK_OWNER) is cls._any_thread_is_owner
     assert getattr(client_proxy.LibraryProxy, pyro_compat.PROXY_CHECK_OWNER) is cls._any_thread_is_owner
 
