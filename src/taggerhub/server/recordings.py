@@ -12,6 +12,7 @@ format (docs/recordings.md) or, on hardware, the vendor's ``.ttbin``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -40,14 +41,9 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
 
 
-_writer_classes: dict[int, type] = {}
-
-
+@functools.cache
 def writer_class(backend: ModuleType) -> type:
     """The backend's FileWriter whose ``split(new_filename)`` stays inside the owner's folder too."""
-    found = _writer_classes.get(id(backend))
-    if found is not None:
-        return found
     base = backend.FileWriter
 
     class FileWriter(base):  # type: ignore[misc, valid-type]
@@ -58,7 +54,6 @@ def writer_class(backend: ModuleType) -> type:
             """Close the current file and go on in a new one (``new_filename``: in your recording folder)."""
             base.split(self, self._taggerhub_resolve(new_filename) if new_filename else "")
 
-    _writer_classes[id(backend)] = FileWriter
     return FileWriter
 
 

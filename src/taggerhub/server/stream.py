@@ -12,6 +12,7 @@ channel (its ``missed_events`` holds the count, at most 65535 per record), ``Ove
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -131,14 +132,9 @@ class TagQueue:
             self._ready.notify_all()
 
 
-_tap_classes: dict[int, type] = {}
-
-
+@functools.cache
 def tap_class(backend: ModuleType) -> type:
     """The backend's CustomMeasurement subclass that feeds a :class:`TagQueue` (made once per backend)."""
-    found = _tap_classes.get(id(backend))
-    if found is not None:
-        return found
     base = backend.CustomMeasurement
 
     class StreamTap(base):  # type: ignore[misc, valid-type]
@@ -154,7 +150,6 @@ def tap_class(backend: ModuleType) -> type:
         def process(self, incoming_tags: np.ndarray, begin_time: int, end_time: int) -> None:
             self.queue.put(incoming_tags, begin_time, end_time)
 
-    _tap_classes[id(backend)] = StreamTap
     return StreamTap
 
 
