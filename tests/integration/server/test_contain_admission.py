@@ -41,6 +41,12 @@ def test_300_idle_sockets_leave_fresh_clients_served(start_auth_process, lab_pki
         admin = connect(server, lab_pki, "ada")
         refused = admin.hub_metrics()["rpc"]["refused_handshakes"]
         if not caps:
+            # A source's excess is dropped once its 1 s grace has passed: on a fast machine the fresh
+            # connections can finish before that, so wait (bounded) for the accepting loop to trim.
+            deadline = time.monotonic() + 10
+            while refused.get("crowded", 0) < IDLE - 32 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                refused = admin.hub_metrics()["rpc"]["refused_handshakes"]
             assert refused.get("crowded", 0) >= IDLE - 32, refused
         else:
             assert refused.get("crowded", 0) == 0, refused
