@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), str(Path(__file__).resolve().parents[1]
-                                                                          / "tests" / "server")]
+TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(TESTS), str(TESTS / "integration" / "server")]
 from hostile import VictimStats, connect, idle_sockets, run_victims, tls_env  # noqa: E402
 
 from helpers import free_port, stop_process, wait_for_port  # noqa: E402
