@@ -9,12 +9,15 @@ name of a recording in the caller's folder on the server (``hub_recordings()``):
 first into the recordings cache (:func:`taggerhub.client.env.recordings_cache`) and replayed from
 there (:mod:`.recordings`). Names outside the caller's folder are refused by the server.
 
-``TT.CustomMeasurement`` (:mod:`.custom`) is answered here too: its ``process()`` runs in this process.
+``TT.CustomMeasurement`` (:mod:`.custom`) is answered here too: its ``process()`` runs in this process, on
+the server's tag stream, or, created on a virtual tagger, on the replay (through a :class:`_Replica`).
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,8 +43,8 @@ def local_attribute(library: Any, name: str, remote_method: Callable[[Any, str],
     """The library attribute ``name`` when this process answers it (else None: a plain remote call)."""
     if name not in LOCAL_NAMES:
         return None
-    if name == "CustomMeasurement":  # a base class whose process() runs here, on tags streamed from the server
-        return custom.custom_measurement_class(library)
+    if name == "CustomMeasurement":  # process() runs here: on tags streamed from the server, or on a replay
+        return custom_measurement_class(library)
     fetch = functools.partial(_local_path, library)
     if name == "FileReader":
         return type("FileReader", (_FileReader,), {"_fetch": staticmethod(fetch), "__doc__": _FileReader.__doc__})
@@ -103,3 +106,69 @@ def _create_virtual(fetch: Callable[[str | Path], str], filename: str = "", begi
                     duration: int = -1) -> TimeTaggerVirtual:
     """Create a virtual tagger here, replaying ``filename`` (a local file or a recording of yours on the server)."""
     return _ReplayTagger(fetch, str(filename) if filename else "", begin, duration)
+
+
+class _Replica(sim.CustomMeasurement):
+    """The simulator's CustomMeasurement that hands a replay's tags to a ``TT.CustomMeasurement`` made on it.
+
+    It shares the owner's lock, so ``with self.mutex`` in the owner's ``getData()`` and the engine's calls of
+    ``process()`` exclude each other as with the vendor's library; it holds the owner weakly, and the owner
+    holds it, so dropping the owner frees both.
+    """
+
+    def __init__(self, owner: Any, tagger: TimeTaggerBase):
+        super().__init__(tagger)
+        self._lock = owner._lock
+        self._finished = threading.Condition(self._lock)
+        self._owner = weakref.ref(owner)
+
+    def process(self, incoming_tags: Any, begin_time: int, end_time: int) -> None:
+        owner = self._owner()
+        if owner is not None:
+            owner.process(incoming_tags, begin_time, end_time)
+
+    def clear_impl(self) -> None:
+        owner = self._owner()
+        if owner is not None:
+            owner.clear_impl()
+
+    def on_start(self) -> None:
+        owner = self._owner()
+        if owner is not None:
+            owner.on_start()
+
+    def on_stop(self) -> None:
+        owner = self._owner()
+        if owner is not None:
+            owner.on_stop()
+
+
+REPLICATED = ("register_channel", "unregister_channel", "finalize_init", "start", "startFor", "stop", "clear",
+              "isRunning", "getCaptureDuration", "waitUntilFinished")
+
+
+def _local_or_streamed(name: str, streamed: Callable[..., Any]) -> Callable[..., Any]:
+    """Method ``name`` of the replica when the measurement was made on a local tagger, else the streamed one."""
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        replica = self.__dict__.get("_replica")
+        if replica is not None:
+            return getattr(replica, name)(*args, **kwargs)
+        return streamed(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = streamed.__doc__
+    return method
+
+
+def custom_measurement_class(library: Any) -> type:
+    """``TT.CustomMeasurement``: on a server's tagger as :mod:`.custom` streams it; on a virtual one, on its replay."""
+    streamed = custom.custom_measurement_class(library)
+
+    def init(self: Any, tagger: Any) -> None:
+        streamed.__init__(self, tagger)
+        self._replica = _Replica(self, tagger) if isinstance(tagger, TimeTaggerBase) else None
+
+    namespace: dict[str, Any] = {name: _local_or_streamed(name, getattr(streamed, name)) for name in REPLICATED}
+    namespace.update(__init__=init, __module__=streamed.__module__, __doc__=streamed.__doc__)
+    return type("CustomMeasurement", (streamed,), namespace)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
+import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from taggerhub.sim.replay import TimeTaggerVirtual
 from taggerhub.testing import ServerContext
 
 SECOND = 10**12
+SIM_TESTS = Path(__file__).resolve().parents[2] / "unit" / "sim"
 
 
 @pytest.fixture
@@ -185,3 +190,36 @@ def test_each_user_replays_only_their_own_recordings(tmp_path: Path, monkeypatch
         with pytest.raises(ValueError, match=r"no absolute path, no '\.\.'"):
             olga.createTimeTaggerVirtual("../otto/run.ttbin")
         assert not (tmp_path / "cache" / f"127.0.0.1_{ctx.port}" / "olga").exists()
+
+
+def test_vendor_custom_measurements_run_on_a_replay_like_the_built_in_ones(recording_server, monkeypatch) -> None:
+    TT = recording_server.proxy()
+    record(TT, "lab", SECOND // 2, stream_events=1)
+    # tests/unit/sim/vendor_style_custom.py, unchanged, with `import TimeTagger` giving the server's proxy.
+    monkeypatch.syspath_prepend(str(SIM_TESTS))
+    monkeypatch.setitem(sys.modules, "TimeTagger", TT)
+    monkeypatch.delitem(sys.modules, "vendor_style_custom", raising=False)
+    custom = importlib.import_module("vendor_style_custom")
+    virtual = TT.createTimeTaggerVirtual()
+    counter = custom.CountPerChannel(virtual, [1, 2])
+    histogram = custom.StartStopHistogram(virtual, click_channel=2, start_channel=1, binwidth=10, n_bins=1000)
+    rate = TT.Countrate(virtual, [1, 2])
+    reference = TT.Histogram(virtual, 2, 1, 10, 1000)
+    streams_before = TT.hub_metrics()["streams"]["subscribers"]
+    assert counter.isRunning() and counter.starts == 1  # finalize_init started it, on_start ran
+    assert virtual.waitForCompletion(virtual.replay("lab.ttbin"), 60_000)
+    counts = counter.getData()
+    assert counts.min() > 5_000
+    np.testing.assert_array_equal(counts, rate.getCountsTotal())  # the same replayed tags
+    np.testing.assert_array_equal(histogram.getData(), reference.getData())
+    assert histogram.getData().sum() > 1_000
+    assert TT.hub_metrics()["streams"]["subscribers"] == streams_before == 0  # nothing streamed from the server
+    counter.stop()
+    assert counter.stops == 1 and not counter.isRunning()
+    counter.clear()
+    assert counter.getData().sum() == 0
+    replica = weakref.ref(counter._replica)
+    del counter, histogram
+    gc.collect()
+    assert replica() is None  # as with the vendor's library: a dropped measurement is freed, here its replica too
+    TT.freeTimeTagger(virtual)
