@@ -8,7 +8,9 @@ server answers only inside the caller's own folder (admins: anyone's, with ``use
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -75,5 +77,9 @@ def local_copy(library: Any, name: str, cache: Path | None = None) -> Path:
     folder = cache_folder(library, cache) / PurePosixPath(row["name"]).parent
     wanted = {folder / PurePosixPath(remote).name: size for remote, size in row["files"]}
     if not all(p.is_file() and p.stat().st_size == size for p, size in wanted.items()):
-        download(library, row["name"], folder, row=row)
+        folder.mkdir(parents=True, exist_ok=True)
+        # Into a scratch folder first: another script replaying the same name never reads a half-written copy.
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as scratch:
+            for path in download(library, row["name"], Path(scratch), row=row):
+                os.replace(path, folder / path.name)
     return folder / PurePosixPath(row["name"]).name
