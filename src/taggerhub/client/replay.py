@@ -69,7 +69,7 @@ class _LocalOrRemote:
         self.remote = remote
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        tagger = args[0] if args else kwargs.get("tagger", kwargs.get("synchronized"))
+        tagger = args[0] if args else kwargs.get("tagger")
         if isinstance(tagger, TimeTaggerBase):
             return self.local(*args, **kwargs)
         if self.remote is None:
