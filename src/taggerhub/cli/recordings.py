@@ -14,36 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..client.recordings import download
 from ._options import client_options, create_proxy
-
-CHUNK_BYTES = 16 * 1024 * 1024
-
-
-def _find(proxy: Any, name: str, user: str) -> dict[str, Any]:
-    for row in proxy.hub_recordings(user):
-        if row["name"] == name:
-            return row
-    raise LookupError(f"no recording {name!r}{f' of user {user!r}' if user else ''} "
-                      "(see 'taggerhub recordings list')")
-
-
-def download(proxy: Any, name: str, directory: Path, user: str = "") -> list[Path]:
-    """Copy every file of recording ``name`` into ``directory`` (file names kept); return their local paths."""
-    row = _find(proxy, name, user)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for remote, size in row["files"]:
-        local = directory / Path(remote).name
-        with local.open("wb") as out:
-            offset = 0
-            while offset < size:
-                chunk = proxy.hub_recording_read(remote, offset, CHUNK_BYTES, user)
-                if not len(chunk):
-                    raise OSError(f"{remote} ended at {offset} of {size} bytes while downloading")
-                out.write(memoryview(chunk))
-                offset += len(chunk)
-        paths.append(local)
-    return paths
 
 
 def cmd_list(args: argparse.Namespace) -> int:

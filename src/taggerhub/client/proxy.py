@@ -35,7 +35,7 @@ from ..errors import AccessDenied, ObjectGone, ServerUnavailable
 from ..wire import codecs, pyro_compat
 from ..wire.addresses import LIBRARY_OBJECT_ID, library_uri
 from ..wire.connection import FastConnection, speed_up
-from . import custom, env, explain, vendor_fallback
+from . import env, explain, replay, vendor_fallback
 
 codecs.install()
 
@@ -319,9 +319,10 @@ class LibraryProxy(Proxy):
         object.__setattr__(self, "_taggerhub_serial", "")
 
     def __getattr__(self, name: str) -> Any:
-        if name == "CustomMeasurement":  # a base class whose process() runs here, on tags streamed from the server
-            self.__dict__[name] = custom.custom_measurement_class(self)
-            return self.__dict__[name]
+        local = replay.local_attribute(self, name, RemoteMethod)  # runs here: CustomMeasurement, FileReader, replays
+        if local is not None:
+            self.__dict__[name] = local
+            return local
         try:
             return super().__getattr__(name)
         except AttributeError:

@@ -86,6 +86,7 @@ def test_rpc_histogram_is_cumulative_with_count_and_sum() -> None:
     assert value(found, "taggerhub_client_sessions", user="alice", role="user") == 2
     assert value(found, "taggerhub_server_objects", type="Countrate") == 3
     assert value(found, "taggerhub_up") == 0  # no tagger read in this reading
+    assert not any(name.startswith("taggerhub_stream_") for name, _ in found)  # a server without tag streams
 
 
 def test_scrape_of_a_stopped_server_answers_at_once_with_up_zero() -> None:

@@ -277,7 +277,8 @@ def test_alert_rules_evaluate_on_live_data(stack: Stack) -> None:
 
     assert set(rules()) >= {"TaggerhubExporterDown", "TaggerhubServerDown", "TaggerhubTaggerDown",
                             "TaggerhubChannelRateZero",
-                            "TaggerhubRefusedHandshakesSpike", "TaggerhubTaggerOverflows"}
+                            "TaggerhubRefusedHandshakesSpike", "TaggerhubTaggerOverflows",
+                            "TaggerhubStreamTagsLost"}
     def evaluated() -> dict[str, dict] | None:
         current = rules()
         return current if all(r["health"] != "unknown" for r in current.values()) else None
@@ -293,6 +294,7 @@ def test_alert_rules_evaluate_on_live_data(stack: Stack) -> None:
     assert alert["annotations"]["summary"] == f"taggerhub exporter on 127.0.0.1 ({stack.dead_target}) is not reachable"
     assert stack.alerts("TaggerhubChannelRateZero") == {}
     assert stack.alerts("TaggerhubTaggerOverflows") == {}
+    assert stack.alerts("TaggerhubStreamTagsLost") == {}  # no subscriber there: nothing lost
 
 
 @pytest.mark.parametrize("args", [

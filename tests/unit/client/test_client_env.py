@@ -1,4 +1,4 @@
-"""The client reads TAGGERHUB_TOKEN, TAGGERHUB_CLIENT_TLS_* and TAGGERHUB_NS in one place; given arguments win."""
+"""The client reads TAGGERHUB_TOKEN, _CLIENT_TLS_*, _NS and _RECORDINGS_CACHE in one place; given arguments win."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def test_name_server_given_else_environment_else_none():
     assert env.ns_address("here:1", ENV) == "here:1"
     assert env.ns_address(None, ENV) == "ns:9190"
     assert env.ns_address(None, {}) is None
+
+
+def test_recordings_cache_given_else_xdg_cache_else_home(monkeypatch):
+    assert env.recordings_cache({"TAGGERHUB_RECORDINGS_CACHE": "/data/rec", "XDG_CACHE_HOME": "/x"}) == Path(
+        "/data/rec")
+    assert env.recordings_cache({"XDG_CACHE_HOME": "/x"}) == Path("/x/taggerhub/recordings")
+    monkeypatch.setenv("HOME", "/home/ada")
+    assert env.recordings_cache({"XDG_CACHE_HOME": ""}) == Path("/home/ada/.cache/taggerhub/recordings")
 
 
 def test_the_environment_is_read_in_client_env_only():

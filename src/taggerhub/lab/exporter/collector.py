@@ -173,7 +173,29 @@ def _server_families(m: dict[str, Any], reading: Reading, show_users: bool) -> I
         refused.add_metric([str(reason)], n)
     yield refused
 
+    streams = m.get("streams")
+    if streams is not None:  # servers before the tag stream have none
+        yield from _stream_families(streams)
+
     yield CounterMetricFamily("taggerhub_server_connections", "Connections the server accepted since it started.",
                               value=rpc.get("connections_total", 0))
     yield GaugeMetricFamily("taggerhub_server_start_time_seconds", "When the server started, in Unix seconds.",
                             value=rpc["started_at"])
+
+
+def _stream_families(streams: dict[str, Any]) -> Iterator[Metric]:
+    """The tag stream (issue 16): subscribers now, records sent, and tags dropped for subscribers that fell behind.
+
+    Totals over every stream, closed ones included, so the counters only grow while the server runs;
+    who lost what is in the audit log (``stream_close``) and ``hub_stream_state``, not in labels.
+    """
+    yield GaugeMetricFamily("taggerhub_stream_subscribers",
+                            "Tag stream subscribers now (remote TT.CustomMeasurement, TagStream).",
+                            value=streams.get("subscribers", 0))
+    yield CounterMetricFamily("taggerhub_stream_tags_sent",
+                              "Tag records the server sent to stream subscribers, overflow markers included.",
+                              value=streams.get("tags_sent", 0))
+    yield CounterMetricFamily("taggerhub_stream_tags_lost",
+                              "Tags dropped for stream subscribers that fell behind (marked to them as missed "
+                              "events; the device and other clients are not slowed).",
+                              value=streams.get("tags_lost", 0))
