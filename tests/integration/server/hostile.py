@@ -47,6 +47,7 @@ def threads_of(server: Any) -> int:
 class VictimStats:
     latencies_s: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    connects_s: list[float] = field(default_factory=list)  # connect + createTimeTagger, per victim
 
     @property
     def calls(self) -> int:
@@ -69,6 +70,7 @@ def run_victims(server: Any, pki: Path, n_clients: int, duration_s: float, user:
     stop = time.monotonic() + duration_s
 
     def victim() -> None:
+        started = time.perf_counter()
         try:
             TT = connect(server, pki, user)
             tagger = TT.createTimeTagger()
@@ -76,6 +78,10 @@ def run_victims(server: Any, pki: Path, n_clients: int, duration_s: float, user:
             with lock:
                 stats.failures.append(f"connect: {type(exc).__name__}: {exc}")
             return
+        with lock:
+            stats.connects_s.append(time.perf_counter() - started)
+            if time.monotonic() >= stop:  # a victim kept out for the whole run was denied service too
+                stats.failures.append(f"connect took {stats.connects_s[-1]:.1f} s, longer than the run")
         while time.monotonic() < stop:
             started = time.perf_counter()
             try:
