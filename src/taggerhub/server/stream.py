@@ -28,29 +28,32 @@ from ..backend.adapter import Adapter
 from ..backend.kinds import ObjectKind
 from ..errors import AccessDenied
 from ..sim.custom import INCOMING_TAGS_DTYPE
+from ..sim.custom import overflow_marker as gap_marker
 from ..sim.enums import TagType
 from .callpath import CallPath
 from .sessions import Session
 
 log = logging.getLogger("taggerhub.server")
 TAG_BYTES = INCOMING_TAGS_DTYPE.itemsize
-MISSED_PER_RECORD = np.iinfo(np.uint16).max
 READ_MAX_BYTES = 64 * 1024 * 1024  # the most one hub_stream_read returns
 READ_MAX_WAIT_S = 1.0  # a read waits at most this long for tags: a worker is never held for long
 ENDED_KEPT = 1024  # closed streams remembered, so their readers end without an error
 _stream_numbers = itertools.count(1)
 
 
-def gap_marker(begin_ps: int, end_ps: int, missed: dict[int, int]) -> np.ndarray:
-    """The vendor's marking of lost tags: OverflowBegin, MissedEvents per channel (split at 65535), OverflowEnd."""
-    records: list[tuple[int, int, int, int]] = [(TagType.OverflowBegin, 0, 0, begin_ps)]
-    for channel, count in sorted(missed.items()):
-        while count > 0:
-            part = min(count, MISSED_PER_RECORD)
-            records.append((TagType.MissedEvents, part, channel, end_ps))
-            count -= part
-    records.append((TagType.OverflowEnd, 0, 0, end_ps))
-    return np.array(records, dtype=INCOMING_TAGS_DTYPE)
+def lost_per_channel(tags: np.ndarray) -> dict[int, int]:
+    """Tags per channel in a dropped frame; a frame of the device's own overflow marking counts what it marks."""
+    if not tags.size:
+        return {}
+    channel, kinds = tags["channel"], tags["type"]
+    low = int(channel.min())
+    if kinds.any():
+        weights = np.where(kinds == TagType.TimeTag, 1,
+                           np.where(kinds == TagType.MissedEvents, tags["missed_events"], 0))
+        counts = np.bincount(channel - low, weights=weights).astype(np.int64)
+    else:
+        counts = np.bincount(channel - low)  # linear, where np.unique would sort the whole frame
+    return {low + int(i): int(counts[i]) for i in np.flatnonzero(counts)}
 
 
 class TagQueue:
@@ -86,15 +89,14 @@ class TagQueue:
             if self._gap is None:
                 self._gap = [begin_ps, end_ps, {}]
             self._gap[1] = end_ps
-            self.tags_lost += tags.size
             self.frames_lost += 1
-        if tags.size:  # counted outside the lock: the reader is not held up by the dropped chunk
-            channels, counts = np.unique(tags["channel"], return_counts=True)
-            with self._ready:
-                if self._gap is not None:
-                    missed = self._gap[2]
-                    for channel, count in zip(channels.tolist(), counts.tolist(), strict=True):
-                        missed[channel] = missed.get(channel, 0) + count
+        lost = lost_per_channel(tags)  # counted outside the lock: the reader is not held up by the dropped chunk
+        with self._ready:
+            self.tags_lost += sum(lost.values())
+            if self._gap is not None:
+                missed = self._gap[2]
+                for channel, count in lost.items():
+                    missed[channel] = missed.get(channel, 0) + count
 
     def clear(self) -> int:
         """Forget queued frames and any gap (the subscriber's clear()); return the batches taken before it."""

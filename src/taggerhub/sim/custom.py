@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .engine import Chunk
+from .enums import TagType
 from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .iterators import IteratorBase
 
@@ -31,6 +32,19 @@ INCOMING_TAGS_DTYPE = np.dtype(
      "offsets": [0, 2, 4, 8], "itemsize": 16},
     align=True,
 )
+MISSED_PER_RECORD = np.iinfo(np.uint16).max
+
+
+def overflow_marker(begin_ps: int, end_ps: int, missed: dict[int, int]) -> np.ndarray:
+    """The vendor's marking of lost tags: OverflowBegin, MissedEvents per channel (split at 65535), OverflowEnd."""
+    records: list[tuple[int, int, int, int]] = [(TagType.OverflowBegin, 0, 0, begin_ps)]
+    for channel, count in sorted(missed.items()):
+        while count > 0:
+            part = min(count, MISSED_PER_RECORD)
+            records.append((TagType.MissedEvents, part, channel, end_ps))
+            count -= part
+    records.append((TagType.OverflowEnd, 0, 0, end_ps))
+    return np.array(records, dtype=INCOMING_TAGS_DTYPE)
 
 
 def tags_array(times: np.ndarray, channels: np.ndarray) -> np.ndarray:
@@ -158,9 +172,13 @@ class CustomMeasurementBase(IteratorBase):
                 self.on_stop()
 
     def _on_chunk(self, chunk: Chunk) -> None:
-        times, channels = chunk.merged(self._channels)
+        if chunk.missed is not None:  # an overflow interval of the device: marked as the vendor's stream does
+            missed = {ch: n for ch, n in chunk.missed.items() if ch in self._channels and n > 0}
+            tags = overflow_marker(chunk.begin_ps, chunk.end_ps, missed)
+        else:
+            tags = tags_array(*chunk.merged(self._channels))
         try:
-            self.process(tags_array(times, channels), chunk.begin_ps, chunk.end_ps)
+            self.process(tags, chunk.begin_ps, chunk.end_ps)
         except Exception:
             traceback.print_exc()  # as the vendor's wrapper does, then the measurement stops on the error
             raise

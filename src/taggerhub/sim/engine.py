@@ -31,11 +31,14 @@ REALTIME_TICK_S = 0.002
 # PC cannot take them (its buffer fills): the window becomes an overflow interval that getOverflows()
 # counts and that streams mark with OverflowBegin, MissedEvents and OverflowEnd, instead of time stretching.
 REALTIME_MAX_LAG_PS = 500_000_000_000  # 500 ms: a busy shared PC may stall the engine that long
-# An overflow window up to this long is generated whole, so its missed counts are exact. A longer one (an
-# engine that cannot keep up at all: generating the window would take longer than the window) generates only
-# its last OVERFLOW_SAMPLE_PS and scales the counts; otherwise each overflow would outgrow the one before.
-OVERFLOW_EXACT_PS = 1_000_000_000_000  # 1 s
-OVERFLOW_SAMPLE_PS = 250_000_000_000  # 250 ms
+# An overflow window is generated whole (exact missed counts) when that takes at most OVERFLOW_BUDGET_S of wall
+# time at the engine's measured generation speed; a longer one (an engine that cannot keep up at all) generates
+# only its last part that fits the budget (at least OVERFLOW_MIN_SAMPLE_PS) and scales the counts. Bounding the
+# cost by time, not by length, keeps capture time moving with the wall clock: an overflow never outgrows the one
+# before, and the engine never stalls for long generating tags nobody receives.
+OVERFLOW_BUDGET_S = 0.1
+OVERFLOW_MIN_SAMPLE_PS = 20_000_000_000  # 20 ms
+SPEED_SMOOTHING = 0.3  # weight of the newest chunk in the generation speed's moving average
 EMPTY = np.empty(0, dtype=np.int64)
 
 
@@ -57,6 +60,8 @@ class Chunk:
         wanted = list(self.tags) if channels is None else [c for c in channels if c in self.tags]
         if not wanted:
             return EMPTY, np.empty(0, dtype=np.int32)
+        if len(wanted) == 1:  # one channel is already in time order: no sort
+            return self.tags[wanted[0]], np.full(self.tags[wanted[0]].size, wanted[0], dtype=np.int32)
         stamps = np.concatenate([self.tags[c] for c in wanted])
         chans = np.concatenate([np.full(self.tags[c].size, c, dtype=np.int32) for c in wanted])
         order = np.argsort(stamps, kind="stable")
@@ -308,6 +313,8 @@ class TagEngine:
         self._busy = busy
         self.clock = Clock(clock)
         self.processed_ps = 0
+        # Simulated ps the stage generates per wall second, measured (a moving average); None until measured.
+        self.generation_ps_per_s: float | None = None
         self._lock = threading.RLock()
         self._progress = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -338,26 +345,40 @@ class TagEngine:
                     continue
                 t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
                 wanted = self._wanted()
-                tags = self.stage.process(wanted, t0, t1) if wanted else {}
+                tags = self._generate(wanted, t0, t1)
                 self._consume(Chunk(t0, t1, tags))
                 self.processed_ps = t1
                 self._progress.notify_all()
 
+    def _generate(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
+        """The stage's tags for [t0, t1), timing it to keep :attr:`generation_ps_per_s` current."""
+        if not wanted:
+            return {}
+        began = time.perf_counter()
+        tags = self.stage.process(wanted, t0, t1)
+        spent = time.perf_counter() - began
+        if spent > 0:
+            speed = (t1 - t0) / spent
+            last = self.generation_ps_per_s
+            self.generation_ps_per_s = speed if last is None else last + SPEED_SMOOTHING * (speed - last)
+        return tags
+
     def _overflow(self, t0: int) -> None:
         """The measurements fell behind the wall clock: drop tags up to now as one overflow interval.
 
-        Tags are still generated (cheaply, without the measurements) so that the missed counts, dead time
-        and divider state stay right; the measurements get one empty chunk that says what was missed. A window
-        over OVERFLOW_EXACT_PS generates only its end and scales the counts, so catching up stays bounded.
+        Tags are still generated (without the measurements) so that the missed counts, dead time and divider
+        state stay right; the measurements get one empty chunk that says what was missed. Only as much of the
+        window as the engine generates in OVERFLOW_BUDGET_S is generated (its end); the counts are scaled.
         """
         t_end = self.clock.now_ps()
-        missed: dict[int, int] = {}
-        t = t0 if t_end - t0 <= OVERFLOW_EXACT_PS else t_end - OVERFLOW_SAMPLE_PS
+        speed = self.generation_ps_per_s
+        affordable = OVERFLOW_MIN_SAMPLE_PS if speed is None else max(OVERFLOW_MIN_SAMPLE_PS, speed * OVERFLOW_BUDGET_S)
+        t = max(t0, t_end - int(affordable))
         scale = (t_end - t0) / (t_end - t)
+        missed: dict[int, int] = {}
         while t < t_end:
             t1 = min(t_end, t + REALTIME_MAX_CHUNK_PS)
-            wanted = self._wanted()
-            for ch, tags in (self.stage.process(wanted, t, t1) if wanted else {}).items():
+            for ch, tags in self._generate(self._wanted(), t, t1).items():
                 missed[ch] = missed.get(ch, 0) + int(tags.size)
             t = t1
         if scale != 1.0:
