@@ -217,11 +217,63 @@ class PhotonPairSource(SignalSource):
         return {self.channel_a: arm_a, self.channel_b: arm_b}
 
 
+@dataclass
+class TiledSource(SignalSource):
+    """Another source's tags over one ``period_ps``, generated once and repeated: tens of M tags/s on one core.
+
+    The first call generates ``of`` over [0, period) (with ``seed``, or the device's random generator) and
+    wraps every tag into the period, so the pattern joins up seamlessly (a pair straddling the end continues at
+    the start of the next period). Each window is then a slice of the pattern plus the period's offset: one
+    add per tag, no random numbers. Statistics within a period are the inner source's; the stream repeats
+    exactly every ``period_ps`` (a correlation over longer delays sees the repetition). The tagger's input
+    stage (its jitter, delays, dead time, dividers) still acts on every tag as it does for any source.
+    Memory: 8 bytes per tag of one period (``rate * period``).
+    """
+
+    of: SignalSource
+    period_ps: int = 100_000_000_000  # 100 ms
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        self.period_ps = int(self.period_ps)
+        if self.period_ps <= 0:
+            raise ValueError(f"period_ps must be positive, got {self.period_ps}")
+        if isinstance(self.of, TiledSource):
+            raise ValueError("a tiled source cannot tile another tiled source")
+        self.amplitude_v, self.pulse_width_ps = self.of.amplitude_v, self.of.pulse_width_ps
+        self._pattern: dict[int, np.ndarray] | None = None
+
+    def channels(self) -> tuple[int, ...]:
+        return self.of.channels()
+
+    def pattern(self, rng: Noise) -> dict[int, np.ndarray]:
+        """The period's tags per channel, each sorted in [0, period_ps) (made on first use)."""
+        if self._pattern is None:
+            own = rng if self.seed is None else Noise(np.random.default_rng(self.seed))
+            period = int(self.period_ps)
+            generated = self.of.generate(own, 0, period)
+            self._pattern = {ch: np.sort(times % period) for ch, times in generated.items()}
+        return self._pattern
+
+    def generate(self, rng: Noise, t0: int, t1: int) -> dict[int, np.ndarray]:
+        period = int(self.period_ps)
+        out = {}
+        for channel, base in self.pattern(rng).items():
+            parts = []
+            for tile in range(t0 // period, (t1 - 1) // period + 1):
+                offset = tile * period
+                lo, hi = np.searchsorted(base, (t0 - offset, t1 - offset))
+                parts.append(base[lo:hi] + offset)
+            out[channel] = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return out
+
+
 SOURCE_KINDS: dict[str, type[SignalSource]] = {
     "poisson": PoissonSource,
     "periodic": PeriodicSource,
     "pulsed_laser": PulsedLaserSource,
     "photon_pairs": PhotonPairSource,
+    "tiled": TiledSource,
 }
 
 
@@ -232,6 +284,11 @@ def source_from_mapping(spec: Mapping[str, Any]) -> SignalSource:
     cls = SOURCE_KINDS.get(str(kind))
     if cls is None:
         raise ValueError(f"signal source needs kind = one of {sorted(SOURCE_KINDS)}, got {kind!r}")
+    if kind == "tiled":
+        inner = values.get("of")
+        if not isinstance(inner, Mapping):
+            raise ValueError("a tiled source needs of = {kind = ..., ...}: the source whose period it repeats")
+        values["of"] = source_from_mapping(inner)
     if "photon_channels" in values:
         values["photon_channels"] = tuple(values["photon_channels"])
     try:
