@@ -142,6 +142,8 @@ def tap_class(backend: ModuleType) -> type:
     class StreamTap(base):  # type: ignore[misc, valid-type]
         """Copies each chunk of its channels' tags into its subscriber's queue."""
 
+        _shares_incoming_tags = True  # it only queues them: taps on the same channels share one merged array
+
         def __init__(self, tagger: Any, channels: list[int], queue: TagQueue):
             base.__init__(self, tagger)
             self.queue = queue

@@ -74,6 +74,7 @@ class CustomMeasurementBase(IteratorBase):
     """Low-overhead access to the raw tag stream for measurements written in Python."""
 
     _starts_running = False  # the vendor starts a custom measurement in finalize_init()
+    _shares_incoming_tags = False  # True in a subclass whose process() never writes to incoming_tags
 
     def __init__(self, tagger: TimeTaggerBase):
         super().__init__(tagger, ())
@@ -176,7 +177,12 @@ class CustomMeasurementBase(IteratorBase):
             missed = {ch: n for ch, n in chunk.missed.items() if ch in self._channels and n > 0}
             tags = overflow_marker(chunk.begin_ps, chunk.end_ps, missed)
         else:
-            tags = tags_array(*chunk.merged(self._channels))
+            key = ("incoming_tags", tuple(self._channels))
+            shared = chunk.cache.get(key)
+            if shared is None:  # the first measurement on these channels merges them; the others share it
+                shared = chunk.cache[key] = tags_array(*chunk.merged(self._channels))
+            # process() may change its array (the vendor's is its own): only a tap that only reads gets the shared one
+            tags = shared if self._shares_incoming_tags else shared.copy()
         try:
             self.process(tags, chunk.begin_ps, chunk.end_ps)
         except Exception:
