@@ -259,11 +259,104 @@ def generation_mode(args: argparse.Namespace) -> None:
               f"{[round(r[0] / 1e6, 1) for r in runs]}; per wall s {[round(r[1] / 1e6, 1) for r in runs]}")
 
 
+def socket_cpu_ns_per_byte(total_bytes: int = 512 * 1024 * 1024, block: int = 16 * 1024 * 1024) -> tuple[float, float]:
+    """CPU ns per byte to send and to receive over TCP loopback (each side's thread CPU): the transport's floor."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    left = socket.create_connection(listener.getsockname())
+    right, _ = listener.accept()
+    listener.close()
+    payload = memoryview(bytearray(block))
+    sent: list[float] = []
+
+    def send() -> None:
+        began = time.thread_time()
+        for _ in range(total_bytes // block):
+            left.sendall(payload)
+        sent.append(time.thread_time() - began)
+
+    sender = threading.Thread(target=send)
+    buffer = memoryview(bytearray(block))
+    began = time.thread_time()
+    sender.start()
+    got = 0
+    while got < total_bytes:
+        got += right.recv_into(buffer, block)
+    received = time.thread_time() - began
+    sender.join()
+    left.close()
+    right.close()
+    return sent[0] / total_bytes * 1e9, received / total_bytes * 1e9
+
+
+def budget_mode(args: argparse.Namespace) -> None:
+    """CPU ns per tag of each step between the lab and a remote process(), each timed alone on one thread."""
+    import numpy as np
+
+    from taggerhub.server.stream import TagQueue
+    from taggerhub.sim.custom import chunk_records
+    from taggerhub.sim.engine import REALTIME_MAX_CHUNK_PS, Chunk, InputStage
+    from taggerhub.sim.lab import load_lab
+    from taggerhub.wire.codecs import TaggerhubSerializer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        spec = load_lab(write_lab(Path(scratch) / "lab.toml", args.rate, args.source))[0]
+    stage = InputStage(spec.model, spec.sources, np.random.default_rng(1))
+    wanted = set(CHANNELS)
+    stage.process(wanted, 0, REALTIME_MAX_CHUNK_PS)
+    chunks, cost = [], {"generate": 0.0, "merge into records": 0.0, "queue and batch": 0.0, "serialize": 0.0,
+                        "deserialize": 0.0}
+    t = REALTIME_MAX_CHUNK_PS
+    for _ in range(50):  # 1 s of tags
+        began = time.process_time()
+        chunks.append(Chunk(t, t + REALTIME_MAX_CHUNK_PS, stage.process(wanted, t, t + REALTIME_MAX_CHUNK_PS)))
+        cost["generate"] += time.process_time() - began
+        t += REALTIME_MAX_CHUNK_PS
+    queue, serializer, n = TagQueue(1 << 40), TaggerhubSerializer(), 0
+    for chunk in chunks:
+        began = time.process_time()
+        records = chunk_records(chunk, CHANNELS)
+        cost["merge into records"] += time.process_time() - began
+        began = time.process_time()
+        queue.put(records, chunk.begin_ps, chunk.end_ps)
+        batch, _, _ = queue.take(64 * 1024 * 1024, 0)
+        data = np.concatenate([frame for frame, _, _ in batch])
+        cost["queue and batch"] += time.process_time() - began
+        began = time.process_time()
+        message = serializer.dumps({"tags": data, "frames": [[b, e, f.size // 16] for f, b, e in batch]})
+        wire = b"".join(message.parts) if hasattr(message, "parts") else message
+        cost["serialize"] += time.process_time() - began
+        began = time.process_time()
+        received = serializer.loads(memoryview(bytearray(wire)))
+        np.frombuffer(received["tags"], dtype=records.dtype)
+        cost["deserialize"] += time.process_time() - began
+        n += records.size
+    send_ns, recv_ns = socket_cpu_ns_per_byte()
+    per_tag = {k: v / n * 1e9 for k, v in cost.items()}
+    per_tag["socket send (kernel)"] = send_ns * 16
+    per_tag["socket receive (kernel)"] = recv_ns * 16
+    print(f"CPU per tag, lab {args.rate / 1e6:.0f} M tags/s ({args.source}) on 8 channels, {n / 1e6:.0f} M tags; "
+          f"load {os.getloadavg()[0]:.1f}")
+    for step, ns in per_tag.items():
+        print(f"  {step:26s} {ns:6.1f} ns/tag  ({1e3 / ns if ns else float('inf'):6.0f} M tags/s per core)")
+    server = sum(per_tag[k] for k in ("generate", "merge into records", "queue and batch", "serialize",
+                                      "socket send (kernel)"))
+    client = per_tag["deserialize"] + per_tag["socket receive (kernel)"]
+    print(f"  server {server:.1f} ns/tag, client {client:.1f} ns/tag: one subscriber at most "
+          f"{1e3 / max(server, client):.0f} M tags/s with a core each, {2e3 / (server + client):.0f} M tags/s on two "
+          f"shared cores")
+
+
 def cpu_summary(run: dict[str, Any]) -> str:
+    """CPU share of each part, and its cost per tag delivered (ns of CPU per tag: what a core spends)."""
     server = sorted(((v, k) for k, v in run["server_cpu"].items() if v >= 0.01), reverse=True)
-    names = ", ".join(f"{k} {v:.0%}" for v, k in server)
+    per_tag = 1e9 / max(run["rate"], 1.0)
+    names = ", ".join(f"{k} {v:.0%} = {v * per_tag:.0f} ns/tag" for v, k in server)
     return (f"server {sum(run['server_cpu'].values()):.0%} of a core ({names}); subscribers' readers "
-            f"{run['reader_cpu']:.0%} (process() {run['process_cpu']:.0%})")
+            f"{run['reader_cpu']:.0%} = {run['reader_cpu'] * per_tag:.0f} ns/tag (of which process() "
+            f"{run['process_cpu'] * per_tag:.0f} ns/tag)")
 
 
 def wall_mode(args: argparse.Namespace, scratch: Path) -> None:
@@ -317,7 +410,8 @@ def virtual_mode(args: argparse.Namespace, scratch: Path) -> None:
             with ctx.Pool(1) as pool:  # the anchor in a fresh process, as a lab script would run
                 rows["local"].append(pool.apply(local_rate, (lab, args.seconds)))
             for n, key in ((1, "1"), (4, "4")):
-                run = remote_rate(port, n, args.seconds)
+                run = remote_rate(port, n, args.seconds, proc.pid)
+                print(f"  {n} subscriber(s): {run['rate'] / 1e6:.1f} M tags/s; CPU: {cpu_summary(run)}", flush=True)
                 rows["remote" + key].append(run["rate"])
                 rows["lost" + key].append(run["lost"])
                 rows["engine" + key].append(run["speed"] * args.rate)
@@ -342,14 +436,14 @@ def virtual_mode(args: argparse.Namespace, scratch: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("virtual", "wall", "generation"), default="virtual")
+    parser.add_argument("--mode", choices=("virtual", "wall", "generation", "budget"), default="virtual")
     parser.add_argument("--rate", type=float, default=32e6, help="lab tags/s, on eight channels (default 32e6)")
     parser.add_argument("--source", choices=("tiled", "poisson"), default="tiled", help="the lab's source kind")
     parser.add_argument("--seconds", type=float, default=5.0, help="wall seconds per measurement (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     args = parser.parse_args()
-    if args.mode == "generation":
-        generation_mode(args)
+    if args.mode in ("generation", "budget"):
+        (generation_mode if args.mode == "generation" else budget_mode)(args)
         return 0
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as scratch_name:
         (wall_mode if args.mode == "wall" else virtual_mode)(args, Path(scratch_name))

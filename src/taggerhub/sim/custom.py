@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Chunk
+from .engine import MERGE_KEY_BITS, MERGE_KEY_CHANNELS, Chunk
 from .enums import TagType
 from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .iterators import IteratorBase
@@ -45,6 +45,23 @@ def overflow_marker(begin_ps: int, end_ps: int, missed: dict[int, int]) -> np.nd
             count -= part
     records.append((TagType.OverflowEnd, 0, 0, end_ps))
     return np.array(records, dtype=INCOMING_TAGS_DTYPE)
+
+
+def chunk_records(chunk: Chunk, channels: list[int]) -> np.ndarray:
+    """The chunk's tags of ``channels`` as time-ordered ``INCOMING_TAGS_DTYPE`` records, decoded straight from
+    the merge's sort keys (no intermediate time and channel arrays)."""
+    wanted = [c for c in channels if c in chunk.tags]
+    keyed = chunk.sorted_keys(wanted) if len(wanted) > 1 else None
+    if keyed is None:
+        return tags_array(*chunk.merged(wanted))
+    key, base, table = keyed
+    records = np.empty(key.size, dtype=INCOMING_TAGS_DTYPE)
+    records.view(np.uint32)[::4] = 0  # type, padding and missed_events: a TimeTag, nothing missed
+    records["channel"] = np.take(table, key & (MERGE_KEY_CHANNELS - 1), mode="clip")
+    key >>= MERGE_KEY_BITS
+    key += base
+    records["time"] = key
+    return records
 
 
 def tags_array(times: np.ndarray, channels: np.ndarray) -> np.ndarray:
@@ -180,7 +197,7 @@ class CustomMeasurementBase(IteratorBase):
             key = ("incoming_tags", tuple(self._channels))
             shared = chunk.cache.get(key)
             if shared is None:  # the first measurement on these channels merges them; the others share it
-                shared = chunk.cache[key] = tags_array(*chunk.merged(self._channels))
+                shared = chunk.cache[key] = chunk_records(chunk, self._channels)
             # process() may change its array (the vendor's is its own): only a tap that only reads gets the shared one
             tags = shared if self._shares_incoming_tags else shared.copy()
         try:

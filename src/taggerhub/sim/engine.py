@@ -69,32 +69,42 @@ class Chunk:
             return EMPTY, np.empty(0, dtype=np.int32)
         if len(wanted) == 1:  # one channel is already in time order: no sort
             return self.tags[wanted[0]], np.full(self.tags[wanted[0]].size, wanted[0], dtype=np.int32)
-        arrays = [self.tags[c] for c in wanted]
-        filled = [a for a in arrays if a.size]
-        if not filled:
-            return EMPTY, np.empty(0, dtype=np.int32)
-        base = min(int(a[0]) for a in filled)
-        if len(wanted) <= MERGE_KEY_CHANNELS and max(int(a[-1]) for a in filled) - base < MERGE_KEY_SPAN_PS:
-            # One int64 key per tag: time since the chunk's first tag, shifted up, with the channel's index in the
-            # low bits. Sorting the keys (sorted runs: timsort merges them) costs a third of an argsort and the
-            # two gathers it needs, and the channel comes back out of the key.
-            key = np.empty(sum(a.size for a in arrays), dtype=np.int64)
-            at = 0
-            for index, part in enumerate(arrays):
-                view = key[at:at + part.size]
-                np.subtract(part, base, out=view)
-                view <<= MERGE_KEY_BITS
-                view |= index
-                at += part.size
-            key.sort(kind="stable")
-            chans = np.asarray(wanted, dtype=np.int32)[key & (MERGE_KEY_CHANNELS - 1)]
+        keyed = self.sorted_keys(wanted)
+        if keyed is not None:
+            key, base, table = keyed
+            chans = np.take(table, key & (MERGE_KEY_CHANNELS - 1), mode="clip")
             key >>= MERGE_KEY_BITS
             key += base
             return key, chans
-        stamps = np.concatenate(arrays)
+        stamps = np.concatenate([self.tags[c] for c in wanted])
         chans = np.concatenate([np.full(self.tags[c].size, c, dtype=np.int32) for c in wanted])
         order = np.argsort(stamps, kind="stable")
         return stamps[order], chans[order]
+
+    def sorted_keys(self, wanted: list[int]) -> tuple[np.ndarray, int, np.ndarray] | None:
+        """The tags of ``wanted`` (channels of this chunk) as one sorted int64 key each, or None if they do not fit.
+
+        A key is the time since ``base`` (the first tag) shifted up, with the channel's index into ``table`` in
+        the low MERGE_KEY_BITS. Sorting the keys (sorted runs: timsort merges them) costs a third of an argsort
+        plus the gathers it needs, and the channel comes back out of the key.
+        """
+        arrays = [self.tags[c] for c in wanted]
+        filled = [a for a in arrays if a.size]
+        if not filled or len(wanted) > MERGE_KEY_CHANNELS:
+            return None
+        base = min(int(a[0]) for a in filled)
+        if max(int(a[-1]) for a in filled) - base >= MERGE_KEY_SPAN_PS:
+            return None
+        key = np.empty(sum(a.size for a in arrays), dtype=np.int64)
+        at = 0
+        for index, part in enumerate(arrays):
+            view = key[at:at + part.size]
+            np.subtract(part, base, out=view)
+            view <<= MERGE_KEY_BITS
+            view |= index
+            at += part.size
+        key.sort(kind="stable")
+        return key, base, np.asarray(wanted, dtype=np.int32)
 
 
 @dataclass
