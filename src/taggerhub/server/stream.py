@@ -27,30 +27,60 @@ from ..access.policy import Access
 from ..backend.adapter import Adapter
 from ..backend.kinds import ObjectKind
 from ..errors import AccessDenied
-from ..sim.custom import INCOMING_TAGS_DTYPE
+from ..sim.custom import INCOMING_TAGS_DTYPE, chunk_records
+from ..sim.custom import overflow_marker as gap_marker
 from ..sim.enums import TagType
 from .callpath import CallPath
 from .sessions import Session
 
 log = logging.getLogger("taggerhub.server")
 TAG_BYTES = INCOMING_TAGS_DTYPE.itemsize
-MISSED_PER_RECORD = np.iinfo(np.uint16).max
 READ_MAX_BYTES = 64 * 1024 * 1024  # the most one hub_stream_read returns
 READ_MAX_WAIT_S = 1.0  # a read waits at most this long for tags: a worker is never held for long
 ENDED_KEPT = 1024  # closed streams remembered, so their readers end without an error
 _stream_numbers = itertools.count(1)
 
 
-def gap_marker(begin_ps: int, end_ps: int, missed: dict[int, int]) -> np.ndarray:
-    """The vendor's marking of lost tags: OverflowBegin, MissedEvents per channel (split at 65535), OverflowEnd."""
-    records: list[tuple[int, int, int, int]] = [(TagType.OverflowBegin, 0, 0, begin_ps)]
-    for channel, count in sorted(missed.items()):
-        while count > 0:
-            part = min(count, MISSED_PER_RECORD)
-            records.append((TagType.MissedEvents, part, channel, end_ps))
-            count -= part
-    records.append((TagType.OverflowEnd, 0, 0, end_ps))
-    return np.array(records, dtype=INCOMING_TAGS_DTYPE)
+def lost_per_channel(tags: np.ndarray) -> dict[int, int]:
+    """Tags per channel in a dropped frame; a frame of the device's own overflow marking counts what it marks."""
+    if not tags.size:
+        return {}
+    channel, kinds = tags["channel"], tags["type"]
+    low = int(channel.min())
+    if kinds.any():
+        weights = np.where(kinds == TagType.TimeTag, 1,
+                           np.where(kinds == TagType.MissedEvents, tags["missed_events"], 0))
+        counts = np.bincount(channel - low, weights=weights).astype(np.int64)
+    else:
+        counts = np.bincount(channel - low)  # linear, where np.unique would sort the whole frame
+    return {low + int(i): int(counts[i]) for i in np.flatnonzero(counts)}
+
+
+class UnmergedChunk:
+    """A simulator chunk's tags of a subscriber's channels, merged into wire records only when a reader takes them.
+
+    The merge into time order is most of what a subscriber costs the simulator; done here it runs on the
+    reader's thread, so a subscriber does not slow the engine (the device) down. Subscribers on the same
+    channels share one merge per chunk (the chunk's cache, the same one local CustomMeasurements use).
+    """
+
+    def __init__(self, chunk: Any, channels: list[int]):
+        self.chunk = chunk
+        self.channels = channels
+        self.tags = sum(chunk.tags[c].size for c in channels if c in chunk.tags)
+        self.size = self.tags * TAG_BYTES  # bytes on the wire, as the queue counts them
+
+    def lost(self) -> dict[int, int]:
+        return {c: int(self.chunk.tags[c].size) for c in self.channels if c in self.chunk.tags}
+
+    def records(self) -> np.ndarray:
+        key = ("incoming_tags", tuple(self.channels))
+        # One merge per chunk fills its cache (the other readers wait, then reuse it); other chunks merge meanwhile.
+        with self.chunk.cache.setdefault("merging", threading.Lock()):
+            records = self.chunk.cache.get(key)
+            if records is None:
+                records = self.chunk.cache[key] = chunk_records(self.chunk, self.channels)
+        return records.view(np.uint8)
 
 
 class TagQueue:
@@ -58,7 +88,7 @@ class TagQueue:
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
-        self._frames: deque[tuple[np.ndarray, int, int]] = deque()  # raw records as bytes (uint8)
+        self._frames: deque[tuple[Any, int, int]] = deque()  # raw records as bytes (uint8), or an UnmergedChunk
         self._bytes = 0
         self._ready = threading.Condition()
         self._gap: list[Any] | None = None  # [begin, end, {channel: missed}] while the subscriber is behind
@@ -70,31 +100,41 @@ class TagQueue:
         self.peak_bytes = 0  # the most it ever held: never above max_bytes
 
     def put(self, tags: np.ndarray, begin_ps: int, end_ps: int) -> None:
-        """Called on the engine thread: queue a copy of the chunk, or drop it if the subscriber is behind."""
-        size = tags.nbytes
+        """Called on the engine thread: queue the chunk's records, or drop them if the subscriber is behind."""
+        # A chunk array the backend made for this call alone (the simulator's) is kept as it is;
+        # a view into the backend's buffer (the vendor's) is copied: it is reused after process().
+        owned = tags.flags.owndata and tags.flags.c_contiguous
+        if not self._offer(lambda: (tags if owned else tags.copy()).view(np.uint8), tags.nbytes, tags.size,
+                           begin_ps, end_ps):
+            self._count_lost(lost_per_channel(tags))  # outside the lock: the reader is not held up
+
+    def put_unmerged(self, frame: UnmergedChunk, begin_ps: int, end_ps: int) -> None:
+        """Called on the engine thread: queue a simulator chunk unmerged (the reader's thread merges it)."""
+        if not self._offer(lambda: frame, frame.size, frame.tags, begin_ps, end_ps):
+            self._count_lost(frame.lost())
+
+    def _offer(self, frame: Any, size: int, tags: int, begin_ps: int, end_ps: int) -> bool:
         with self._ready:
-            self.tags_in += tags.size
+            self.tags_in += tags
             if self._gap is None and self._bytes + size <= self.max_bytes:
-                # A chunk array the backend made for this call alone (the simulator's) is kept as it is;
-                # a view into the backend's buffer (the vendor's) is copied: it is reused after process().
-                owned = tags.flags.owndata and tags.flags.c_contiguous
-                self._frames.append(((tags if owned else tags.copy()).view(np.uint8), begin_ps, end_ps))
+                self._frames.append((frame(), begin_ps, end_ps))
                 self._bytes += size
                 self.peak_bytes = max(self.peak_bytes, self._bytes)
                 self._ready.notify()
-                return
+                return True
             if self._gap is None:
                 self._gap = [begin_ps, end_ps, {}]
             self._gap[1] = end_ps
-            self.tags_lost += tags.size
             self.frames_lost += 1
-        if tags.size:  # counted outside the lock: the reader is not held up by the dropped chunk
-            channels, counts = np.unique(tags["channel"], return_counts=True)
-            with self._ready:
-                if self._gap is not None:
-                    missed = self._gap[2]
-                    for channel, count in zip(channels.tolist(), counts.tolist(), strict=True):
-                        missed[channel] = missed.get(channel, 0) + count
+            return False
+
+    def _count_lost(self, lost: dict[int, int]) -> None:
+        with self._ready:
+            self.tags_lost += sum(lost.values())
+            if self._gap is not None:
+                missed = self._gap[2]
+                for channel, count in lost.items():
+                    missed[channel] = missed.get(channel, 0) + count
 
     def clear(self) -> int:
         """Forget queued frames and any gap (the subscriber's clear()); return the batches taken before it."""
@@ -140,6 +180,8 @@ def tap_class(backend: ModuleType) -> type:
     class StreamTap(base):  # type: ignore[misc, valid-type]
         """Copies each chunk of its channels' tags into its subscriber's queue."""
 
+        _shares_incoming_tags = True  # it only queues them: taps on the same channels share one merged array
+
         def __init__(self, tagger: Any, channels: list[int], queue: TagQueue):
             base.__init__(self, tagger)
             self.queue = queue
@@ -150,6 +192,15 @@ def tap_class(backend: ModuleType) -> type:
         def process(self, incoming_tags: np.ndarray, begin_time: int, end_time: int) -> None:
             self.queue.put(incoming_tags, begin_time, end_time)
 
+    if hasattr(base, "_on_chunk"):  # the simulator's: its chunks can be queued before they are merged
+
+        def _on_chunk(self: Any, chunk: Any) -> None:
+            if chunk.missed is not None:  # the device's overflow: marked records through process()
+                base._on_chunk(self, chunk)
+            else:
+                self.queue.put_unmerged(UnmergedChunk(chunk, list(self._channels)), chunk.begin_ps, chunk.end_ps)
+
+        StreamTap._on_chunk = _on_chunk
     return StreamTap
 
 
@@ -232,7 +283,9 @@ class StreamCalls:
         size = min(max(int(max_bytes), TAG_BYTES), READ_MAX_BYTES)
         running = bool(stream.tap.isRunning())  # before the take: a batch saying "stopped" holds every tag
         batch, pending, number = stream.queue.take(size, wait)
-        data = np.concatenate([frame for frame, _, _ in batch]) if batch else np.zeros(0, dtype=np.uint8)
+        # Unmerged simulator chunks are merged here, on this reader's thread, not on the engine's.
+        arrays = [frame.records() if isinstance(frame, UnmergedChunk) else frame for frame, _, _ in batch]
+        data = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint8)
         return {"tags": data, "frames": [[begin, end, frame.size // TAG_BYTES] for frame, begin, end in batch],
                 "running": running, "pending": pending, "read": number,
                 "capture_ps": int(stream.tap.getCaptureDuration())}

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Chunk
+from .engine import MERGE_KEY_BITS, MERGE_KEY_CHANNELS, Chunk
+from .enums import TagType
 from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .iterators import IteratorBase
 
@@ -31,6 +32,36 @@ INCOMING_TAGS_DTYPE = np.dtype(
      "offsets": [0, 2, 4, 8], "itemsize": 16},
     align=True,
 )
+MISSED_PER_RECORD = np.iinfo(np.uint16).max
+
+
+def overflow_marker(begin_ps: int, end_ps: int, missed: dict[int, int]) -> np.ndarray:
+    """The vendor's marking of lost tags: OverflowBegin, MissedEvents per channel (split at 65535), OverflowEnd."""
+    records: list[tuple[int, int, int, int]] = [(TagType.OverflowBegin, 0, 0, begin_ps)]
+    for channel, count in sorted(missed.items()):
+        while count > 0:
+            part = min(count, MISSED_PER_RECORD)
+            records.append((TagType.MissedEvents, part, channel, end_ps))
+            count -= part
+    records.append((TagType.OverflowEnd, 0, 0, end_ps))
+    return np.array(records, dtype=INCOMING_TAGS_DTYPE)
+
+
+def chunk_records(chunk: Chunk, channels: list[int]) -> np.ndarray:
+    """The chunk's tags of ``channels`` as time-ordered ``INCOMING_TAGS_DTYPE`` records, decoded straight from
+    the merge's sort keys (no intermediate time and channel arrays)."""
+    wanted = [c for c in channels if c in chunk.tags]
+    keyed = chunk.sorted_keys(wanted) if len(wanted) > 1 else None
+    if keyed is None:
+        return tags_array(*chunk.merged(wanted))
+    key, base, table = keyed
+    records = np.empty(key.size, dtype=INCOMING_TAGS_DTYPE)
+    records.view(np.uint32)[::4] = 0  # type, padding and missed_events: a TimeTag, nothing missed
+    records["channel"] = np.take(table, key & (MERGE_KEY_CHANNELS - 1), mode="clip")
+    key >>= MERGE_KEY_BITS
+    key += base
+    records["time"] = key
+    return records
 
 
 def tags_array(times: np.ndarray, channels: np.ndarray) -> np.ndarray:
@@ -60,6 +91,7 @@ class CustomMeasurementBase(IteratorBase):
     """Low-overhead access to the raw tag stream for measurements written in Python."""
 
     _starts_running = False  # the vendor starts a custom measurement in finalize_init()
+    _shares_incoming_tags = False  # True in a subclass whose process() never writes to incoming_tags
 
     def __init__(self, tagger: TimeTaggerBase):
         super().__init__(tagger, ())
@@ -158,9 +190,18 @@ class CustomMeasurementBase(IteratorBase):
                 self.on_stop()
 
     def _on_chunk(self, chunk: Chunk) -> None:
-        times, channels = chunk.merged(self._channels)
+        if chunk.missed is not None:  # an overflow interval of the device: marked as the vendor's stream does
+            missed = {ch: n for ch, n in chunk.missed.items() if ch in self._channels and n > 0}
+            tags = overflow_marker(chunk.begin_ps, chunk.end_ps, missed)
+        else:
+            key = ("incoming_tags", tuple(self._channels))
+            shared = chunk.cache.get(key)
+            if shared is None:  # the first measurement on these channels merges them; the others share it
+                shared = chunk.cache[key] = chunk_records(chunk, self._channels)
+            # process() may change its array (the vendor's is its own): only a tap that only reads gets the shared one
+            tags = shared if self._shares_incoming_tags else shared.copy()
         try:
-            self.process(tags_array(times, channels), chunk.begin_ps, chunk.end_ps)
+            self.process(tags, chunk.begin_ps, chunk.end_ps)
         except Exception:
             traceback.print_exc()  # as the vendor's wrapper does, then the measurement stops on the error
             raise

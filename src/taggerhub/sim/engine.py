@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,12 +32,18 @@ REALTIME_TICK_S = 0.002
 # PC cannot take them (its buffer fills): the window becomes an overflow interval that getOverflows()
 # counts and that streams mark with OverflowBegin, MissedEvents and OverflowEnd, instead of time stretching.
 REALTIME_MAX_LAG_PS = 500_000_000_000  # 500 ms: a busy shared PC may stall the engine that long
-# An overflow window up to this long is generated whole, so its missed counts are exact. A longer one (an
-# engine that cannot keep up at all: generating the window would take longer than the window) generates only
-# its last OVERFLOW_SAMPLE_PS and scales the counts; otherwise each overflow would outgrow the one before.
-OVERFLOW_EXACT_PS = 1_000_000_000_000  # 1 s
-OVERFLOW_SAMPLE_PS = 250_000_000_000  # 250 ms
+# An overflow window is generated whole (exact missed counts) when that takes at most OVERFLOW_BUDGET_S of wall
+# time at the engine's measured generation speed; a longer one (an engine that cannot keep up at all) generates
+# only its last part that fits the budget (at least OVERFLOW_MIN_SAMPLE_PS) and scales the counts. Bounding the
+# cost by time, not by length, keeps capture time moving with the wall clock: an overflow never outgrows the one
+# before, and the engine never stalls for long generating tags nobody receives.
+OVERFLOW_BUDGET_S = 0.1
+OVERFLOW_MIN_SAMPLE_PS = 20_000_000_000  # 20 ms
+SPEED_SMOOTHING = 0.3  # weight of the newest chunk in the generation speed's moving average
 EMPTY = np.empty(0, dtype=np.int64)
+MERGE_KEY_BITS = 8  # Chunk.merged: channel index bits in the sort key
+MERGE_KEY_CHANNELS = 1 << MERGE_KEY_BITS
+MERGE_KEY_SPAN_PS = 1 << (62 - MERGE_KEY_BITS)  # a chunk spanning more (hours) is merged by argsort
 
 
 @dataclass
@@ -48,6 +55,9 @@ class Chunk:
     tags: dict[int, np.ndarray]
     # Set for an overflow interval: tags dropped per channel (``tags`` is then empty), as the device reports.
     missed: dict[int, int] | None = None
+    # What consumers derive from the chunk and can share (e.g. merged records for CustomMeasurements on the
+    # same channels): made once per chunk, not once per consumer.
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     def get(self, channel: int) -> np.ndarray:
         return self.tags.get(channel, EMPTY)
@@ -57,10 +67,44 @@ class Chunk:
         wanted = list(self.tags) if channels is None else [c for c in channels if c in self.tags]
         if not wanted:
             return EMPTY, np.empty(0, dtype=np.int32)
+        if len(wanted) == 1:  # one channel is already in time order: no sort
+            return self.tags[wanted[0]], np.full(self.tags[wanted[0]].size, wanted[0], dtype=np.int32)
+        keyed = self.sorted_keys(wanted)
+        if keyed is not None:
+            key, base, table = keyed
+            chans = np.take(table, key & (MERGE_KEY_CHANNELS - 1), mode="clip")
+            key >>= MERGE_KEY_BITS
+            key += base
+            return key, chans
         stamps = np.concatenate([self.tags[c] for c in wanted])
         chans = np.concatenate([np.full(self.tags[c].size, c, dtype=np.int32) for c in wanted])
         order = np.argsort(stamps, kind="stable")
         return stamps[order], chans[order]
+
+    def sorted_keys(self, wanted: list[int]) -> tuple[np.ndarray, int, np.ndarray] | None:
+        """The tags of ``wanted`` (channels of this chunk) as one sorted int64 key each, or None if they do not fit.
+
+        A key is the time since ``base`` (the first tag) shifted up, with the channel's index into ``table`` in
+        the low MERGE_KEY_BITS. Sorting the keys (sorted runs: timsort merges them) costs a third of an argsort
+        plus the gathers it needs, and the channel comes back out of the key.
+        """
+        arrays = [self.tags[c] for c in wanted]
+        filled = [a for a in arrays if a.size]
+        if not filled or len(wanted) > MERGE_KEY_CHANNELS:
+            return None
+        base = min(int(a[0]) for a in filled)
+        if max(int(a[-1]) for a in filled) - base >= MERGE_KEY_SPAN_PS:
+            return None
+        key = np.empty(sum(a.size for a in arrays), dtype=np.int64)
+        at = 0
+        for index, part in enumerate(arrays):
+            view = key[at:at + part.size]
+            np.subtract(part, base, out=view)
+            view <<= MERGE_KEY_BITS
+            view |= index
+            at += part.size
+        key.sort(kind="stable")
+        return key, base, np.asarray(wanted, dtype=np.int32)
 
 
 @dataclass
@@ -178,7 +222,7 @@ class InputStage:
                 raw = self._edges_at_level(pulses.get(phys, []), rising_state.trigger_level_v, channel < 0)
             shifted = raw + (shift_base + state.delay_ps)
             if self.model.jitter_rms_ps > 0 and shifted.size:
-                shifted += self.rng.gaussian(shifted.size, self.model.jitter_rms_ps)
+                self.rng.add_gaussian(shifted, self.model.jitter_rms_ps)
                 ensure_sorted(shifted)
             if state.pending.size:
                 shifted = merge_sorted([state.pending, shifted])
@@ -308,6 +352,8 @@ class TagEngine:
         self._busy = busy
         self.clock = Clock(clock)
         self.processed_ps = 0
+        # Simulated ps the stage generates per wall second, measured (a moving average); None until measured.
+        self.generation_ps_per_s: float | None = None
         self._lock = threading.RLock()
         self._progress = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -338,26 +384,40 @@ class TagEngine:
                     continue
                 t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
                 wanted = self._wanted()
-                tags = self.stage.process(wanted, t0, t1) if wanted else {}
+                tags = self._generate(wanted, t0, t1)
                 self._consume(Chunk(t0, t1, tags))
                 self.processed_ps = t1
                 self._progress.notify_all()
 
+    def _generate(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
+        """The stage's tags for [t0, t1), timing it to keep :attr:`generation_ps_per_s` current."""
+        if not wanted:
+            return {}
+        began = time.perf_counter()
+        tags = self.stage.process(wanted, t0, t1)
+        spent = time.perf_counter() - began
+        if spent > 0:
+            speed = (t1 - t0) / spent
+            last = self.generation_ps_per_s
+            self.generation_ps_per_s = speed if last is None else last + SPEED_SMOOTHING * (speed - last)
+        return tags
+
     def _overflow(self, t0: int) -> None:
         """The measurements fell behind the wall clock: drop tags up to now as one overflow interval.
 
-        Tags are still generated (cheaply, without the measurements) so that the missed counts, dead time
-        and divider state stay right; the measurements get one empty chunk that says what was missed. A window
-        over OVERFLOW_EXACT_PS generates only its end and scales the counts, so catching up stays bounded.
+        Tags are still generated (without the measurements) so that the missed counts, dead time and divider
+        state stay right; the measurements get one empty chunk that says what was missed. Only as much of the
+        window as the engine generates in OVERFLOW_BUDGET_S is generated (its end); the counts are scaled.
         """
         t_end = self.clock.now_ps()
-        missed: dict[int, int] = {}
-        t = t0 if t_end - t0 <= OVERFLOW_EXACT_PS else t_end - OVERFLOW_SAMPLE_PS
+        speed = self.generation_ps_per_s
+        affordable = OVERFLOW_MIN_SAMPLE_PS if speed is None else max(OVERFLOW_MIN_SAMPLE_PS, speed * OVERFLOW_BUDGET_S)
+        t = max(t0, t_end - int(affordable))
         scale = (t_end - t0) / (t_end - t)
+        missed: dict[int, int] = {}
         while t < t_end:
             t1 = min(t_end, t + REALTIME_MAX_CHUNK_PS)
-            wanted = self._wanted()
-            for ch, tags in (self.stage.process(wanted, t, t1) if wanted else {}).items():
+            for ch, tags in self._generate(self._wanted(), t, t1).items():
                 missed[ch] = missed.get(ch, 0) + int(tags.size)
             t = t1
         if scale != 1.0:

@@ -241,3 +241,25 @@ def test_tag_stream_iterates_over_every_tag_of_a_synchronized_run() -> None:
         counts = [np.count_nonzero(tags["channel"] == c) for c in (1, 2)]
         np.testing.assert_array_equal(counts, rate.getData())
         assert TT.hub_status()["streams"]["subscribers"] == 0
+
+
+def test_a_device_overflow_reaches_a_remote_subscriber_as_the_vendors_marking(tmp_path) -> None:
+    """A lab far faster than the engine generates on this machine: the device overflows (getOverflows), the
+    remote process() gets OverflowBegin / MissedEvents / OverflowEnd, and delivered + missed is the lab's rate."""
+    rate_hz = 75e6
+    lab = tmp_path / "fast.toml"
+    lab.write_text('[[device]]\nserial = "FASTLAB"\nmodel = "Time Tagger X"\n[[device.source]]\n'
+                   f'kind = "poisson"\nchannel = 1\nrate_hz = {rate_hz}\n')
+    with ServerContext(env={"TAGGERHUB_SIMULATOR_CLOCK": "realtime",
+                            "TAGGERHUB_SIMULATOR_CONFIG_FILE": str(lab)}) as ctx:
+        TT = ctx.proxy()
+        tagger = TT.createTimeTagger()
+        marks = Marks(TT, tagger)
+        marks.released.set()  # not stuck: it only records what arrives
+        time.sleep(4)
+        marks.measurement.stop()
+        capture_s = marks.measurement.getCaptureDuration() / SECOND
+        assert tagger.getOverflows() > 0
+        assert marks.begins == marks.ends >= 1, (marks.begins, marks.ends)
+        assert marks.missed > marks.time_tags / 10, (marks.missed, marks.time_tags)
+        np.testing.assert_allclose(marks.time_tags + marks.missed, rate_hz * capture_s, rtol=0.15)

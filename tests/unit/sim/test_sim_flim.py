@@ -90,6 +90,8 @@ def test_flim_frames_pixels_intensity_and_lifetime(make_tagger):
     np.testing.assert_array_equal(flim.getIndex(), np.arange(100) * 100)
 
     # The FlimBase subclass saw the same frames, flat as the vendor's frameReady data (pixel i, bin j at i*n_bins+j).
+    # It gets them on the engine thread after the Flim (created first) finished: wait for the group's end.
+    assert group.waitUntilFinished(60_000)
     assert [f[0] for f in recorder.frames[:6]] == list(range(6))
     for (_number, data, begins, frame_begin, frame_end), info in zip(recorder.frames, frames, strict=False):
         np.testing.assert_array_equal(data.reshape(N_PIXELS, 100), info.getHistograms())

@@ -12,6 +12,8 @@ import pytest
 
 import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
 from taggerhub.sim.enums import TagType
+from taggerhub.sim.lab import DeviceSpec
+from taggerhub.sim.models import model_by_name
 from taggerhub.sim.signals import PeriodicSource, PhotonPairSource, PoissonSource
 
 SECOND = 10**12
@@ -168,3 +170,63 @@ def test_an_engine_that_cannot_keep_up_at_all_still_follows_the_wall_clock(defau
     assert lag_s < 2.0, f"capture time fell {lag_s:.1f} s behind the wall clock"
     # Missed tags are counted (estimated from a sample for a long window): the rate is still ~10 MHz.
     np.testing.assert_allclose(rate.getData()[0], 10e6, rtol=0.05)
+
+
+class MarkedCounts(TT.CustomMeasurement):
+    """Counts delivered tags and the device's overflow marking; sorts every chunk's times (real per-tag work)."""
+
+    def __init__(self, tagger, channel: int):
+        super().__init__(tagger)
+        self.delivered = self.missed = self.begins = self.ends = 0
+        self.register_channel(channel)
+        self.finalize_init()
+
+    def process(self, incoming_tags, begin_time, end_time):
+        kinds = incoming_tags["type"]
+        self.delivered += int((kinds == TagType.TimeTag).sum())
+        self.missed += int(incoming_tags["missed_events"][kinds == TagType.MissedEvents].sum())
+        self.begins += int((kinds == TagType.OverflowBegin).sum())
+        self.ends += int((kinds == TagType.OverflowEnd).sum())
+        np.sort(incoming_tags["time"])
+
+
+@pytest.mark.slow
+def test_a_lab_too_fast_for_the_machine_keeps_capture_time_rising_with_the_wall_clock():
+    """75 M tags/s of Poisson light (below the Time Tagger X's USB limit, far above what this engine generates
+    and a Python process() sorts): capture time must rise steadily with wall time, never jump or freeze; the
+    loss is reported as the vendor's overflows and marked in a CustomMeasurement's incoming tags."""
+    rate_hz = 75e6
+    spec = model_by_name("Time Tagger X")
+    source = PoissonSource(channel=1, rate_hz=rate_hz)
+    TT.configure(devices=[DeviceSpec(serial="FASTLAB", model=spec, sources=[source])], clock="realtime", seed=7)
+    tagger = TT.createTimeTagger()
+    try:
+        custom = MarkedCounts(tagger, 1)
+        rate = TT.Countrate(tagger, [1])
+        began = time.monotonic()
+        samples = []
+        while time.monotonic() - began < 6.0:
+            time.sleep(0.1)
+            samples.append((time.monotonic() - began, rate.getCaptureDuration() / SECOND))
+        with custom.mutex:
+            delivered, missed, begins, ends = custom.delivered, custom.missed, custom.begins, custom.ends
+        overflows = tagger.getOverflows()
+        capture_s = rate.getCaptureDuration() / SECOND
+        counted = rate.getData()[0] * capture_s
+    finally:
+        TT.freeTimeTagger(tagger)
+        TT.configure()
+    wall, capture = np.array(samples).T
+    assert np.all(np.diff(capture) >= 0), "capture time went backwards"
+    assert capture[-1] - capture[0] < (wall[-1] - wall[0]) + 0.1, "capture time jumped ahead of the wall clock"
+    # Rising with the wall clock: over every two seconds it advances, and it never lags far behind (bounds wide
+    # enough for a machine shared by many processes, where this thread may get a fraction of a core).
+    earlier = np.interp(wall[wall >= 2.0] - 2.0, wall, capture)
+    assert np.all(capture[wall >= 2.0] - earlier > 0.3), list(zip(wall, capture, strict=True))
+    assert np.all(wall - capture < 3.0), f"capture fell behind: {list(zip(wall, capture, strict=True))}"
+    assert overflows > 0 and begins >= 1 and ends >= 1, (overflows, begins, ends)
+    assert missed > delivered / 10, "the engine kept up: this lab is meant to be too fast for it"
+    # Every tag is either delivered or marked missed: their sum is the lab's rate (missed counts of a long
+    # overflow are scaled from a sample, so within 10%); the Countrate counts the missed ones too.
+    np.testing.assert_allclose(delivered + missed, rate_hz * capture_s, rtol=0.1)
+    np.testing.assert_allclose(counted, rate_hz * capture_s, rtol=0.1)
