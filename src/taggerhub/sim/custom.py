@@ -24,6 +24,7 @@ import numpy as np
 from .engine import Chunk
 from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .iterators import IteratorBase
+from .stream import overflow_marks
 
 # Field names, types and offsets exactly as in the vendor's CustomMeasurement.INCOMING_TAGS_DTYPE.
 INCOMING_TAGS_DTYPE = np.dtype(
@@ -158,9 +159,14 @@ class CustomMeasurementBase(IteratorBase):
                 self.on_stop()
 
     def _on_chunk(self, chunk: Chunk) -> None:
-        times, channels = chunk.merged(self._channels)
+        if chunk.missed is not None:  # an overflow interval: its marks, as the vendor hands them to process()
+            times, channels, types, missed = overflow_marks(chunk, self._channels)
+            tags = tags_array(times, channels)
+            tags["type"], tags["missed_events"] = types, missed
+        else:
+            tags = tags_array(*chunk.merged(self._channels))
         try:
-            self.process(tags_array(times, channels), chunk.begin_ps, chunk.end_ps)
+            self.process(tags, chunk.begin_ps, chunk.end_ps)
         except Exception:
             traceback.print_exc()  # as the vendor's wrapper does, then the measurement stops on the error
             raise

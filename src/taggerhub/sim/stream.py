@@ -15,6 +15,27 @@ if TYPE_CHECKING:
     from .tagger import TimeTaggerBase
 
 
+
+def overflow_marks(chunk: Chunk, channels: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(times, channels, types, missed counts) of an overflow interval as the vendor streams it: OverflowBegin,
+    MissedEvents per channel (65535 at most each) and OverflowEnd."""
+    missed = chunk.missed or {}
+    stamps, chans, types, counts = [chunk.begin_ps], [0], [TagType.OverflowBegin], [0]
+    for ch in channels:
+        left = missed.get(ch, 0)
+        while left > 0:
+            stamps.append(chunk.end_ps)
+            chans.append(ch)
+            types.append(TagType.MissedEvents)
+            counts.append(min(left, 65535))
+            left -= counts[-1]
+    stamps.append(chunk.end_ps)
+    chans.append(0)
+    types.append(TagType.OverflowEnd)
+    counts.append(0)
+    return (np.asarray(stamps, dtype=np.int64), np.asarray(chans, dtype=np.int32),
+            np.asarray(types, dtype=np.uint8), np.asarray(counts, dtype=np.uint16))
+
 class TimeTagStreamBuffer:
     """The tags collected between two ``TimeTagStream.getData`` calls."""
 
@@ -107,24 +128,9 @@ class TimeTagStream(IteratorBase):
             self._count += stamps.size
 
     def _overflow_marks(self, chunk: Chunk) -> None:
-        """OverflowBegin, MissedEvents per channel (65535 at most each) and OverflowEnd, as the vendor streams."""
-        missed = chunk.missed or {}
-        stamps, chans, types, counts = [chunk.begin_ps], [0], [TagType.OverflowBegin], [0]
-        for ch in self._channels:
-            left = missed.get(ch, 0)
-            while left > 0:
-                stamps.append(chunk.end_ps)
-                chans.append(ch)
-                types.append(TagType.MissedEvents)
-                counts.append(min(left, 65535))
-                left -= counts[-1]
-        stamps.append(chunk.end_ps)
-        chans.append(0)
-        types.append(TagType.OverflowEnd)
-        counts.append(0)
-        self._parts.append((np.asarray(stamps, dtype=np.int64), np.asarray(chans, dtype=np.int32),
-                            np.asarray(types, dtype=np.uint8), np.asarray(counts, dtype=np.uint16)))
-        self._count += len(stamps)
+        marks = overflow_marks(chunk, self._channels)
+        self._parts.append(marks)
+        self._count += marks[0].size
 
     def getCounts(self) -> int:
         """Tags stored since the last getData."""
