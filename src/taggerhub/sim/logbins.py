@@ -104,12 +104,14 @@ class HistogramLogBins(IteratorBase):
         """Bin index of each difference (all within the edges): from the lookup table where it reaches, else
         from the logarithm (log-spaced edges) or a binary search."""
         lut_end = self._lut[0]
+        if lut_end >= self._edges[-1]:  # the table covers every bin
+            return self._bins_in_lut(dt)
         if dt.size == 0 or lut_end <= self._edges[0]:
             return self._bins_beyond_lut(dt)
         inside = dt < lut_end
         if inside.all():
             return self._bins_in_lut(dt)
-        bins = np.empty(dt.size, dtype=np.int64)
+        bins = np.empty(dt.size, dtype=np.int32)
         bins[inside] = self._bins_in_lut(dt[inside])
         bins[~inside] = self._bins_beyond_lut(dt[~inside])
         return bins
@@ -135,7 +137,7 @@ class HistogramLogBins(IteratorBase):
         lut_end = int(edges[last])
         starts = edges[0] + (np.arange(((lut_end - 1 - edges[0]) >> shift) + 1, dtype=np.int64) << shift)
         lut = np.searchsorted(edges, starts, side="right") - 1
-        self._lut = (lut_end, shift, lut, edges[lut + 1])
+        self._lut = (lut_end, shift, lut.astype(np.int32), edges[lut + 1])
 
     def _bins_beyond_lut(self, dt: np.ndarray) -> np.ndarray:
         if self._log_scale is None:
