@@ -97,3 +97,37 @@ def test_log_bins_lookup_table_equals_a_binary_search_at_every_edge(make_tagger)
                              np.random.default_rng(5).integers(edges[0], edges[-1], 10**5)])
         dt = dt[(dt >= edges[0]) & (dt < edges[-1])]
         np.testing.assert_array_equal(hist._bins_of(dt), np.searchsorted(edges, dt, side="right") - 1)
+
+
+@pytest.mark.parametrize(("binwidth", "n_bins"), [(10, 1000), (7, 333), (1000, 40)])
+def test_correlation_pairs_equal_brute_force(make_tagger, binwidth, n_bins):
+    tagger = make_tagger("ultra")
+    tagger.xtra_setAutoStart(False)
+    rng = np.random.default_rng(binwidth + n_bins)
+    span, offset = 2 * 10**7, binwidth * n_bins // 2
+    gap = (span // 2, span // 2 + span // 5)
+    ones = np.unique(rng.integers(0, span, 2000))
+    ones = ones[(ones < gap[0]) | (ones >= gap[1])]
+    twos = np.unique(np.concatenate([ones[::3] + 2000, ones[1::7]]))  # pairs 2 ns apart, equal timestamps
+    # ties on bin edges of t(3) - t(1), and the window's ends
+    threes = np.unique(np.concatenate([ones[::5] + rng.integers(-n_bins // 2, n_bins // 2, ones[::5].size) * binwidth,
+                                       ones[2::11] - offset, ones[4::11] + offset - 1, rng.integers(0, span, 500)]))
+    threes = threes[(threes >= 0) & ((threes < gap[0]) | (threes >= gap[1]))]
+    channels = {1: ones, 2: twos, 3: threes}
+    pairs = TT.CorrelationPairs(tagger, [1, 2, 3], binwidth=binwidth, n_bins=n_bins)
+    for chunk in cut_into_chunks(channels, span + 10**6, gap, rng):
+        pairs._on_chunk(chunk)
+    counts = pairs.getDataObject().getCounts()
+    with_self = pairs.getDataObject().getCounts(exclude_self_coincidences=False)
+    for i, a in enumerate(channels.values()):
+        for j, b in enumerate(channels.values()):
+            dt = a[None, :] - b[:, None]  # t(i) - t(j)
+            if i == j:
+                dt = dt[~np.eye(a.size, dtype=bool)]
+            dt = dt[(dt >= -offset) & (dt < binwidth * n_bins - offset)]
+            expected = np.bincount((dt + offset) // binwidth, minlength=n_bins)
+            np.testing.assert_array_equal(counts[i, j], expected, err_msg=f"channels {i}, {j}")
+            if i == j:
+                expected[offset // binwidth] += a.size
+            np.testing.assert_array_equal(with_self[i, j], expected)
+    assert counts[0, 1].sum() > 200 and counts[2, 0].sum() > 200

@@ -24,8 +24,12 @@ def default_lab_realtime():
     TT.configure()
 
 
-def stall_engine_once(tagger, seconds: float) -> threading.Event:
-    """A measurement whose next chunk costs ``seconds``: the engine falls that far behind the wall clock, once."""
+def stall_engine_once(tagger, seconds: float) -> tuple[threading.Event, TT.Countrate]:
+    """A measurement whose next chunk costs ``seconds`` once armed: the engine falls that far behind the wall clock.
+
+    The caller keeps the measurement: its patched ``_on_chunk`` is a reference cycle, so a dropped one would go
+    whenever the cyclic garbage collector runs (before or after the stall: the cause of a flaky test).
+    """
     armed = threading.Event()
     blocker = TT.Countrate(tagger, [3])
     real_on_chunk = blocker._on_chunk
@@ -37,13 +41,13 @@ def stall_engine_once(tagger, seconds: float) -> threading.Event:
         real_on_chunk(chunk)
 
     blocker._on_chunk = slow_once
-    return armed
+    return armed, blocker
 
 
 @pytest.mark.slow
 def test_countrate_and_counter_through_an_overflow_interval(default_lab_realtime):
     tagger = default_lab_realtime
-    armed = stall_engine_once(tagger, 0.9)
+    armed, _blocker = stall_engine_once(tagger, 0.9)
     binwidth = SECOND // 10
     counter = TT.Counter(tagger, [3, 4], binwidth=binwidth, n_values=30)
     rate = TT.Countrate(tagger, [3, 4])
@@ -121,7 +125,7 @@ class ClockPhase(TT.CustomMeasurement):
 @pytest.mark.slow
 def test_a_custom_measurement_sees_the_overflow_marks(default_lab_realtime):
     tagger = default_lab_realtime
-    armed = stall_engine_once(tagger, 0.9)
+    armed, _blocker = stall_engine_once(tagger, 0.9)
     phase = ClockPhase(tagger, 3, round(SECOND / SYNC_HZ))  # the default lab's 10 MHz sync
     time.sleep(0.5)
     armed.set()
