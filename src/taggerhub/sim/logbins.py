@@ -9,7 +9,7 @@ import numpy as np
 from .engine import Chunk
 from .enums import GatedChannelInitial
 from .iterators import IteratorBase
-from .pairs import EMPTY, PairWindow, pairs_in_window
+from .pairs import EMPTY, PairWindow, pairs_and_reach
 from .signals import PS_PER_S
 
 if TYPE_CHECKING:
@@ -200,12 +200,15 @@ class HistogramLogBins(IteratorBase):
         if clicks.size and history.size:
             # Bins below edge `split` hold few pairs per click: list those pairs; count the rest by edges.
             split = self._listing_split(history)
+            reached = np.empty(self._hist.size + 1 - split, dtype=np.int64)
             if split:
-                _, dt = pairs_in_window(history, clicks, int(self._edges[0]), int(self._edges[split]))
+                _, dt, reached[0] = pairs_and_reach(history, clicks, int(self._edges[0]), int(self._edges[split]))
                 if dt.size:
                     self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
+            else:
+                reached[0] = self._reached(history, clicks, self._edges[:1])[0]
             if split < self._hist.size:
-                reached = self._reached(history, clicks, self._edges[split:])
+                reached[1:] = self._reached(history, clicks, self._edges[split + 1:])
                 self._hist[split:] += reached[:-1] - reached[1:]
         self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
 
