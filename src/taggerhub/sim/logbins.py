@@ -9,11 +9,14 @@ import numpy as np
 from .engine import Chunk
 from .enums import GatedChannelInitial
 from .iterators import IteratorBase
-from .pairs import PairWindow, pairs_in_window
+from .pairs import EMPTY, PairWindow, pairs_and_reach
 from .signals import PS_PER_S
 
 if TYPE_CHECKING:
     from .tagger import TimeTaggerBase
+
+LUT_CELLS = 1 << 17  # cells of a histogram's bin lookup table (two int64 arrays: 2 MiB)
+COUNT_BLOCK = 1 << 20  # differences searched at once when counting by edges (8 MiB of needles)
 
 
 class ChannelGate:
@@ -98,8 +101,45 @@ class HistogramLogBins(IteratorBase):
     _log_scale: tuple[float, float] | None = None  # (exp_start, bins per decade) for log-spaced edges
 
     def _bins_of(self, dt: np.ndarray) -> np.ndarray:
-        """Bin index of each difference (all within the edges): from its logarithm when the edges are
-        log-spaced, corrected against the rounded edges (about twice as fast as a binary search)."""
+        """Bin index of each difference (all within the edges): from the lookup table where it reaches, else
+        from the logarithm (log-spaced edges) or a binary search."""
+        lut_end = self._lut[0]
+        if lut_end >= self._edges[-1]:  # the table covers every bin
+            return self._bins_in_lut(dt)
+        if dt.size == 0 or lut_end <= self._edges[0]:
+            return self._bins_beyond_lut(dt)
+        inside = dt < lut_end
+        if inside.all():
+            return self._bins_in_lut(dt)
+        bins = np.empty(dt.size, dtype=np.int32)
+        bins[inside] = self._bins_in_lut(dt[inside])
+        bins[~inside] = self._bins_beyond_lut(dt[~inside])
+        return bins
+
+    def _bins_in_lut(self, dt: np.ndarray) -> np.ndarray:
+        """A cell is no wider than any bin, so it holds at most one edge: the bin of its start, or the next."""
+        _, shift, lut, next_edge = self._lut
+        cell = (dt - self._edges[0]) >> shift
+        bins = lut[cell]
+        bins += dt >= next_edge[cell]
+        return bins
+
+    def _build_lut(self) -> None:
+        """Bin index per cell of 2**shift ps (the largest power of two no wider than the narrowest bin),
+        over the first bins up to LUT_CELLS cells: one gather and one compare per pair instead of a search."""
+        edges = self._edges
+        shift = int(np.diff(edges).min()).bit_length() - 1
+        reach = (edges - edges[0]) >> shift
+        last = int(np.searchsorted(reach, LUT_CELLS, side="right")) - 1  # edges[last] bounds the table
+        if last < 1:
+            self._lut = (int(edges[0]), 0, EMPTY, EMPTY)
+            return
+        lut_end = int(edges[last])
+        starts = edges[0] + (np.arange(((lut_end - 1 - edges[0]) >> shift) + 1, dtype=np.int64) << shift)
+        lut = np.searchsorted(edges, starts, side="right") - 1
+        self._lut = (lut_end, shift, lut.astype(np.int32), edges[lut + 1])
+
+    def _bins_beyond_lut(self, dt: np.ndarray) -> np.ndarray:
         if self._log_scale is None:
             return np.searchsorted(self._edges, dt, side="right") - 1
         exp_start, per_decade = self._log_scale
@@ -120,6 +160,7 @@ class HistogramLogBins(IteratorBase):
         self._n = np.zeros(2, dtype=np.int64)  # clicks, starts
         self._window = PairWindow(int(edges[0]), int(edges[-1]))
         self._start_tail = np.empty(0, dtype=np.int64)  # starts that can still pair with later clicks
+        self._build_lut()
         super().__init__(tagger, [int(click_channel), int(start_channel)])
 
     def _describe(self) -> dict[str, Any]:
@@ -159,17 +200,33 @@ class HistogramLogBins(IteratorBase):
         if clicks.size and history.size:
             # Bins below edge `split` hold few pairs per click: list those pairs; count the rest by edges.
             split = self._listing_split(history)
+            reached = np.empty(self._hist.size + 1 - split, dtype=np.int64)
             if split:
-                _, dt = pairs_in_window(history, clicks, int(self._edges[0]), int(self._edges[split]))
+                _, dt, reached[0] = pairs_and_reach(history, clicks, int(self._edges[0]), int(self._edges[split]))
                 if dt.size:
                     self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
+            else:
+                reached[0] = self._reached(history, clicks, self._edges[:1])[0]
             if split < self._hist.size:
-                edges = self._edges[split:]
-                reached = np.empty(edges.size, dtype=np.int64)
-                for k, edge in enumerate(edges):
-                    reached[k] = np.searchsorted(history, clicks - edge, side="right").sum()
+                reached[1:] = self._reached(history, clicks, self._edges[split + 1:])
                 self._hist[split:] += reached[:-1] - reached[1:]
         self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
+
+    @staticmethod
+    def _reached(history: np.ndarray, clicks: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """Per edge e, the number of (start, click) pairs with click - start >= e.
+
+        Several edges share one search call (a row of needles per edge, widest edge first so that the needles
+        mostly rise: NumPy's search then starts from the previous result); rows are summed per edge.
+        """
+        reached = np.empty(edges.size, dtype=np.int64)
+        per_call = max(1, COUNT_BLOCK // clicks.size)
+        for first in range(0, edges.size, per_call):
+            block = edges[::-1][first:first + per_call]
+            needles = clicks[None, :] - block[:, None]
+            found = np.searchsorted(history, needles.ravel(), side="right").reshape(needles.shape)
+            reached[edges.size - 1 - first - np.arange(block.size)] = found.sum(axis=1)
+        return reached
 
     def _listing_split(self, history: np.ndarray) -> int:
         """How many of the first bins to fill by listing pairs; the others are counted by edges.

@@ -15,7 +15,7 @@ from .engine import Chunk
 from .enums import CHANNEL_UNUSED
 from .handles import TaggerHandle as TimeTaggerBase  # the vendor's annotation, without importing the tagger
 from .iterators import IteratorBase
-from .pairs import PairWindow
+from .pairs import EMPTY, PairWindow
 from .signals import PS_PER_S
 
 
@@ -362,12 +362,10 @@ class CorrelationPairs(IteratorBase):
         self._hist = np.zeros((k, k, self._n_bins), dtype=np.int64)
         self._self_pairs = np.zeros(k, dtype=np.int64)
         self._n = np.zeros(k, dtype=np.int64)
-        lo, hi = -self._offset, self._binwidth * self._n_bins - self._offset
-        self._lo, self._hi = lo, hi
-        # t(i) - t(j) and t(j) - t(i) are the same pairs mirrored: one window per unordered pair serves both,
-        # widened to hold both ranges ([lo, hi) and its mirror (-hi, -lo]).
-        self._windows = {(i, j): PairWindow(lo, hi) if i == j else PairWindow(min(lo, 1 - hi), max(hi, 1 - lo))
-                         for i in range(k) for j in range(i, k)}
+        self._hi = self._binwidth * self._n_bins - self._offset  # t(i) - t(j) in [-offset, hi)
+        self._reach = max(self._hi, self._offset + 1)  # pairs closer than this, in either order, are counted
+        self._label_bits = max(1, (k - 1).bit_length())
+        self._tail = (EMPTY, EMPTY)  # (times, channel index) of tags that can still pair with later ones
         super().__init__(tagger, channels)
 
     def _describe(self) -> dict[str, Any]:
@@ -377,32 +375,61 @@ class CorrelationPairs(IteratorBase):
         self._hist[:] = 0
         self._self_pairs[:] = 0
         self._n[:] = 0
-        for window in self._windows.values():
-            window.clear()
+        self._tail = (EMPTY, EMPTY)
 
     def _on_chunk(self, chunk: Chunk) -> None:
         tags = [chunk.get(c) for c in self._channels]
         self._n += [t.size for t in tags]
-        for (i, j), window in self._windows.items():
-            _, dt = window.feed(tags[j], tags[i], chunk.end_ps)  # t(i) - t(j)
-            if not dt.size:
-                continue
-            if i == j:
-                self._add(i, j, dt)
-                continue
-            self._add(i, j, dt[(dt >= self._lo) & (dt < self._hi)])
-            mirrored = -dt
-            self._add(j, i, mirrored[(mirrored >= self._lo) & (mirrored < self._hi)])
-        zero = self._zero_bin()
-        if zero is not None:
-            for i, t in enumerate(tags):
-                self._hist[i, i, zero] -= t.size  # a tag is not its own partner...
-                self._self_pairs[i] += t.size  # ...unless the caller asks for it
+        if self._zero_bin() is not None:
+            self._self_pairs += [t.size for t in tags]  # a tag is not its own partner unless the caller asks
+        times, labels, n_old = self._merged(tags)
+        flat = self._pair_bins(times, labels, n_old)
+        if flat.size:
+            self._hist += np.bincount(flat, minlength=self._hist.size).reshape(self._hist.shape)
+        keep = int(np.searchsorted(times, chunk.end_ps - self._reach, side="right"))
+        self._tail = (times[keep:], labels[keep:])
 
-    def _add(self, i: int, j: int, dt: np.ndarray) -> None:
-        if dt.size:
-            bins = (dt + self._offset) // self._binwidth
-            self._hist[i, j] += np.bincount(bins, minlength=self._n_bins)[: self._n_bins]
+    def _merged(self, tags: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+        """The kept tail, then this chunk's tags of every channel in time order, with their channel index."""
+        tail_times, tail_labels = self._tail
+        new = [t for t in tags if t.size]
+        if not new:
+            return tail_times, tail_labels, tail_times.size
+        base = min(int(t[0]) for t in new)
+        bits = self._label_bits
+        keys = np.concatenate([(t - base) << bits | i for i, t in enumerate(tags) if t.size])
+        keys.sort(kind="stable")  # timsort: each channel is one sorted run, so this is a merge
+        times = np.concatenate([tail_times, (keys >> bits) + base])
+        labels = np.concatenate([tail_labels, keys & ((1 << bits) - 1)])
+        return times, labels, tail_times.size
+
+    def _pair_bins(self, times: np.ndarray, labels: np.ndarray, n_old: int) -> np.ndarray:
+        """Flat histogram index of both orders of every pair closer than the reach whose later tag is new.
+
+        Walks the merged tags: lag m pairs tag k with tag k + m; a tag whose lag-m partner is already out of
+        reach has no later partner either, so each round keeps only the tags still pairing. No binary search:
+        about one step per pair plus one per tag, where one window per channel pair searched every tag.
+        """
+        k, n_bins, width = len(self._channels), self._n_bins, self._binwidth
+        parts = []
+        earlier = np.arange(max(times.size - 1, 0), dtype=np.int64)
+        for lag in range(1, times.size):  # bounded: every round drops at least the last candidate
+            later = earlier + lag
+            d = times[later] - times[earlier]
+            close = d < self._reach
+            if not close.any():
+                break
+            earlier, later, d = earlier[close], later[close], d[close]
+            new = later >= n_old
+            if new.any():
+                i, j, dn = labels[later[new]], labels[earlier[new]], d[new]
+                forward = dn < self._hi  # t(i) - t(j) = d
+                parts.append((i[forward] * k + j[forward]) * n_bins + (dn[forward] + self._offset) // width)
+                backward = dn <= self._offset  # t(j) - t(i) = -d
+                parts.append((j[backward] * k + i[backward]) * n_bins
+                              + (self._offset - dn[backward]) // width)
+            earlier = earlier[earlier < times.size - lag - 1]
+        return np.concatenate(parts) if parts else EMPTY
 
     def _zero_bin(self) -> int | None:
         zero = self._offset // self._binwidth

@@ -16,30 +16,40 @@ EMPTY = np.empty(0, dtype=np.int64)
 
 def pairs_in_window(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (start index, stop - start) for every pair with ``lo <= stop - start < hi``."""
+    idx, dt, _ = pairs_and_reach(starts, stops, lo, hi)
+    return idx, dt
+
+
+def pairs_and_reach(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Like :func:`pairs_in_window`, plus the number of (start, stop) pairs with ``stop - start >= hi``.
+
+    That count falls out of the search anyway; a histogram counting its wider bins by edges saves a search.
+    """
     if starts.size == 0 or stops.size == 0:
-        return EMPTY, EMPTY
+        return EMPTY, EMPTY, 0
     span = int(starts[-1] - starts[0])
     if span > 0 and starts.size * (hi - lo) < 2 * span:
-        return _sparse_pairs(starts, stops, lo, hi)
+        after = np.searchsorted(starts, stops - lo, side="right")  # first start beyond the window
+        idx, dt = _sparse_pairs(starts, stops, after, hi)
+        return idx, dt, int(after.sum()) - dt.size
     first = np.searchsorted(starts, stops - hi, side="right")
     last = np.searchsorted(starts, stops - lo, side="right")
     counts = last - first
     total = int(counts.sum())
     if total == 0:
-        return EMPTY, EMPTY
+        return EMPTY, EMPTY, int(first.sum())
     ends = np.cumsum(counts)
     start_idx = np.arange(total, dtype=np.int64) - np.repeat(ends - counts - first, counts)
     stop_rep = np.repeat(stops, counts)
-    return start_idx, stop_rep - starts[start_idx]
+    return start_idx, stop_rep - starts[start_idx], int(first.sum())
 
 
-def _sparse_pairs(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs when a window holds few starts on average: one search, then walk back from it.
+def _sparse_pairs(starts: np.ndarray, stops: np.ndarray, after: np.ndarray, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs when a window holds few starts on average: from the first start beyond it, walk back.
 
     Start ``starts[p - k]`` pairs with a stop while it is later than ``stop - hi``; each round keeps
     only the stops whose previous candidate paired, so the rounds shrink fast.
     """
-    after = np.searchsorted(starts, stops - lo, side="right")  # first start beyond the window
     idx_parts, dt_parts = [], []
     active = np.flatnonzero(after > 0)
     candidate = after[active] - 1

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .custom import overflow_marker
 from .engine import Chunk
 from .enums import TagType
 from .iterators import IteratorBase
@@ -13,6 +14,15 @@ from .measurements import channel_list, positive
 
 if TYPE_CHECKING:
     from .tagger import TimeTaggerBase
+
+
+
+def overflow_marks(chunk: Chunk, channels: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(times, channels, types, missed counts) of an overflow interval as the vendor streams it (the same marking
+    a CustomMeasurement gets: OverflowBegin, MissedEvents per channel, OverflowEnd)."""
+    missed = {ch: n for ch, n in (chunk.missed or {}).items() if ch in channels and n > 0}
+    records = overflow_marker(chunk.begin_ps, chunk.end_ps, missed)
+    return records["time"], records["channel"], records["type"], records["missed_events"]
 
 
 class TimeTagStreamBuffer:
@@ -107,24 +117,9 @@ class TimeTagStream(IteratorBase):
             self._count += stamps.size
 
     def _overflow_marks(self, chunk: Chunk) -> None:
-        """OverflowBegin, MissedEvents per channel (65535 at most each) and OverflowEnd, as the vendor streams."""
-        missed = chunk.missed or {}
-        stamps, chans, types, counts = [chunk.begin_ps], [0], [TagType.OverflowBegin], [0]
-        for ch in self._channels:
-            left = missed.get(ch, 0)
-            while left > 0:
-                stamps.append(chunk.end_ps)
-                chans.append(ch)
-                types.append(TagType.MissedEvents)
-                counts.append(min(left, 65535))
-                left -= counts[-1]
-        stamps.append(chunk.end_ps)
-        chans.append(0)
-        types.append(TagType.OverflowEnd)
-        counts.append(0)
-        self._parts.append((np.asarray(stamps, dtype=np.int64), np.asarray(chans, dtype=np.int32),
-                            np.asarray(types, dtype=np.uint8), np.asarray(counts, dtype=np.uint16)))
-        self._count += len(stamps)
+        marks = overflow_marks(chunk, self._channels)
+        self._parts.append(marks)
+        self._count += marks[0].size
 
     def getCounts(self) -> int:
         """Tags stored since the last getData."""

@@ -24,8 +24,12 @@ def default_lab_realtime():
     TT.configure()
 
 
-def stall_engine_once(tagger, seconds: float) -> threading.Event:
-    """A measurement whose next chunk costs ``seconds``: the engine falls that far behind the wall clock, once."""
+def stall_engine_once(tagger, seconds: float) -> tuple[threading.Event, TT.Countrate]:
+    """A measurement whose next chunk costs ``seconds`` once armed: the engine falls that far behind the wall clock.
+
+    The caller keeps the measurement: its patched ``_on_chunk`` is a reference cycle, so a dropped one would go
+    whenever the cyclic garbage collector runs (before or after the stall: the cause of a flaky test).
+    """
     armed = threading.Event()
     blocker = TT.Countrate(tagger, [3])
     real_on_chunk = blocker._on_chunk
@@ -37,13 +41,13 @@ def stall_engine_once(tagger, seconds: float) -> threading.Event:
         real_on_chunk(chunk)
 
     blocker._on_chunk = slow_once
-    return armed
+    return armed, blocker
 
 
 @pytest.mark.slow
 def test_countrate_and_counter_through_an_overflow_interval(default_lab_realtime):
     tagger = default_lab_realtime
-    armed = stall_engine_once(tagger, 0.9)
+    armed, _blocker = stall_engine_once(tagger, 0.9)
     binwidth = SECOND // 10
     counter = TT.Counter(tagger, [3, 4], binwidth=binwidth, n_values=30)
     rate = TT.Countrate(tagger, [3, 4])
@@ -86,3 +90,50 @@ def test_counter_without_overflow_has_an_empty_mask(make_tagger):
     assert data.size == 5 and not data.overflow
     np.testing.assert_array_equal(data.getOverflowMask(), np.zeros(5, dtype=np.int8))
     assert not np.isnan(counter.getDataNormalized()).any()
+
+
+class ClockPhase(TT.CustomMeasurement):
+    """The vendor's PhaseNoise/Stable32Exporter pattern: demodulate a clock channel tag by tag, restart after an
+    overflow (OverflowEnd); a period missing without a mark in between would ruin the phase."""
+
+    def __init__(self, tagger, channel: int, period_ps: int):
+        TT.CustomMeasurement.__init__(self, tagger)
+        self.channel, self.period = channel, period_ps
+        self.register_channel(channel=channel)
+        self.types: dict[int, int] = {}
+        self.missed = 0
+        self.unmarked_gaps = 0
+        self.last: int | None = None
+        self.finalize_init()
+
+    def process(self, incoming_tags, begin_time, end_time):
+        kinds, counts = np.unique(incoming_tags["type"], return_counts=True)
+        for kind, n in zip(kinds.tolist(), counts.tolist(), strict=True):
+            self.types[kind] = self.types.get(kind, 0) + n
+        self.missed += int(incoming_tags["missed_events"][incoming_tags["type"] == TT.TagType.MissedEvents].sum())
+        if (incoming_tags["type"] == TT.TagType.OverflowEnd).any():
+            self.last = None  # the engine hands an overflow interval over as a batch of its marks only
+            return
+        times = incoming_tags["time"][incoming_tags["channel"] == self.channel]
+        if self.last is not None:
+            times = np.concatenate([[self.last], times])
+        self.unmarked_gaps += int((np.diff(times) > 1.5 * self.period).sum())
+        if times.size:
+            self.last = int(times[-1])
+
+
+@pytest.mark.slow
+def test_a_custom_measurement_sees_the_overflow_marks(default_lab_realtime):
+    tagger = default_lab_realtime
+    armed, _blocker = stall_engine_once(tagger, 0.9)
+    phase = ClockPhase(tagger, 3, round(SECOND / SYNC_HZ))  # the default lab's 10 MHz sync
+    time.sleep(0.5)
+    armed.set()
+    time.sleep(1.5)
+    phase.stop()
+    assert tagger.getOverflows() >= 1
+    assert phase.types.get(TT.TagType.OverflowBegin, 0) == phase.types.get(TT.TagType.OverflowEnd, 0) >= 1
+    assert phase.unmarked_gaps == 0  # every lost clock tag lies inside a marked overflow interval
+    # the 0.9 s stall beyond the 0.5 s of allowed lag: at least 0.3 s of the 10 MHz clock counted as missed
+    assert phase.missed >= 0.3 * SYNC_HZ
+    assert phase.types[TT.TagType.TimeTag] >= 0.3 * SYNC_HZ

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from taggerhub.sim.pairs import PairWindow, pairs_in_window
+from taggerhub.sim.pairs import PairWindow, pairs_and_reach, pairs_in_window
 
 
 def _reference(starts, stops, lo, hi):
@@ -24,6 +24,8 @@ def test_pairs_in_window_finds_exactly_the_brute_force_pairs(n, span, lo, hi):
     starts, stops = np.sort(rng.integers(0, span, n)), np.sort(rng.integers(0, span, n))
     idx, dt = pairs_in_window(starts, stops, lo, hi)
     assert sorted(zip(idx.tolist(), dt.tolist(), strict=True)) == _reference(starts, stops, lo, hi)
+    # the count of pairs at or beyond the window's end, which the histograms counting by edges reuse
+    assert pairs_and_reach(starts, stops, lo, hi)[2] == int((stops[None, :] - starts[:, None] >= hi).sum())
 
 
 def test_pair_window_over_chunks_counts_each_pair_once():

@@ -136,3 +136,52 @@ def test_input_delay_and_dead_time_act_on_the_replayed_tags(default_lab, virtual
     shift = int(np.argmax(live_corr)) - int(np.argmax(corr.getData()))
     assert 95 <= shift <= 105  # 1000 ps in 10 ps bins
     assert 0 < rate.getCountsTotal()[0] <= SECOND // 5 // 10**9 + 1
+
+
+class PhaseExport(TT.CustomMeasurement):
+    """The vendor's Stable32Exporter pattern: a clock channel's tags, summed in groups of ``divider`` (a rect
+    low-pass in integer math), minus the ideal clock: phase samples."""
+
+    def __init__(self, tagger, clock_channel: int, period_ps: int, divider: int):
+        TT.CustomMeasurement.__init__(self, tagger)
+        self.clock_channel, self.period, self.divider = clock_channel, period_ps, divider
+        self.pending = np.zeros(0, dtype=np.int64)
+        self.phase: list[np.ndarray] = []
+        self.first: int | None = None
+        self.elements = 0
+        self.register_channel(channel=clock_channel)
+        self.finalize_init()
+
+    def process(self, incoming_tags, begin_time, end_time):
+        assert np.all(incoming_tags["type"] == 0), "a replay without overflows has only time tags"
+        self.pending = np.append(self.pending, incoming_tags["time"][incoming_tags["channel"] == self.clock_channel])
+        whole = self.pending.size // self.divider * self.divider
+        sums = self.pending[:whole].reshape(-1, self.divider).sum(axis=1, dtype=np.int64)
+        self.pending = self.pending[whole:]
+        if not sums.size:
+            return
+        if self.first is None:
+            self.first = int(sums[0])
+        ideal = self.first + np.arange(self.elements, self.elements + sums.size) * self.period * self.divider**2
+        self.elements += sums.size
+        self.phase.append((sums - ideal) / self.divider)
+
+
+def test_a_custom_measurement_exports_the_phase_of_a_replayed_clock(make_tagger, virtual_taggers, tmp_path):
+    from taggerhub.sim.signals import PeriodicSource
+
+    period, jitter, divider = 10_000_000, 50.0, 100  # a 100 kHz clock with 50 ps RMS jitter
+    tagger = make_tagger("x", [PeriodicSource(channel=5, frequency_hz=1e12 / period, jitter_ps=jitter)])
+    writer = TT.FileWriter(tagger, str(tmp_path / "clock.ttbin"), [5])
+    run_for(TT.Countrate(tagger, [5]), SECOND // 2)
+    writer.stop()
+    virtual = TT.createTimeTaggerVirtual()
+    virtual_taggers.append(virtual)
+    export = PhaseExport(virtual, 5, period, divider)
+    virtual.replay(str(tmp_path / "clock.ttbin"))
+    assert virtual.waitForCompletion(timeout=60_000)
+    phase = np.concatenate(export.phase)
+    assert phase.size >= 0.5 * 100_000 / divider - 2  # every group of the half second played
+    # a clock without drift: the phase holds the averaged jitter only, sigma / sqrt(divider) = 5 ps
+    np.testing.assert_allclose(np.std(phase), jitter / np.sqrt(divider), rtol=0.15)
+    assert abs(np.mean(phase)) < 3 * jitter

@@ -1,0 +1,133 @@
+"""The fast paths of HistogramLogBins/HistogramCustomBins/CorrelationPairs against brute-force pair counting.
+
+The measurements get hand-made chunks (random cut points, empty chunks, pairs across chunk boundaries, ties
+exactly at bin edges, equal timestamps on different channels), so every path is hit: pairs listed and binned
+by the lookup table, beyond it, and counted by edges.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
+from taggerhub.sim.engine import Chunk
+
+
+def cut_into_chunks(channels: dict[int, np.ndarray], end: int, gap: tuple[int, int],
+                    rng: np.random.Generator) -> list[Chunk]:
+    """Chunks over [0, end): random cut points, and three inside the tag-free ``gap`` (empty chunks)."""
+    in_gap = np.linspace(gap[0], gap[1], 5).astype(np.int64)[1:-1]
+    last_tag = max(int(t[-1]) for t in channels.values())
+    cuts = np.unique(np.concatenate([[0, end], rng.integers(1, last_tag, 25), in_gap]))
+    return [Chunk(int(a), int(b), {ch: t[(t >= a) & (t < b)] for ch, t in channels.items()})
+            for a, b in itertools.pairwise(cuts)]
+
+
+def reference_histogram(clicks: np.ndarray, starts: np.ndarray, edges: np.ndarray, same: bool) -> np.ndarray:
+    """Every (start, click) pair of distinct tags, binned by click - start on the edges."""
+    dt = clicks[None, :] - starts[:, None]
+    if same:
+        dt = dt[~np.eye(dt.shape[0], dtype=bool)]
+    dt = dt[(dt >= edges[0]) & (dt < edges[-1])]
+    return np.bincount(np.searchsorted(edges, dt, side="right") - 1, minlength=edges.size - 1)
+
+
+def lab_data(rng: np.random.Generator, edges: np.ndarray, n: int,
+             span: int) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:
+    """Starts and clicks over ``span`` ps with a tag-free gap in the middle; some clicks sit exactly on
+    ``start + edge`` (ties at bin edges) or on a start's time (dt = 0)."""
+    gap = (span // 2, span // 2 + span // 5)
+    starts = np.unique(rng.integers(0, span, n))
+    starts = starts[(starts < gap[0]) | (starts >= gap[1])]
+    on_edges = rng.choice(starts, n // 4) + rng.choice(edges[(edges > -span) & (edges < span)], n // 4)
+    clicks = np.concatenate([rng.integers(0, span, n), on_edges, rng.choice(starts, 20)])
+    clicks = np.unique(clicks[(clicks >= 0) & (clicks < span) & ((clicks < gap[0]) | (clicks >= gap[1]))])
+    return starts, clicks, span + int(edges[-1]) + 1, gap
+
+
+CASES = {
+    # (n_tags, span in ps, factory(tagger, click_ch, start_ch) -> measurement)
+    "log bins, sparse: all listed by the lookup table": (
+        3000, 10**9, lambda t, c, s: TT.HistogramLogBins(t, c, s, -10, -6, 100)),
+    "log bins, dense: wide bins counted by edges": (
+        3000, 10**7, lambda t, c, s: TT.HistogramLogBins(t, c, s, -9, -5, 40)),
+    "log bins, a lookup table that covers only the first bins": (
+        2500, 10**8, lambda t, c, s: TT.HistogramLogBins(t, c, s, -11.3, -6, 30)),
+    "custom bins from 0, the bench's ten": (
+        3000, 10**8, lambda t, c, s: TT.HistogramCustomBins(
+            t, c, s, [0, 1000, 2000, 3000, 5000, 10**4, 10**5, 10**6, 10**7, 10**8, 10**9])),
+    "custom bins reaching below zero": (
+        3000, 10**8, lambda t, c, s: TT.HistogramCustomBins(t, c, s, [-5000, -1000, 0, 1000, 1999, 2000, 2001, 10**6])),
+    "custom bins, narrow first bins and a table that stops early": (
+        3000, 10**8, lambda t, c, s: TT.HistogramCustomBins(t, c, s, [0, 3, 100, 10**6, 10**7])),
+}
+
+
+@pytest.mark.parametrize(("case", "same_channel"), [
+    # a channel against itself below zero is its positive half only: not one of the fast paths
+    (case, same) for case in CASES for same in (False, True) if not (same and "below zero" in case)])
+def test_histograms_equal_brute_force_pair_counting(make_tagger, case, same_channel):
+    n, span, factory = CASES[case]
+    tagger = make_tagger("ultra")
+    tagger.xtra_setAutoStart(False)  # chunks are fed by hand below
+    rng = np.random.default_rng(len(case) + same_channel)
+    hist = factory(tagger, 1, 1 if same_channel else 2)
+    edges = hist.getBinEdges()
+    starts, clicks, end, gap = lab_data(rng, edges, n, span)
+    if same_channel:
+        starts = clicks = np.unique(np.concatenate([starts, clicks]))
+    chunks = cut_into_chunks({1: clicks} if same_channel else {1: clicks, 2: starts}, end, gap, rng)
+    assert any(not c.get(1).size for c in chunks) and sum(bool(c.get(1).size) for c in chunks) > 10
+    for chunk in chunks:
+        hist._on_chunk(chunk)
+    expected = reference_histogram(clicks, starts, edges, same_channel)
+    assert expected.sum() > 500
+    np.testing.assert_array_equal(hist.getData(), expected)
+
+
+def test_log_bins_lookup_table_equals_a_binary_search_at_every_edge(make_tagger):
+    tagger = make_tagger("ultra")
+    for hist in (TT.HistogramLogBins(tagger, 1, 2, -11.3, -6, 30), TT.HistogramLogBins(tagger, 1, 2, -10, -6, 100),
+                 TT.HistogramCustomBins(tagger, 1, 2, [-7, 0, 3, 100, 10**6, 10**7])):
+        edges = hist.getBinEdges()
+        dt = np.concatenate([edges[:-1], edges[1:] - 1, edges[:-1] + 1,
+                             np.random.default_rng(5).integers(edges[0], edges[-1], 10**5)])
+        dt = dt[(dt >= edges[0]) & (dt < edges[-1])]
+        np.testing.assert_array_equal(hist._bins_of(dt), np.searchsorted(edges, dt, side="right") - 1)
+
+
+@pytest.mark.parametrize(("binwidth", "n_bins"), [(10, 1000), (7, 333), (1000, 40)])
+def test_correlation_pairs_equal_brute_force(make_tagger, binwidth, n_bins):
+    tagger = make_tagger("ultra")
+    tagger.xtra_setAutoStart(False)
+    rng = np.random.default_rng(binwidth + n_bins)
+    span, offset = 2 * 10**7, binwidth * n_bins // 2
+    gap = (span // 2, span // 2 + span // 5)
+    ones = np.unique(rng.integers(0, span, 2000))
+    ones = ones[(ones < gap[0]) | (ones >= gap[1])]
+    twos = np.unique(np.concatenate([ones[::3] + 2000, ones[1::7]]))  # pairs 2 ns apart, equal timestamps
+    # ties on bin edges of t(3) - t(1), and the window's ends
+    threes = np.unique(np.concatenate([ones[::5] + rng.integers(-n_bins // 2, n_bins // 2, ones[::5].size) * binwidth,
+                                       ones[2::11] - offset, ones[4::11] + offset - 1, rng.integers(0, span, 500)]))
+    threes = threes[(threes >= 0) & ((threes < gap[0]) | (threes >= gap[1]))]
+    channels = {1: ones, 2: twos, 3: threes}
+    pairs = TT.CorrelationPairs(tagger, [1, 2, 3], binwidth=binwidth, n_bins=n_bins)
+    for chunk in cut_into_chunks(channels, span + 10**6, gap, rng):
+        pairs._on_chunk(chunk)
+    counts = pairs.getDataObject().getCounts()
+    with_self = pairs.getDataObject().getCounts(exclude_self_coincidences=False)
+    for i, a in enumerate(channels.values()):
+        for j, b in enumerate(channels.values()):
+            dt = a[None, :] - b[:, None]  # t(i) - t(j)
+            if i == j:
+                dt = dt[~np.eye(a.size, dtype=bool)]
+            dt = dt[(dt >= -offset) & (dt < binwidth * n_bins - offset)]
+            expected = np.bincount((dt + offset) // binwidth, minlength=n_bins)
+            np.testing.assert_array_equal(counts[i, j], expected, err_msg=f"channels {i}, {j}")
+            if i == j:
+                expected[offset // binwidth] += a.size
+            np.testing.assert_array_equal(with_self[i, j], expected)
+    assert counts[0, 1].sum() > 200 and counts[2, 0].sum() > 200
