@@ -22,16 +22,16 @@ import taggerhub.sim as sim
 # Vendor names the simulator leaves out on purpose: they concern files, licences, firmware,
 # network servers, logging or SWIG internals, not a simulated device.
 OUT_OF_SCOPE = re.compile(
-    r"^(TimeTaggerNetwork|TimeTaggerServer|TimeTaggerHardware|TimeTaggerSource|TimeTaggerVirtual|"
-    r"createTimeTaggerNetwork|createTimeTaggerVirtual|scanTimeTaggerServers|getTimeTaggerServerInfo|flashLicense|"
+    r"^(TimeTaggerNetwork|TimeTaggerServer|TimeTaggerHardware|TimeTaggerSource|"
+    r"createTimeTaggerNetwork|scanTimeTaggerServers|getTimeTaggerServerInfo|flashLicense|"
     r"extractDeviceLicense|hasTimeTaggerVirtualLicense|setCustomBitFileName|FpgaLinkInterface.*|"
     r"UsageStatisticsStatus.*|.*UsageStatistics.*|setLogger|CustomLogger|LOGGER_.*|addSearchPath|"
-    r"checkSystemLibraries|FileReader|FileWriter|mergeStreamFiles|SwigPyIterator|cvar|typing|weakref|"
-    r"SHARED_PTR_DISOWN|LanguageUsed.*|setLanguageInfo|setFrontend|CustomMeasurement.*|Iterator|"
+    r"checkSystemLibraries|mergeStreamFiles|SwigPyIterator|cvar|typing|weakref|"
+    r"SHARED_PTR_DISOWN|LanguageUsed.*|setLanguageInfo|setFrontend|Iterator|"
     r"getCompilationTimestamp|getCompilerVersion|PRI_STR)$"
 )
 OUT_OF_SCOPE_METHODS = re.compile(
-    r"^(thisown|factoryAccess|startServer|stopServer|isServerRunning|setServerAddress|getServerAddress|"
+    r"^(thisown|factoryAccess|next_impl|next_impl_cs|startServer|stopServer|isServerRunning|setServerAddress|getServerAddress|"
     r"getConnectedClients|updateBMCFirmware|fetchDeviceLicenseUpdate|getDeviceLicense|"
     r"setTimeTaggerNetworkStreamCompression|enableFpgaLink|disableFpgaLink|xtra_.*StreamInterfaceUDP|"
     r"autoCalibration|getDistributionCount|getDistributionPSecs|xtra_.*Aux.*|xtra_.*Clock.*|xtra_setFanSpeed|"

@@ -24,6 +24,7 @@ from typing import Any
 
 from .. import sim
 from ..sim.iterators import IteratorBase
+from ..sim.recording import FileNames
 from ..sim.recording import FileReader as SimFileReader
 from ..sim.replay import TimeTaggerVirtual
 from ..sim.tagger import TimeTaggerBase
@@ -86,8 +87,12 @@ class _FileReader(SimFileReader):
 
     _fetch: Callable[[str | Path], str]
 
-    def __init__(self, filenames: str | Path | list[str] | list[Path]):
-        names = [filenames] if isinstance(filenames, str | Path) else list(filenames)
+    def __init__(self, filenames: FileNames | None = None, filename: str | Path | None = None):
+        if (filenames is None) == (filename is None):
+            super().__init__(filenames, filename)  # the simulator's error names what is wrong
+            return
+        given = filename if filename is not None else filenames
+        names = [given] if isinstance(given, str | Path) else list(given)
         super().__init__([self._fetch(name) for name in names])
 
 

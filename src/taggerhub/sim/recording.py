@@ -372,11 +372,17 @@ class RecordCursor:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+FileNames = str | Path | list[str] | list[Path]
+
+
 class FileReader:
     """Reads recordings written by ``FileWriter``, following the data files of a sequence."""
 
-    def __init__(self, filenames: str | Path | list[str] | list[Path]):
-        names = [filenames] if isinstance(filenames, str | Path) else list(filenames)
+    def __init__(self, filenames: FileNames | None = None, filename: str | Path | None = None):
+        if (filenames is None) == (filename is None):
+            raise TypeError("FileReader takes filenames (one or a list) or filename, exactly one of them")
+        names = [filename] if filename is not None else (
+            [filenames] if isinstance(filenames, str | Path) else list(filenames or []))
         if not names:
             raise ValueError("FileReader needs at least one file name")
         for name in names:

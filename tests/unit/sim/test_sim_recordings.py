@@ -143,3 +143,14 @@ def test_documented_layout_reads_with_plain_numpy(busy_tagger, tmp_path) -> None
         [("type", "u1"), ("pad", "u1"), ("missed_events", "<u2"), ("channel", "<i4"), ("time", "<i8")]))
     np.testing.assert_array_equal(records["time"], live.getTimestamps())
     np.testing.assert_array_equal(records["channel"], live.getChannels())
+
+
+def test_reader_takes_the_vendors_filename_keyword_too(busy_tagger, tmp_path) -> None:
+    _record(busy_tagger, tmp_path / "one.ttbin", [1], SECOND // 100)
+    by_keyword = TT.FileReader(filename=str(tmp_path / "one.ttbin")).getData(10**6).getTimestamps()
+    by_list = TT.FileReader([str(tmp_path / "one.ttbin")]).getData(10**6).getTimestamps()
+    assert by_keyword.size > 1000
+    np.testing.assert_array_equal(by_keyword, by_list)
+    for wrong in ({}, {"filenames": str(tmp_path / "one.ttbin"), "filename": str(tmp_path / "one.ttbin")}):
+        with pytest.raises(TypeError, match=r"filenames .* or filename, exactly one"):
+            TT.FileReader(**wrong)
