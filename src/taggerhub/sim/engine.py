@@ -134,6 +134,8 @@ class InputStage:
             self.inputs[ch] = InputState(deadtime_ps=model.deadtime_min_ps)
             self.inputs[-ch] = InputState(deadtime_ps=model.deadtime_min_ps)
         self.overflows = 0
+        # Set by the last process() that hit the USB limit: (where it cut, tags dropped per channel).
+        self.usb_cut: tuple[int, dict[int, int]] | None = None
         self.filter_trigger: list[int] = []
         self.filter_filtered: list[int] = []
         self._filter_armed: dict[int, bool] = {}
@@ -312,14 +314,18 @@ class InputStage:
         return kept
 
     def _limit_rate(self, out: dict[int, np.ndarray], t0: int, t1: int) -> dict[int, np.ndarray]:
-        """Model the USB limit: beyond it the device drops the rest of the window."""
+        """Model the USB limit: beyond it the device drops the rest of the window, counting what it dropped
+        (:attr:`usb_cut`), which the engine hands on as an overflow interval, as the device marks one."""
+        self.usb_cut = None
         total = sum(a.size for a in out.values())
         capacity = self.model.max_rate_hz * (t1 - t0) / PS_PER_S
         if total <= capacity or total == 0:
             return out
         self.overflows += 1
         cut_at = t0 + int((t1 - t0) * capacity / total)
-        return {ch: a[: int(np.searchsorted(a, cut_at))] for ch, a in out.items()}
+        kept = {ch: int(np.searchsorted(a, cut_at)) for ch, a in out.items()}
+        self.usb_cut = (cut_at, {ch: out[ch].size - n for ch, n in kept.items() if out[ch].size > n})
+        return {ch: a[: kept[ch]] for ch, a in out.items()}
 
 
 class Clock:
@@ -385,7 +391,12 @@ class TagEngine:
                 t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
                 wanted = self._wanted()
                 tags = self._generate(wanted, t0, t1)
-                self._consume(Chunk(t0, t1, tags))
+                cut = getattr(self.stage, "usb_cut", None)
+                if cut is None:
+                    self._consume(Chunk(t0, t1, tags))
+                else:  # past the USB limit: the tags up to the cut, then what was dropped as an overflow interval
+                    self._consume(Chunk(t0, cut[0], tags))
+                    self._consume(Chunk(cut[0], t1, {}, cut[1]))
                 self.processed_ps = t1
                 self._progress.notify_all()
 
@@ -419,6 +430,9 @@ class TagEngine:
             t1 = min(t_end, t + REALTIME_MAX_CHUNK_PS)
             for ch, tags in self._generate(self._wanted(), t, t1).items():
                 missed[ch] = missed.get(ch, 0) + int(tags.size)
+            cut = getattr(self.stage, "usb_cut", None)
+            for ch, n in (cut[1] if cut else {}).items():  # the USB limit's drops are missed as well
+                missed[ch] = missed.get(ch, 0) + n
             t = t1
         if scale != 1.0:
             missed = {ch: round(n * scale) for ch, n in missed.items()}

@@ -137,3 +137,42 @@ def test_a_custom_measurement_sees_the_overflow_marks(default_lab_realtime):
     # the 0.9 s stall beyond the 0.5 s of allowed lag: at least 0.3 s of the 10 MHz clock counted as missed
     assert phase.missed >= 0.3 * SYNC_HZ
     assert phase.types[TT.TagType.TimeTag] >= 0.3 * SYNC_HZ
+
+
+USB_LAB = """
+[[device]]
+serial = "USBLIMIT1"
+model = "Time Tagger 20"
+
+[[device.source]]
+kind = "periodic"
+channel = 2
+frequency_hz = 12000000.0
+"""
+
+
+def test_past_the_usb_limit_dropped_tags_are_marked_and_counted(tmp_path):
+    """A Time Tagger 20 carries 9 M tags/s; a 12 MHz input loses the rest as overflow intervals, marked in the
+    stream with missed counts (not silently cut), and Countrate still counts every event."""
+    lab = tmp_path / "lab.toml"
+    lab.write_text(USB_LAB)
+    TT.configure(lab, clock="virtual")
+    try:
+        tagger = TT.createTimeTagger()
+        sync = TT.SynchronizedMeasurements(tagger)
+        stream = TT.TimeTagStream(sync.getTagger(), 10**8, [2])
+        rate = TT.Countrate(sync.getTagger(), [2])
+        sync.startFor(SECOND // 10)
+        assert sync.waitUntilFinished(60_000)
+        data = stream.getData()
+        types, missed = data.getEventTypes(), data.getMissedEvents()
+        delivered = int((types == TT.TagType.TimeTag).sum())
+        lost = int(missed[types == TT.TagType.MissedEvents].sum())
+        assert tagger.getOverflows() >= 1
+        assert (types == TT.TagType.OverflowBegin).sum() == (types == TT.TagType.OverflowEnd).sum() >= 1
+        assert delivered == pytest.approx(0.9e6, rel=0.02)  # 9 M tags/s for 0.1 s
+        assert delivered + lost == pytest.approx(1.2e6, rel=0.01)  # every event is either a tag or counted
+        np.testing.assert_allclose(rate.getData(), [12e6], rtol=0.01)
+        TT.freeTimeTagger(tagger)
+    finally:
+        TT.configure()
