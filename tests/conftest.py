@@ -94,42 +94,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_commands(*mark.args)
 
 
-# Parallel runs (pytest-xdist, `-n 2 --dist loadgroup`: README, "Tests") hand out whole groups of tests.
-# A test's group is its module, so module fixtures (a converged lab, a compose project) are made once and the
-# tests of a module never race each other; folders whose modules share session fixtures or a resource named
-# the same in every process are one group. Long groups go first, so none starts last on a worker.
-SHARED_GROUPS = {
-    "system/docker": "system-docker",  # one image build and one compose project per session (conftest.py)
-}
-LONG_FIRST = (  # the longest groups of a full run, longest first (bench/RESULTS.md, 2026-12-03)
+# Parallel runs (pytest-xdist, `-n 2 --dist loadfile`: README, "Tests") hand a module's tests to one worker, in
+# order: module fixtures (a converged lab, a compose project) are made once and a module's tests never race each
+# other. (`--dist loadgroup` would do it with xdist_group marks, but pytest-xdist 3.8 loses them on pytest 9.2:
+# pytest-dev/pytest-xdist#1386.) The longest modules start first, so that none starts last on a worker.
+LONG_FIRST = (  # the longest modules of a full run, longest first (bench/RESULTS.md, 2026-12-03)
     "system/deploy/test_playbook.py",
     "system/deploy/test_lab_monitoring.py",
-    "system-docker",
+    "integration/discovery/test_discovery.py",
 )
 
 
-def xdist_group_of(item: pytest.Item) -> str:
-    """The group a test runs in under ``--dist loadgroup``: its module, or its folder's shared group."""
-    relative = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
-    for folder, group in SHARED_GROUPS.items():
-        if relative.startswith(folder + "/"):
-            return group
-    return relative
-
-
 def long_first(item: pytest.Item) -> int:
-    group = next((mark.args[0] for mark in item.iter_markers("xdist_group") if mark.args), "")
-    return LONG_FIRST.index(group) if group in LONG_FIRST else len(LONG_FIRST)
+    module = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+    return LONG_FIRST.index(module) if module in LONG_FIRST else len(LONG_FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test unit, integration or system by the top folder it lives in, and give it its xdist group."""
+    """Mark each test unit, integration or system by the top folder it lives in; longest modules first."""
     for item in items:
         kind = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
         if kind not in KINDS:
             raise pytest.UsageError(f"{item.nodeid}: tests live under tests/{{unit,integration,system}}/")
         item.add_marker(getattr(pytest.mark, kind))
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(xdist_group_of(item)))
-    items.sort(key=long_first)  # stable: the order within and among the other groups is kept
+    items.sort(key=long_first)  # stable: the order within and among the other modules is kept
