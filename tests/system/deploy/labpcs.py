@@ -133,11 +133,8 @@ def native_simulator_vars(wheels: Path) -> dict[str, object]:
 
 def playbook(inventory: Path, cwd: Path, *args: str, timeout: float = 400) -> tuple[int, str, Recap]:
     """Run ansible/deploy.yml on the inventory; return its status, output and PLAY RECAP per host."""
-    # Pipelining as ansible.cfg sets it for ssh (a real lab): the docker connection reads only the global
-    # switch, and without it each task is four `docker exec`s (make a temp dir, copy, run, remove) not one.
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_PIPELINING": "true",
-           "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+           "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     result = run(str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), *args, str(ANSIBLE / "deploy.yml"),
                  timeout=timeout, check=False, env=env, cwd=cwd)
     out = result.stdout + result.stderr
