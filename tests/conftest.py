@@ -94,10 +94,47 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         require_commands(*mark.args)
 
 
+# Parallel runs (pytest-xdist, `-n 2 --dist loadfile`: README, "Tests") hand a module's tests to one worker, in
+# order: module fixtures (a converged lab, a compose project) are made once and a module's tests never race each
+# other. The two modules that build a lab of systemd containers and converge it run on one worker, one after the
+# other: side by side they starve each other's converge. (`--dist loadgroup` with xdist_group marks would say
+# so too, but pytest-xdist 3.8 loses the marks on pytest 9.2: pytest-dev/pytest-xdist#1386.)
+ONE_WORKER = {
+    "tests/system/deploy/test_playbook.py": "deploy-labs",
+    "tests/system/deploy/test_lab_monitoring.py": "deploy-labs",
+}
+LONG_FIRST = (  # the longest modules of a full run, longest first, so that none starts last on a worker
+    "system/deploy/test_playbook.py",
+    "system/deploy/test_lab_monitoring.py",
+    "integration/discovery/test_discovery.py",
+)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: plain `pytest` runs without it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadfile``, with the modules of ``ONE_WORKER`` handed out together."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return ONE_WORKER.get(module, module)
+
+    return ModuleScheduling(config, log)
+
+
+def long_first(item: pytest.Item) -> int:
+    module = Path(str(item.fspath)).resolve().relative_to(TESTS).as_posix()
+    return LONG_FIRST.index(module) if module in LONG_FIRST else len(LONG_FIRST)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test unit, integration or system by the top folder it lives in."""
+    """Mark each test unit, integration or system by the top folder it lives in; longest modules first."""
     for item in items:
         kind = Path(str(item.fspath)).resolve().relative_to(TESTS).parts[0]
         if kind not in KINDS:
             raise pytest.UsageError(f"{item.nodeid}: tests live under tests/{{unit,integration,system}}/")
         item.add_marker(getattr(pytest.mark, kind))
+    items.sort(key=long_first)  # stable: the order within and among the other modules is kept

@@ -62,7 +62,7 @@ def test_add_and_rotate_take_the_token_from_stdin(tmp_path):
     ("eve." + secrets.token_urlsafe(32), "must look like 'dave.SECRET'"),
     (secrets.token_urlsafe(32), "must look like 'dave.SECRET'"),
     ("dave." + secrets.token_hex(20) + "!$", "only letters, digits"),
-])
+], ids=["short", "one-character", "other-name", "no-name", "bad-characters"])  # fixed ids: xdist workers agree
 def test_a_weak_or_malformed_given_token_is_refused_without_echoing_it(tmp_path, token, says):
     users = str(tmp_path / "users.toml")
     refused = user_cli(users, "set", "dave", "--role", "observer", "--token-stdin", token=token)

@@ -35,7 +35,9 @@ SECOND = ("pc-c", "3333000LMD", 20e3)  # pc-c's second tagger
 NS_PORT = 9190  # Prometheus has 9090 on the same host
 MONITOR = "lab-monitor"  # the lab-wide monitoring user (observer)
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(420)]
+# The first test's time includes the module's lab: wheels, images, booting the PCs and the first converge
+# take up to 8 minutes when the other worker of a parallel run builds its own lab beside it (README, "Tests").
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:

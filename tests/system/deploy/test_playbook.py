@@ -38,7 +38,9 @@ import helpers
 PREFIX = f"deploy-{os.getpid()}"
 CLI_PLUGINS = Path("/usr/libexec/docker/cli-plugins")
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(540)]
+# The first test's time includes the module's lab: wheels, images, booting the PCs and the first converge
+# take up to 8 minutes when the other worker of a parallel run builds its own lab beside it (README, "Tests").
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def require_docker_mode() -> None:
