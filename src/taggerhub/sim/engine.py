@@ -391,7 +391,7 @@ class TagEngine:
                 t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
                 wanted = self._wanted()
                 tags = self._generate(wanted, t0, t1)
-                cut = getattr(self.stage, "usb_cut", None)
+                cut = self.stage.usb_cut
                 if cut is None:
                     self._consume(Chunk(t0, t1, tags))
                 else:  # past the USB limit: the tags up to the cut, then what was dropped as an overflow interval
@@ -402,6 +402,7 @@ class TagEngine:
 
     def _generate(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         """The stage's tags for [t0, t1), timing it to keep :attr:`generation_ps_per_s` current."""
+        self.stage.usb_cut = None  # set again by this window's process() if it hits the USB limit
         if not wanted:
             return {}
         began = time.perf_counter()
@@ -430,7 +431,7 @@ class TagEngine:
             t1 = min(t_end, t + REALTIME_MAX_CHUNK_PS)
             for ch, tags in self._generate(self._wanted(), t, t1).items():
                 missed[ch] = missed.get(ch, 0) + int(tags.size)
-            cut = getattr(self.stage, "usb_cut", None)
+            cut = self.stage.usb_cut
             for ch, n in (cut[1] if cut else {}).items():  # the USB limit's drops are missed as well
                 missed[ch] = missed.get(ch, 0) + n
             t = t1

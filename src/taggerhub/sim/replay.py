@@ -140,6 +140,7 @@ class ReplayStage:
             self.inputs.setdefault(int(ch), InputState(deadtime_ps=0))
         self.test_signal_divider = model.test_signal_default_divider
         self.overflows = 0
+        self.usb_cut: tuple[int, dict[int, int]] | None = None  # a replay never hits the USB limit
         self.filter_trigger: list[int] = []
         self.filter_filtered: list[int] = []
         self.queue: list[Segment] = []
