@@ -152,7 +152,7 @@ class CustomMeasurementBase(IteratorBase):
     # -- lifecycle: IteratorBase's, plus the vendor's hooks on each transition --------
     def start(self) -> None:
         """Start or continue data acquisition."""
-        with self._lock:
+        with self._tagger._engine._lock, self._lock:  # the engine's lock first, as everywhere
             was_running = self._running
             super().start()
             if not was_running:
@@ -160,7 +160,7 @@ class CustomMeasurementBase(IteratorBase):
 
     def startFor(self, capture_duration: int, clear: bool = True) -> None:
         """Acquire for ``capture_duration`` picoseconds of tag time, then stop."""
-        with self._lock:
+        with self._tagger._engine._lock, self._lock:  # the engine's lock first, as everywhere
             was_running = self._running
             super().startFor(capture_duration, clear)
             if self._running and not was_running:

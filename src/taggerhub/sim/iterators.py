@@ -46,7 +46,7 @@ class IteratorBase:
     # -- lifecycle (vendor API) -------------------------------------------------
     def start(self) -> None:
         """Start or continue data acquisition."""
-        with self._lock:
+        with self._tagger._engine._lock, self._lock:  # after the chunk in flight: see startFor
             self._check_alive()
             self._running = True
             self._stop_at_ps = None
@@ -57,7 +57,10 @@ class IteratorBase:
         capture_duration = int(capture_duration)
         if capture_duration < 0:
             raise ValueError(f"capture_duration must be >= 0 ps, got {capture_duration}")
-        with self._lock:
+        # Under the engine's lock (always taken before a measurement's own, as the engine thread does), so the
+        # acquisition begins after the chunk in flight: that chunk may have been generated before a setting the
+        # caller just made (setTestSignal, then startFor) and would count without it.
+        with self._tagger._engine._lock, self._lock:
             self._check_alive()
             if clear:
                 self._clear_locked()

@@ -176,3 +176,30 @@ def test_past_the_usb_limit_dropped_tags_are_marked_and_counted(tmp_path):
         TT.freeTimeTagger(tagger)
     finally:
         TT.configure()
+
+
+def test_a_setting_made_before_startFor_applies_to_all_of_the_acquisition(default_lab_realtime):
+    """setTestSignal then startFor at once, while the engine is busy with a chunk generated before the setting:
+    the acquisition starts after that chunk (the seed's SSH example once read 782,530 instead of 800,000/s)."""
+    tagger = default_lab_realtime
+    in_flight = threading.Event()
+    blocker = TT.Countrate(tagger, [3])  # made first, so it gets each chunk before the rate does
+    rate = TT.Countrate(tagger, [1])  # channel 1 has no source in the default lab: only the test signal
+    real_on_chunk = blocker._on_chunk
+    stall = threading.Event()
+
+    def slow_once(chunk):
+        if stall.is_set():
+            stall.clear()
+            in_flight.set()
+            time.sleep(0.3)  # the rest of this chunk's consumers (rate) run after this
+        real_on_chunk(chunk)
+
+    blocker._on_chunk = slow_once
+    time.sleep(0.05)
+    stall.set()
+    assert in_flight.wait(5)
+    tagger.setTestSignal(1, True)
+    rate.startFor(SECOND // 10)
+    assert rate.waitUntilFinished(10_000)
+    np.testing.assert_allclose(rate.getData(), [800e3], rtol=0.001)
