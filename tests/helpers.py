@@ -6,13 +6,14 @@ A plain module (``pythonpath = ["tests"]`` in pyproject.toml), so tests import i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +22,10 @@ import pytest
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
+ANSIBLE = REPO / "ansible"
+ROLE = ANSIBLE / "roles" / "taggerhub"
+SYSTEMD = REPO / "systemd"
+VENV_BIN = Path(sys.executable).parent  # the test run's own venv: its ansible-playbook, taggerhub, ...
 
 
 def require_commands(*names: str) -> None:
@@ -102,6 +107,25 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> int | None:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+@contextlib.contextmanager
+def vendor_rpc_server(log_path: Path) -> Iterator[int]:
+    """The vendor's unchanged TimeTaggerRPC server over taggerhub's simulator, as bench/ runs it; yields its port."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "taggerhub.sim.vendor_rpc", "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+
+            def started() -> bool:
+                assert proc.poll() is None, log_path.read_text()
+                return "Server URI" in log_path.read_text()
+
+            wait_until(started, 30, "the vendor server to start", 0.1)
+            yield port
+        finally:
+            stop_process(proc)
 
 
 def trickle(port: int, data: bytes, every_s: float,

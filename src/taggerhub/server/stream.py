@@ -27,8 +27,7 @@ from ..access.policy import Access
 from ..backend.adapter import Adapter
 from ..backend.kinds import ObjectKind
 from ..errors import AccessDenied
-from ..sim.custom import INCOMING_TAGS_DTYPE, chunk_records
-from ..sim.custom import overflow_marker as gap_marker
+from ..sim.custom import INCOMING_TAGS_DTYPE, chunk_records, overflow_marker
 from ..sim.enums import TagType
 from .callpath import CallPath
 from .sessions import Session
@@ -161,7 +160,7 @@ class TagQueue:
             self._bytes -= size
             if not self._frames and self._gap is not None:
                 begin, end, missed = self._gap
-                batch.append((gap_marker(begin, end, missed).view(np.uint8), begin, end))
+                batch.append((overflow_marker(begin, end, missed).view(np.uint8), begin, end))
                 self._gap = None
             self.tags_sent += sum(data.size for data, _, _ in batch) // TAG_BYTES
             self.reads += 1

@@ -47,6 +47,12 @@ def overflow_marker(begin_ps: int, end_ps: int, missed: dict[int, int]) -> np.nd
     return np.array(records, dtype=INCOMING_TAGS_DTYPE)
 
 
+def overflow_records(chunk: Chunk, channels: list[int]) -> np.ndarray:
+    """An overflow chunk's marking as seen by a reader of ``channels``: only their missed counts."""
+    missed = {ch: n for ch, n in (chunk.missed or {}).items() if ch in channels and n > 0}
+    return overflow_marker(chunk.begin_ps, chunk.end_ps, missed)
+
+
 def chunk_records(chunk: Chunk, channels: list[int]) -> np.ndarray:
     """The chunk's tags of ``channels`` as time-ordered ``INCOMING_TAGS_DTYPE`` records, decoded straight from
     the merge's sort keys (no intermediate time and channel arrays)."""
@@ -191,8 +197,7 @@ class CustomMeasurementBase(IteratorBase):
 
     def _on_chunk(self, chunk: Chunk) -> None:
         if chunk.missed is not None:  # an overflow interval of the device: marked as the vendor's stream does
-            missed = {ch: n for ch, n in chunk.missed.items() if ch in self._channels and n > 0}
-            tags = overflow_marker(chunk.begin_ps, chunk.end_ps, missed)
+            tags = overflow_records(chunk, self._channels)
         else:
             key = ("incoming_tags", tuple(self._channels))
             shared = chunk.cache.get(key)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .custom import overflow_marker
+from .custom import overflow_records
 from .engine import Chunk
 from .enums import TagType
 from .iterators import IteratorBase
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 def overflow_marks(chunk: Chunk, channels: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(times, channels, types, missed counts) of an overflow interval as the vendor streams it (the same marking
     a CustomMeasurement gets: OverflowBegin, MissedEvents per channel, OverflowEnd)."""
-    missed = {ch: n for ch, n in (chunk.missed or {}).items() if ch in channels and n > 0}
-    records = overflow_marker(chunk.begin_ps, chunk.end_ps, missed)
+    records = overflow_records(chunk, channels)
     return records["time"], records["channel"], records["type"], records["missed_events"]
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import threading
 import warnings
 
@@ -12,7 +10,7 @@ import numpy as np
 import Pyro5.errors
 import pytest
 
-from helpers import free_port, stop_process, wait_until
+from helpers import vendor_rpc_server, wait_until
 from taggerhub import client
 from taggerhub.client.vendor_fallback import VendorServerWarning
 
@@ -20,22 +18,8 @@ from taggerhub.client.vendor_fallback import VendorServerWarning
 @pytest.fixture
 def vendor_server(tmp_path):
     """The vendor's unchanged server (`TimeTaggerRPC.server`) over taggerhub's simulator, as bench/ runs it."""
-    port = free_port()
-    log_path = tmp_path / "vendor-server.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "taggerhub.sim.vendor_rpc", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-
-        def started() -> bool:
-            assert proc.poll() is None, log_path.read_text()
-            return "Server URI" in log_path.read_text()
-
-        wait_until(started, 30, "the vendor server to start", 0.1)
+    with vendor_rpc_server(tmp_path / "vendor-server.log") as port:
         yield port
-    finally:
-        stop_process(proc)
-        log.close()
 
 
 def test_client_falls_back_to_the_vendor_protocol_and_measures(vendor_server):

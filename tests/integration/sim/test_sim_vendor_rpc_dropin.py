@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from TimeTaggerRPC import client as vendor_client
 
-from helpers import free_port, stop_process, wait_until
+from helpers import vendor_rpc_server, wait_until
 
 
 @pytest.fixture
 def vendor_server(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "vendor-server.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "taggerhub.sim.vendor_rpc", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-
-        def started() -> bool:
-            assert proc.poll() is None, (tmp_path / "vendor-server.log").read_text()
-            return "Server URI" in (tmp_path / "vendor-server.log").read_text()
-
-        wait_until(started, 30, "the vendor server to start", 0.1)
+    with vendor_rpc_server(tmp_path / "vendor-server.log") as port:
         yield port
-    finally:
-        stop_process(proc)
-        log.close()
 
 
 def test_vendor_server_serves_the_simulator_to_the_vendor_client(vendor_server):

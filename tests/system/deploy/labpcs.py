@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-ANSIBLE = REPO / "ansible"
-VENV_BIN = Path(sys.executable).parent
+from helpers import ANSIBLE, REPO, VENV_BIN
+
 BASE_IMAGE = os.environ.get("TAGGERHUB_BASE_IMAGE", "local/bookworm-py:latest")
 
 _wheelhouse: Path | None = None

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+from helpers import REPO
+
 SCRIPT = REPO / "scripts" / "render_configs.py"
 
 pytestmark = pytest.mark.slow  # renders with ansible-playbook

@@ -10,11 +10,7 @@ from pathlib import Path
 import pytest
 
 import helpers
-
-REPO = Path(__file__).resolve().parents[3]
-ANSIBLE = REPO / "ansible"
-ROLE = ANSIBLE / "roles" / "taggerhub"
-VENV_BIN = Path(sys.executable).parent
+from helpers import ANSIBLE, ROLE, VENV_BIN
 
 pytestmark = pytest.mark.slow
 

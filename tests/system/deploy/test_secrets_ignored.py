@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from helpers import REPO
+
 TAGGERHUB = Path(sys.executable).parent / "taggerhub"
 TRACKED = (".gitignore", ".dockerignore", "deploy/config/taggerhub.toml", "deploy/example.env",
            "ansible/inventory.example.yml")

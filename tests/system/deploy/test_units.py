@@ -6,19 +6,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import helpers
-from helpers import render_role_templates
+from helpers import ANSIBLE, REPO, SYSTEMD, VENV_BIN, render_role_templates
 
-REPO = Path(__file__).resolve().parents[3]
-SYSTEMD = REPO / "systemd"
-ANSIBLE = REPO / "ansible"
-ROLE = ANSIBLE / "roles" / "taggerhub"
-VENV_BIN = Path(sys.executable).parent
 UNITS = ("taggerhub.service", "taggerhub-native.service", "taggerhub-exporter.service", "taggerhub-web.service")
 
 needs_systemd_analyze = pytest.mark.needs("systemd-analyze")

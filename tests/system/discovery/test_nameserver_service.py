@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, wait_until
+from helpers import REPO, VENV_BIN, free_port, wait_until
 from taggerhub.wire import naming
 
-REPO = Path(__file__).resolve().parents[3]
 UNIT = REPO / "systemd" / "taggerhub-nameserver.service"
-VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.mark.needs("systemd-analyze")

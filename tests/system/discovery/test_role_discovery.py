@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, render_role_templates, require_files
+from helpers import REPO, VENV_BIN, render_role_templates, require_files
 from taggerhub.config import load_settings
-
-ANSIBLE = REPO / "ansible"
-ROLE = ANSIBLE / "roles" / "taggerhub"
-VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import tomllib
-from pathlib import Path
 
 from packaging.requirements import Requirement
 
-REPO = Path(__file__).resolve().parents[3]
+from helpers import REPO
 
 
 def test_timetaggerrpc_is_the_vendor_client_extra_pinned_once_and_installed_as_pinned() -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+from helpers import REPO
 
 
 def test_the_parity_page_is_current(tmp_path):

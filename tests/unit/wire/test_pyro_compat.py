@@ -8,7 +8,6 @@ import selectors
 import socket
 import threading
 import tomllib
-from pathlib import Path
 
 import Pyro5.api
 import Pyro5.client
@@ -16,13 +15,13 @@ import Pyro5.errors
 import pytest
 from Pyro5 import protocol
 
+from helpers import REPO
 from taggerhub.client import explain
 from taggerhub.client import proxy as client_proxy
 from taggerhub.wire import codecs, pyro_compat
 from taggerhub.wire.connection import FastConnection, speed_up
 
 codecs.install()
-REPO = Path(__file__).resolve().parents[3]
 
 
 def _version(text: str) -> tuple[int, ...]:
