@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -185,3 +186,20 @@ def render_role_templates(tmp_path: Path, templates: list[str], **variables: obj
                             env={"ANSIBLE_CONFIG": str(ansible / "ansible.cfg"), "PATH": f"{venv_bin}:/usr/bin:/bin",
                                  "ANSIBLE_LOCALHOST_WARNING": "false", "HOME": str(Path.home())})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@dataclass
+class AuthServer:
+    """A server with auth on, and what a test needs to act as its users and read its audit log."""
+
+    server: object
+    users_file: Path
+    audit_file: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def port(self) -> int:
+        return self.server.port  # type: ignore[attr-defined]
+
+    def audit(self) -> list[dict]:
+        return [json.loads(line) for line in self.audit_file.read_text().splitlines()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ import Pyro5.errors
 import pytest
 from pluginfiles import write_plugins
 
+from helpers import AuthServer
 from taggerhub import client
 from taggerhub.access.users import UserStore
 from taggerhub.errors import AccessDenied
@@ -19,18 +19,10 @@ USERS = {"ada": "admin", "otto": "operator", "oscar": "observer"}
 
 
 @dataclass
-class LabServer:
-    server: object
-    audit_file: Path
-    plugin_dir: Path
-    tokens: dict[str, str]
+class LabServer(AuthServer):
+    """An auth server with the test's experiment plugins loaded."""
 
-    @property
-    def port(self) -> int:
-        return self.server.port  # type: ignore[attr-defined]
-
-    def audit(self) -> list[dict]:
-        return [json.loads(line) for line in self.audit_file.read_text().splitlines()]
+    plugin_dir: Path = Path()
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def lab_server(start_hub, tmp_path: Path) -> LabServer:
         "TAGGERHUB_AUTH_AUDIT_LOG": str(audit), "TAGGERHUB_SIMULATOR_CLOCK": "virtual",
         "TAGGERHUB_SIMULATOR_SEED": "11", "TAGGERHUB_EXPERIMENTS_PLUGIN_DIR": str(folder),
     })
-    return LabServer(server, audit, folder, tokens)
+    return LabServer(server, store.path, audit, tokens, folder)
 
 
 SECOND = 10**12

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from helpers import AuthServer
 from taggerhub.access import certs
 from taggerhub.access.users import UserStore
 
 USERS = {"ada": "admin", "otto": "operator", "olga": "operator", "oscar": "observer"}
-
-
-@dataclass
-class AuthServer:
-    server: object
-    users_file: Path
-    audit_file: Path
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def port(self) -> int:
-        return self.server.port  # type: ignore[attr-defined]
-
-    def audit(self) -> list[dict]:
-        import json
-
-        return [json.loads(line) for line in self.audit_file.read_text().splitlines()]
 
 
 @pytest.fixture
