@@ -14,6 +14,7 @@ import pytest
 
 import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
 from taggerhub.sim.engine import Chunk
+from taggerhub.sim.ranks import ROUNDS, RankTable
 
 
 def cut_into_chunks(channels: dict[int, np.ndarray], end: int, gap: tuple[int, int],
@@ -66,16 +67,25 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize(("case", "same_channel"), [
+# How many of the first bins are listed, the others counted by edges: the histogram's own choice, or forced.
+SPLITS = {"chosen split": None, "every edge counted": lambda n_bins: 0, "first bins listed": lambda n_bins: 2,
+          "every bin listed": lambda n_bins: n_bins}
+
+
+@pytest.mark.parametrize(("case", "same_channel", "split"), [
     # a channel against itself below zero is its positive half only: not one of the fast paths
-    (case, same) for case in CASES for same in (False, True) if not (same and "below zero" in case)])
-def test_histograms_equal_brute_force_pair_counting(make_tagger, case, same_channel):
+    (case, same, split) for case in CASES for same in (False, True) for split in SPLITS
+    if not (same and "below zero" in case) and (split == "chosen split" or "below zero" not in case)])
+def test_histograms_equal_brute_force_pair_counting(make_tagger, case, same_channel, split):
     n, span, factory = CASES[case]
     tagger = make_tagger("ultra")
     tagger.xtra_setAutoStart(False)  # chunks are fed by hand below
     rng = np.random.default_rng(len(case) + same_channel)
     hist = factory(tagger, 1, 1 if same_channel else 2)
     edges = hist.getBinEdges()
+    if SPLITS[split] is not None:
+        chosen = SPLITS[split](edges.size - 1)
+        hist._listing_split = lambda history: chosen
     starts, clicks, end, gap = lab_data(rng, edges, n, span)
     if same_channel:
         starts = clicks = np.unique(np.concatenate([starts, clicks]))
@@ -131,3 +141,25 @@ def test_correlation_pairs_equal_brute_force(make_tagger, binwidth, n_bins):
                 expected[offset // binwidth] += a.size
             np.testing.assert_array_equal(with_self[i, j], expected)
     assert counts[0, 1].sum() > 200 and counts[2, 0].sum() > 200
+
+
+def test_rank_table_equals_a_binary_search():
+    """Ranks from the table equal searchsorted's: sparse and clustered haystacks (cells holding more starts
+    than the table compares, so searched), ties, needles before, between and beyond the haystack."""
+    rng = np.random.default_rng(17)
+    for trial in range(200):
+        n = int(rng.integers(0, 400))
+        bursts = np.repeat(rng.integers(0, 10**7, 4), rng.integers(0, 3 * ROUNDS, 4))  # equal timestamps
+        tight = rng.integers(0, 10**7) + np.arange(int(rng.integers(0, 50)))  # 1 ps apart
+        haystack = np.sort(np.concatenate([rng.integers(0, 10**7, n), bursts, tight]))
+        needles = np.concatenate([rng.integers(-10**5, 10**7 + 10**5, 300), haystack, haystack - 1, haystack + 1])
+        table = RankTable(haystack, int(needles.min()), int(needles.max()))
+        expected = np.searchsorted(haystack, needles, side="right")
+        np.testing.assert_array_equal(table.ranks(needles), expected, err_msg=f"trial {trial}")
+        assert table.rank_sum(needles) == int(expected.sum()), f"trial {trial}"
+        assert table.rank_sum(needles[:0]) == 0 and table.ranks(needles[:0]).size == 0
+    burst = np.array([5, 1000, 1000, 1000, 1000, 1001, 1001, 1001, 2000], dtype=np.int64)  # one cell, > ROUNDS starts
+    table = RankTable(burst, 0, 3000)
+    needles = np.array([0, 999, 1000, 1001, 1002, 3000], dtype=np.int64)
+    np.testing.assert_array_equal(table.ranks(needles), [0, 1, 5, 8, 8, 9])
+    assert table.rank_sum(needles) == 31
