@@ -162,6 +162,7 @@ class HistogramLogBins(IteratorBase):
         self._n = np.zeros(2, dtype=np.int64)  # clicks, starts
         self._window = PairWindow(int(edges[0]), int(edges[-1]))
         self._start_tail = np.empty(0, dtype=np.int64)  # starts that can still pair with later clicks
+        self._ranks = RankTable()
         self._build_lut()
         super().__init__(tagger, [int(click_channel), int(start_channel)])
 
@@ -207,15 +208,15 @@ class HistogramLogBins(IteratorBase):
             counted = self._edges[split + (1 if split else 0):]
             table = None
             if counted.size:  # one table for every rank below: listing's first one too
-                table = RankTable(history, int(clicks[0] - self._edges[-1]), int(clicks[-1] - self._edges[0]))
+                table = self._ranks.build(history, int(clicks[0] - self._edges[-1]), int(clicks[-1] - self._edges[0]))
             if split:
-                after = table.ranks(clicks - self._edges[0]) if table is not None else None
+                after = table.ranks(clicks, int(self._edges[0])) if table is not None else None
                 _, dt, reached[0] = pairs_and_reach(history, clicks, int(self._edges[0]), int(self._edges[split]),
                                                     after)
                 if dt.size:
                     self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
             if table is not None:
-                reached[reached.size - counted.size:] = [table.rank_sum(clicks - edge) for edge in counted.tolist()]
+                reached[reached.size - counted.size:] = [table.rank_sum(clicks, edge) for edge in counted.tolist()]
                 self._hist[split:] += reached[:-1] - reached[1:]
         self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
 

@@ -12,18 +12,38 @@ from __future__ import annotations
 
 import numpy as np
 
+EMPTY = np.empty(0, dtype=np.int64)
+
 BEYOND = np.iinfo(np.int64).max  # pads the haystack: no needle is at or beyond it
 CELLS_PER_TAG = 3  # cells per haystack element; fewer cells cost more comparisons, more cells a larger table
-ROUNDS = 2  # comparisons per needle within its cell; needles in busier cells are searched
+ROUNDS = 8  # comparisons at most per needle within its cell (on fewer needles each); the rest are searched
 
 
 class RankTable:
     """``rank(x) = #{h in haystack : h <= x}`` (``searchsorted(haystack, x, side="right")``) for x in [low, high].
 
     Needles outside [low, high] get wrong ranks; the table spans [low, high] and the haystack's own range.
+    One object serves chunk after chunk (:meth:`build` for each): its table's memory is reused, since fresh
+    pages of a megabyte-sized table cost more in page faults than filling it.
     """
 
-    def __init__(self, haystack: np.ndarray, low: int, high: int):
+    def __init__(self) -> None:
+        self._haystack = self._padded = EMPTY
+        self._base, self._shift = 0, 0
+        self._before = EMPTY
+        self._buffers = np.empty((2, 0), dtype=np.int64)  # the table, and the haystack relative to its base
+        self._scratch = np.empty((3, 0), dtype=np.int64)  # per needle: relative needle, cell, first index
+        self._hits = np.empty(0, dtype=bool)
+
+    @staticmethod
+    def _room(buffer: np.ndarray, n: int) -> np.ndarray:
+        """``buffer``, or a larger one (a quarter to spare) if it has fewer than n columns."""
+        if buffer.shape[-1] >= n:
+            return buffer
+        return np.empty((*buffer.shape[:-1], n + n // 4), dtype=buffer.dtype)
+
+    def build(self, haystack: np.ndarray, low: int, high: int) -> RankTable:
+        """Index ``haystack`` (sorted int64) for needles in [low, high]; returns self."""
         self._haystack = haystack
         base = min(int(low), int(haystack[0])) if haystack.size else int(low)
         top = max(int(high), int(haystack[-1])) if haystack.size else int(high)
@@ -31,47 +51,60 @@ class RankTable:
         per_tag = span // (CELLS_PER_TAG * max(haystack.size, 1))
         self._shift = max(per_tag.bit_length() - 1, 0)
         self._base = base
-        counts = np.bincount((haystack - base) >> self._shift, minlength=((span - 1) >> self._shift) + 1)
-        before = np.empty(counts.size, dtype=np.int64)
+        n_cells = ((span - 1) >> self._shift) + 1
+        self._buffers = self._room(self._buffers, max(n_cells, haystack.size + ROUNDS))
+        before, padded = self._buffers[0, :n_cells], self._buffers[1, :haystack.size + ROUNDS]
+        np.subtract(haystack, base, out=padded[:haystack.size])
+        padded[haystack.size:] = BEYOND
         before[0] = 0
-        np.cumsum(counts[:-1], out=before[1:])
+        np.cumsum(np.bincount(padded[:haystack.size] >> self._shift, minlength=n_cells)[:-1], out=before[1:])
         self._before = before  # haystack elements in earlier cells: the index of a cell's first one
-        self._padded = np.concatenate([haystack, np.full(ROUNDS, BEYOND, dtype=np.int64)])
+        self._padded = padded  # haystack - base, then ROUNDS elements no needle reaches
+        return self
 
-    def ranks(self, needles: np.ndarray) -> np.ndarray:
-        """Rank of each needle (int64)."""
-        cell = needles - self._base
-        cell >>= self._shift
-        rank = self._before[cell]
-        hit = needles >= self._padded[rank]
-        rank += hit
+    def _first_hits(self, values: np.ndarray, minus: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per needle ``values - minus``: (needle - base, rank before its cell, whether its cell's first
+        element is at or before it), in reused scratch arrays."""
+        n = values.size
+        self._scratch, self._hits = self._room(self._scratch, n), self._room(self._hits, n)
+        relative, cell, first = self._scratch[:, :n]
+        hit = self._hits[:n]
+        np.subtract(values, self._base + minus, out=relative)
+        np.right_shift(relative, self._shift, out=cell)
+        np.take(self._before, cell, out=first, mode="clip")  # indices are in range: clip only skips a copy
+        np.take(self._padded, first, out=cell, mode="clip")
+        np.greater_equal(relative, cell, out=hit)
+        return relative, first, hit
+
+    def ranks(self, values: np.ndarray, minus: int = 0) -> np.ndarray:
+        """Rank of each needle ``values - minus`` (a new int64 array)."""
+        relative, first, hit = self._first_hits(values, minus)
+        rank = first + hit
         more = np.flatnonzero(hit)  # a start of the needle's cell at or before it: the next one may be too
         for _ in range(ROUNDS - 1):
             if not more.size:
                 return rank
-            hit = needles[more] >= self._padded[rank[more]]
+            hit = relative[more] >= self._padded[rank[more]]
             more = more[hit]
             rank[more] += 1
         if more.size:  # a cell with more starts than rounds: search those needles
-            rank[more] = np.searchsorted(self._haystack, needles[more], side="right")
+            rank[more] = np.searchsorted(self._haystack, relative[more] + self._base, side="right")
         return rank
 
-    def rank_sum(self, needles: np.ndarray) -> int:
-        """Sum of the needles' ranks: the number of (haystack element, needle) pairs with element <= needle."""
-        cell = needles - self._base
-        cell >>= self._shift
-        first = self._before[cell]
-        hit = needles >= self._padded[first]
+    def rank_sum(self, values: np.ndarray, minus: int = 0) -> int:
+        """Sum of the ranks of the needles ``values - minus``: the number of (haystack element, needle) pairs
+        with element <= needle."""
+        relative, first, hit = self._first_hits(values, minus)
         total = int(first.sum())
         more = np.flatnonzero(hit)
         total += more.size
         for step in range(1, ROUNDS):
             if not more.size:
                 return total
-            hit = needles[more] >= self._padded[first[more] + step]
+            hit = relative[more] >= self._padded[first[more] + step]
             more = more[hit]
             total += more.size
         if more.size:  # the search gives the whole rank; the rounds counted ROUNDS of it already
-            total += int(np.searchsorted(self._haystack, needles[more], side="right").sum())
+            total += int(np.searchsorted(self._haystack, relative[more] + self._base, side="right").sum())
             total -= int(first[more].sum()) + ROUNDS * more.size
         return total
