@@ -216,7 +216,7 @@ class HistogramLogBins(IteratorBase):
                 if dt.size:
                     self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
             if table is not None:
-                reached[reached.size - counted.size:] = [table.rank_sum(clicks, edge) for edge in counted.tolist()]
+                reached[reached.size - counted.size:] = table.rank_sums(clicks, counted)
                 self._hist[split:] += reached[:-1] - reached[1:]
         self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
 

@@ -16,6 +16,7 @@ EMPTY = np.empty(0, dtype=np.int64)
 
 BEYOND = np.iinfo(np.int64).max  # pads the haystack: no needle is at or beyond it
 CELLS_PER_TAG = 3  # cells per haystack element; fewer cells cost more comparisons, more cells a larger table
+BLOCK = 1 << 16  # needles ranked per NumPy call (scratch: three int64 arrays of 512 KiB)
 ROUNDS = 8  # comparisons at most per needle within its cell (on fewer needles each); the rest are searched
 
 
@@ -62,14 +63,15 @@ class RankTable:
         self._padded = padded  # haystack - base, then ROUNDS elements no needle reaches
         return self
 
-    def _first_hits(self, values: np.ndarray, minus: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per needle ``values - minus``: (needle - base, rank before its cell, whether its cell's first
-        element is at or before it), in reused scratch arrays."""
-        n = values.size
+    def _first_hits(self, values: np.ndarray, minus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per needle ``values[j] - minus[i]`` (shape (minus.size, values.size), in reused scratch arrays):
+        (needle - base, rank before its cell, whether its cell's first element is at or before it)."""
+        shape = (minus.size, values.size)
+        n = minus.size * values.size
         self._scratch, self._hits = self._room(self._scratch, n), self._room(self._hits, n)
-        relative, cell, first = self._scratch[:, :n]
-        hit = self._hits[:n]
-        np.subtract(values, self._base + minus, out=relative)
+        relative, cell, first = (row.reshape(shape) for row in self._scratch[:, :n])
+        hit = self._hits[:n].reshape(shape)
+        np.subtract(values[None, :], (minus + self._base)[:, None], out=relative)
         np.right_shift(relative, self._shift, out=cell)
         np.take(self._before, cell, out=first, mode="clip")  # indices are in range: clip only skips a copy
         np.take(self._padded, first, out=cell, mode="clip")
@@ -78,7 +80,7 @@ class RankTable:
 
     def ranks(self, values: np.ndarray, minus: int = 0) -> np.ndarray:
         """Rank of each needle ``values - minus`` (a new int64 array)."""
-        relative, first, hit = self._first_hits(values, minus)
+        relative, first, hit = (a[0] for a in self._first_hits(values, np.array([minus], dtype=np.int64)))
         rank = first + hit
         more = np.flatnonzero(hit)  # a start of the needle's cell at or before it: the next one may be too
         for _ in range(ROUNDS - 1):
@@ -91,20 +93,28 @@ class RankTable:
             rank[more] = np.searchsorted(self._haystack, relative[more] + self._base, side="right")
         return rank
 
-    def rank_sum(self, values: np.ndarray, minus: int = 0) -> int:
-        """Sum of the ranks of the needles ``values - minus``: the number of (haystack element, needle) pairs
-        with element <= needle."""
-        relative, first, hit = self._first_hits(values, minus)
-        total = int(first.sum())
+    def rank_sums(self, values: np.ndarray, minus: np.ndarray) -> np.ndarray:
+        """Per element m of ``minus``, the sum of the ranks of the needles ``values - m``: the number of
+        (haystack element, value) pairs with element <= value - m. Several m share each NumPy call."""
+        sums = np.empty(minus.size, dtype=np.int64)
+        rows = max(1, BLOCK // max(values.size, 1))
+        for begin in range(0, minus.size, rows):
+            sums[begin:begin + rows] = self._block_sums(values, minus[begin:begin + rows])
+        return sums
+
+    def _block_sums(self, values: np.ndarray, minus: np.ndarray) -> np.ndarray:
+        relative, first, hit = (a.reshape(-1) for a in self._first_hits(values, minus))
+        sums = first.reshape(minus.size, -1).sum(axis=1)
         more = np.flatnonzero(hit)
-        total += more.size
-        for step in range(1, ROUNDS):
+        for step in range(1, ROUNDS + 1):
             if not more.size:
-                return total
+                return sums
+            sums += np.bincount(more // values.size, minlength=minus.size)
+            if step == ROUNDS:
+                break
             hit = relative[more] >= self._padded[first[more] + step]
             more = more[hit]
-            total += more.size
-        if more.size:  # the search gives the whole rank; the rounds counted ROUNDS of it already
-            total += int(np.searchsorted(self._haystack, relative[more] + self._base, side="right").sum())
-            total -= int(first[more].sum()) + ROUNDS * more.size
-        return total
+        # Cells with more elements than rounds: the search gives the whole rank; the rounds counted ROUNDS of it.
+        found = np.searchsorted(self._haystack, relative[more] + self._base, side="right") - first[more] - ROUNDS
+        sums += np.bincount(more // values.size, weights=found, minlength=minus.size).astype(np.int64)
+        return sums

@@ -154,13 +154,17 @@ def test_rank_table_equals_a_binary_search():
         tight = rng.integers(0, 10**7) + np.arange(int(rng.integers(0, 50)))  # 1 ps apart
         haystack = np.sort(np.concatenate([rng.integers(0, 10**7, n), bursts, tight]))
         needles = np.concatenate([rng.integers(-10**5, 10**7 + 10**5, 300), haystack, haystack - 1, haystack + 1])
-        table.build(haystack, int(needles.min()), int(needles.max()))
+        table.build(haystack, int(needles.min()), int(needles.max()) + 2 * 10**5)  # shifted below
         expected = np.searchsorted(haystack, needles, side="right")
         np.testing.assert_array_equal(table.ranks(needles), expected, err_msg=f"trial {trial}")
-        assert table.rank_sum(needles) == int(expected.sum()), f"trial {trial}"
-        assert table.rank_sum(needles[:0]) == 0 and table.ranks(needles[:0]).size == 0
+        shifts = rng.integers(-10**5, 10**5, int(rng.integers(1, 5)))
+        shifts.sort()
+        values = needles + shifts[-1]  # needles in range after each shift
+        expected_sums = [int(np.searchsorted(haystack, values - m, side="right").sum()) for m in shifts]
+        np.testing.assert_array_equal(table.rank_sums(values, shifts), expected_sums, err_msg=f"trial {trial}")
+        assert table.ranks(needles[:0]).size == 0 and table.rank_sums(needles[:0], shifts).tolist() == [0] * shifts.size
     burst = np.array([5, 1000, 1000, 1000, 1000, 1001, 1001, 1001, 2000], dtype=np.int64)  # one cell, > ROUNDS starts
-    table = RankTable().build(burst, 0, 3000)
+    table = RankTable().build(burst, -10, 3010)
     needles = np.array([0, 999, 1000, 1001, 1002, 3000], dtype=np.int64)
     np.testing.assert_array_equal(table.ranks(needles), [0, 1, 5, 8, 8, 9])
-    assert table.rank_sum(needles) == 31
+    assert table.rank_sums(needles, np.array([0, 1])).tolist() == [31, 24]
