@@ -10,7 +10,7 @@ from .engine import Chunk
 from .enums import GatedChannelInitial
 from .iterators import IteratorBase
 from .pairs import EMPTY, PairWindow, pairs_and_reach
-from .ranks import RankTable
+from .ranks import RankedHistory
 from .signals import PS_PER_S
 
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ class HistogramLogBins(IteratorBase):
         self._hist = np.zeros(n_bins, dtype=np.int64)
         self._n = np.zeros(2, dtype=np.int64)  # clicks, starts
         self._window = PairWindow(int(edges[0]), int(edges[-1]))
-        self._start_tail = np.empty(0, dtype=np.int64)  # starts that can still pair with later clicks
-        self._ranks = RankTable()
+        self._history = RankedHistory()  # starts that can still pair with later clicks
         self._build_lut()
         super().__init__(tagger, [int(click_channel), int(start_channel)])
 
@@ -173,13 +172,13 @@ class HistogramLogBins(IteratorBase):
         self._hist[:] = 0
         self._n[:] = 0
         self._window.clear()
-        self._start_tail = np.empty(0, dtype=np.int64)
+        self._history.clear()
 
     def _on_chunk(self, chunk: Chunk) -> None:
         clicks, starts = chunk.get(self._channels[0]), chunk.get(self._channels[1])
         self._n += (clicks.size, starts.size)
         if self._edges[0] >= 0:
-            self._count_by_edges(clicks, starts, chunk.end_ps)
+            self._count_by_edges(clicks, starts, chunk.begin_ps, chunk.end_ps)
             if self._edges[0] == 0 and self._channels[0] == self._channels[1] and self._hist.size:
                 self._hist[0] -= clicks.size  # a tag does not pair with itself (dt = 0)
             return
@@ -190,7 +189,7 @@ class HistogramLogBins(IteratorBase):
         if dt.size:
             self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
 
-    def _count_by_edges(self, clicks: np.ndarray, starts: np.ndarray, end_ps: int) -> None:
+    def _count_by_edges(self, clicks: np.ndarray, starts: np.ndarray, begin_ps: int, end_ps: int) -> None:
         """Add this chunk's clicks, counting starts per bin from the edges instead of listing pairs.
 
         With all edges >= 0 every start of a pair precedes its click, so it is already known. For each edge
@@ -198,27 +197,26 @@ class HistogramLogBins(IteratorBase):
         neighbouring edges are the bin counts. That costs one rank per click and edge (a few NumPy passes,
         see :mod:`taggerhub.sim.ranks`), however many starts lie in the window: an FCS histogram over
         1 us..1 s at 50 kHz would otherwise list 2.5e9 pairs per second. Starts older than the widest edge
-        add the same to every edge and cancel.
+        add the same to every edge and cancel (the history may keep a few).
         """
-        history = np.concatenate([self._start_tail, starts]) if self._start_tail.size else starts
+        self._history.extend(starts, begin_ps, end_ps)
+        history = self._history.times  # relative to the history's origin, and so are the clicks below
         if clicks.size and history.size:
+            clicks = clicks - self._history.origin
             # Bins below edge `split` hold few pairs per click: list those pairs; count the rest by edges.
             split = self._listing_split(history)
             reached = np.empty(self._hist.size + 1 - split, dtype=np.int64)
             counted = self._edges[split + (1 if split else 0):]
-            table = None
-            if counted.size:  # one table for every rank below: listing's first one too
-                table = self._ranks.build(history, int(clicks[0] - self._edges[-1]), int(clicks[-1] - self._edges[0]))
             if split:
-                after = table.ranks(clicks, int(self._edges[0])) if table is not None else None
+                after = self._history.ranks(clicks, int(self._edges[0])) if counted.size else None
                 _, dt, reached[0] = pairs_and_reach(history, clicks, int(self._edges[0]), int(self._edges[split]),
                                                     after)
                 if dt.size:
                     self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
-            if table is not None:
-                reached[reached.size - counted.size:] = table.rank_sums(clicks, counted)
+            if counted.size:
+                reached[reached.size - counted.size:] = self._history.rank_sums(clicks, counted)
                 self._hist[split:] += reached[:-1] - reached[1:]
-        self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
+        self._history.drop_before(end_ps - int(self._edges[-1]))
 
     def _listing_split(self, history: np.ndarray) -> int:
         """How many of the first bins to fill by listing pairs; the others are counted by edges.

@@ -14,7 +14,8 @@ import pytest
 
 import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
 from taggerhub.sim.engine import Chunk
-from taggerhub.sim.ranks import ROUNDS, RankTable
+from taggerhub.sim.pairs import EMPTY
+from taggerhub.sim.ranks import ROUNDS, RankedHistory
 
 
 def cut_into_chunks(channels: dict[int, np.ndarray], end: int, gap: tuple[int, int],
@@ -143,28 +144,38 @@ def test_correlation_pairs_equal_brute_force(make_tagger, binwidth, n_bins):
     assert counts[0, 1].sum() > 200 and counts[2, 0].sum() > 200
 
 
-def test_rank_table_equals_a_binary_search():
-    """Ranks from the table equal searchsorted's: sparse and clustered haystacks (cells holding more starts
-    than the table compares, so searched), ties, needles before, between and beyond the haystack."""
+def test_ranked_history_equals_a_binary_search():
+    """Ranks from the growing table equal searchsorted's over the starts kept, chunk after chunk: rates that
+    change (cells rebuilt at another width), pauses, bursts of equal timestamps (cells holding more starts
+    than the table compares, so searched), drops from the front; old starts it keeps cancel between edges."""
     rng = np.random.default_rng(17)
-    table = RankTable()  # one table, rebuilt for every trial
-    for trial in range(200):
-        n = int(rng.integers(0, 400))
-        bursts = np.repeat(rng.integers(0, 10**7, 4), rng.integers(0, 3 * ROUNDS, 4))  # equal timestamps
-        tight = rng.integers(0, 10**7) + np.arange(int(rng.integers(0, 50)))  # 1 ps apart
-        haystack = np.sort(np.concatenate([rng.integers(0, 10**7, n), bursts, tight]))
-        needles = np.concatenate([rng.integers(-10**5, 10**7 + 10**5, 300), haystack, haystack - 1, haystack + 1])
-        table.build(haystack, int(needles.min()), int(needles.max()) + 2 * 10**5)  # shifted below
-        expected = np.searchsorted(haystack, needles, side="right")
-        np.testing.assert_array_equal(table.ranks(needles), expected, err_msg=f"trial {trial}")
-        shifts = rng.integers(-10**5, 10**5, int(rng.integers(1, 5)))
-        shifts.sort()
-        values = needles + shifts[-1]  # needles in range after each shift
-        expected_sums = [int(np.searchsorted(haystack, values - m, side="right").sum()) for m in shifts]
-        np.testing.assert_array_equal(table.rank_sums(values, shifts), expected_sums, err_msg=f"trial {trial}")
-        assert table.ranks(needles[:0]).size == 0 and table.rank_sums(needles[:0], shifts).tolist() == [0] * shifts.size
-    burst = np.array([5, 1000, 1000, 1000, 1000, 1001, 1001, 1001, 2000], dtype=np.int64)  # one cell, > ROUNDS starts
-    table = RankTable().build(burst, -10, 3010)
-    needles = np.array([0, 999, 1000, 1001, 1002, 3000], dtype=np.int64)
-    np.testing.assert_array_equal(table.ranks(needles), [0, 1, 5, 8, 8, 9])
-    assert table.rank_sums(needles, np.array([0, 1])).tolist() == [31, 24]
+    searched = 0
+    for _ in range(40):
+        history, kept, everything = RankedHistory(), EMPTY, EMPTY
+        widest = int(rng.choice([10**3, 10**5, 10**7]))
+        begin = int(rng.integers(0, 10**12))
+        for _ in range(int(rng.integers(5, 50))):
+            end = begin + int(rng.integers(1, 10**6))
+            rate = float(rng.choice([0, 1e-6, 1e-4, 1e-3, 3e-3]))  # per ps
+            starts = rng.integers(begin, end, rng.poisson(rate * (end - begin)))
+            if starts.size and rng.random() < 0.3:
+                starts = np.concatenate([starts, np.repeat(starts[:1], int(rng.integers(ROUNDS, 3 * ROUNDS)))])
+            starts.sort()
+            clicks = np.sort(rng.integers(begin, end, int(rng.integers(0, 300))))
+            history.extend(starts, begin, end)
+            kept, everything = np.concatenate([kept, starts]), np.concatenate([everything, starts])
+            times = history.times + history.origin
+            assert np.isin(kept[kept > begin - widest], times).all()  # every start newer than the last drop
+            np.testing.assert_array_equal(times, kept[kept >= times[0]] if times.size else EMPTY)
+            edges = np.sort(rng.choice(widest, int(rng.integers(1, 6)), replace=False)).astype(np.int64)
+            expected = [int(np.searchsorted(times, clicks - e, side="right").sum()) for e in edges]
+            np.testing.assert_array_equal(history.rank_sums(clicks - history.origin, edges), expected)
+            np.testing.assert_array_equal(history.ranks(clicks - history.origin, int(edges[0])),
+                                          np.searchsorted(times, clicks - edges[0], side="right"))
+            every_start = [int(np.searchsorted(everything, clicks - e, side="right").sum()) for e in edges]
+            np.testing.assert_array_equal(np.diff(expected), np.diff(every_start))
+            searched += any(np.bincount(np.unique(times, return_inverse=True)[1]) > ROUNDS)
+            history.drop_before(end - widest)
+            kept = kept[kept >= (history.times[0] + history.origin if history.times.size else end)]
+            begin = end
+    assert searched > 20
