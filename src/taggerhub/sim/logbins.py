@@ -199,7 +199,7 @@ class HistogramLogBins(IteratorBase):
         1 us..1 s at 50 kHz would otherwise list 2.5e9 pairs per second. Starts older than the widest edge
         add the same to every edge and cancel (the history may keep a few).
         """
-        self._history.extend(starts, begin_ps, end_ps)
+        self._history.extend(starts, begin_ps, end_ps, begin_ps - int(self._edges[-1]))
         history = self._history.times  # relative to the history's origin, and so are the clicks below
         if clicks.size and history.size:
             clicks = clicks - self._history.origin

@@ -64,8 +64,14 @@ class RankedHistory:
         """The starts kept, relative to ``origin``."""
         return self._times[self._lo:self._hi]
 
-    def extend(self, starts: np.ndarray, begin_ps: int, end_ps: int) -> None:
-        """Append a chunk's starts (none before the previous chunk's end) and cover the cells up to end_ps."""
+    def extend(self, starts: np.ndarray, begin_ps: int, end_ps: int, keep_from_ps: int) -> None:
+        """Append a chunk's starts (none before the previous chunk's end) and cover the cells up to end_ps.
+
+        The coming needles are at or after keep_from_ps: after a pause longer than that (a measurement
+        stopped and started again), nothing kept can pair, and no cells are made across the pause.
+        """
+        if self._shift >= 0 and self.origin + (self._c_hi << self._shift) <= keep_from_ps:
+            self.clear()
         if self._shift < 0:
             self._rebuild(starts, begin_ps, end_ps, _ideal_shift(end_ps - begin_ps, starts.size))
             return
@@ -101,7 +107,7 @@ class RankedHistory:
             return
         self._rebuild(kept, boundary, boundary + ((self._c_hi - self._c_lo) << self._shift), self._shift,
                       room=(kept.size + starts.size, ((end_ps - boundary) >> self._shift) + 1))
-        self.extend(starts, boundary, end_ps)
+        self.extend(starts, boundary, end_ps, boundary)
 
     def _rebuild(self, starts: np.ndarray, begin_ps: int, end_ps: int, shift: int,
                  room: tuple[int, int] = (0, 0)) -> None:
