@@ -19,9 +19,11 @@ import numpy as np
 EMPTY = np.empty(0, dtype=np.int64)
 
 BEYOND = np.iinfo(np.int64).max  # pads the starts: no needle is at or beyond it
-# Cells per start (at least): fewer cost more comparisons, more a larger table. An FCS window at 5 MHz keeps 1 s
-# of starts: history and table take 146 MiB at one cell per start, 234 MiB at two, at equal speed.
-CELLS_PER_TAG = 1
+# Cells per start (at least): fewer cost more comparisons, more a larger table. Two were 10-15 % faster than one
+# for a window of a few microseconds; an FCS window at 5 MHz keeps 1 s of starts (more than LARGE_HISTORY), whose
+# history and table take 146 MiB at one cell per start, 234 MiB at two, at equal speed.
+CELLS_PER_TAG = 2
+LARGE_HISTORY = 1 << 20  # starts; beyond, one cell per start
 BLOCK = 1 << 16  # needles ranked per NumPy call (scratch: three int64 arrays of 512 KiB)
 ROUNDS = 8  # comparisons at most per needle within its cell (on fewer needles each); the rest are searched
 
@@ -34,8 +36,9 @@ def _exclusive_cumsum(counts: np.ndarray, offset: int, out: np.ndarray) -> None:
 
 
 def _ideal_shift(span_ps: int, starts: int) -> int:
-    """The largest cell (a power of two ps) with at least CELLS_PER_TAG cells per start over span_ps."""
-    per_cell = span_ps // (CELLS_PER_TAG * max(starts, 1))
+    """The largest cell (a power of two ps) with at least CELLS_PER_TAG cells per start over span_ps (one for
+    a large history)."""
+    per_cell = span_ps // ((CELLS_PER_TAG if starts < LARGE_HISTORY else 1) * max(starts, 1))
     return max(int(per_cell).bit_length() - 1, 0)
 
 
@@ -98,11 +101,12 @@ class RankedHistory:
             self._lo = int(self._before[cell])
 
     def _compact(self, starts: np.ndarray, end_ps: int) -> None:
-        """Move the kept starts and cells to fresh room (half again what they need), then append."""
+        """Move the kept starts and cells to the front of their buffers (or to larger ones), then append."""
         kept = self._times[self._lo:self._hi] + self.origin
         boundary = self.origin + (self._c_lo << self._shift)
         shift = _ideal_shift(end_ps - boundary, kept.size + starts.size)
-        if abs(shift - self._shift) > 1:  # the rate changed: cells of another width
+        large = kept.size + starts.size >= LARGE_HISTORY and shift > self._shift  # grown large: coarser cells
+        if abs(shift - self._shift) > 1 or large:  # the rate changed: cells of another width
             self._rebuild(np.concatenate([kept, starts]), boundary, end_ps, shift)
             return
         self._rebuild(kept, boundary, boundary + ((self._c_hi - self._c_lo) << self._shift), self._shift,
@@ -115,17 +119,25 @@ class RankedHistory:
         self._shift = shift
         self.origin = (begin_ps >> shift) << shift
         n_cells = ((end_ps - 1 - self.origin) >> shift) + 1
-        size = max(starts.size, room[0]) + ROUNDS
-        self._times = np.empty(size + size // 2, dtype=np.int64)
+        self._times = self._reused(self._times, max(starts.size, room[0]) + ROUNDS)
         self._lo, self._hi = 0, starts.size
         relative = self._times[:starts.size]
         np.subtract(starts, self.origin, out=relative)
-        self._times[starts.size:] = BEYOND
-        cells = max(n_cells, room[1])
-        self._before = np.empty(cells + cells // 2, dtype=np.int64)
+        self._times[starts.size:starts.size + ROUNDS] = BEYOND
+        self._before = self._reused(self._before, max(n_cells, room[1]))
         counts = np.bincount(relative >> shift, minlength=n_cells)
         _exclusive_cumsum(counts, 0, self._before[:n_cells])
         self._c_lo, self._c_hi = 0, n_cells
+
+    @staticmethod
+    def _reused(buffer: np.ndarray, size: int) -> np.ndarray:
+        """``buffer`` if it holds size with half as much to spare and is not far larger, else a new one.
+
+        A window of a few microseconds keeps few starts but gets a chunk's worth each time: its buffers are
+        compacted every chunk, and fresh memory each time would cost more in page faults than the work."""
+        if size + size // 2 <= buffer.size <= 4 * size + 1024:
+            return buffer
+        return np.empty(size + size // 2, dtype=np.int64)
 
     def _first_hits(self, values: np.ndarray, minus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per needle ``values[j] - minus[i]`` (shape (minus.size, values.size), in reused scratch arrays):
