@@ -10,13 +10,15 @@ from .engine import Chunk
 from .enums import GatedChannelInitial
 from .iterators import IteratorBase
 from .pairs import EMPTY, PairWindow, pairs_and_reach
+from .ranks import RankedHistory
 from .signals import PS_PER_S
 
 if TYPE_CHECKING:
     from .tagger import TimeTaggerBase
 
 LUT_CELLS = 1 << 17  # cells of a histogram's bin lookup table (two int64 arrays: 2 MiB)
-COUNT_BLOCK = 1 << 20  # differences searched at once when counting by edges (8 MiB of needles)
+PAIR_COST = 8.0  # cost of listing one pair, in ranks (one rank: one click at one edge, counted)
+LISTING_COST = 1.0  # cost of listing per click, in ranks (a search for the click's first start beyond it)
 
 
 class ChannelGate:
@@ -159,7 +161,7 @@ class HistogramLogBins(IteratorBase):
         self._hist = np.zeros(n_bins, dtype=np.int64)
         self._n = np.zeros(2, dtype=np.int64)  # clicks, starts
         self._window = PairWindow(int(edges[0]), int(edges[-1]))
-        self._start_tail = np.empty(0, dtype=np.int64)  # starts that can still pair with later clicks
+        self._history = RankedHistory()  # starts that can still pair with later clicks
         self._build_lut()
         super().__init__(tagger, [int(click_channel), int(start_channel)])
 
@@ -170,13 +172,13 @@ class HistogramLogBins(IteratorBase):
         self._hist[:] = 0
         self._n[:] = 0
         self._window.clear()
-        self._start_tail = np.empty(0, dtype=np.int64)
+        self._history.clear()
 
     def _on_chunk(self, chunk: Chunk) -> None:
         clicks, starts = chunk.get(self._channels[0]), chunk.get(self._channels[1])
         self._n += (clicks.size, starts.size)
         if self._edges[0] >= 0:
-            self._count_by_edges(clicks, starts, chunk.end_ps)
+            self._count_by_edges(clicks, starts, chunk.begin_ps, chunk.end_ps)
             if self._edges[0] == 0 and self._channels[0] == self._channels[1] and self._hist.size:
                 self._hist[0] -= clicks.size  # a tag does not pair with itself (dt = 0)
             return
@@ -187,62 +189,52 @@ class HistogramLogBins(IteratorBase):
         if dt.size:
             self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
 
-    def _count_by_edges(self, clicks: np.ndarray, starts: np.ndarray, end_ps: int) -> None:
+    def _count_by_edges(self, clicks: np.ndarray, starts: np.ndarray, begin_ps: int, end_ps: int) -> None:
         """Add this chunk's clicks, counting starts per bin from the edges instead of listing pairs.
 
         With all edges >= 0 every start of a pair precedes its click, so it is already known. For each edge
         e, sum over clicks c of #{starts <= c - e} is the number of pairs with c - s >= e; differences of
-        neighbouring edges are the bin counts. That costs (n_bins + 1) binary searches per click, however
-        many starts lie in the window: an FCS histogram over 1 us..1 s at 50 kHz would otherwise list
-        2.5e9 pairs per second. Starts older than the widest edge add the same to every edge and cancel.
+        neighbouring edges are the bin counts. That costs one rank per click and edge (a few NumPy passes,
+        see :mod:`taggerhub.sim.ranks`), however many starts lie in the window: an FCS histogram over
+        1 us..1 s at 50 kHz would otherwise list 2.5e9 pairs per second. Starts older than the widest edge
+        add the same to every edge and cancel (the history may keep a few).
         """
-        history = np.concatenate([self._start_tail, starts]) if self._start_tail.size else starts
+        self._history.extend(starts, begin_ps, end_ps, begin_ps - int(self._edges[-1]))
+        history = self._history.times  # relative to the history's origin, and so are the clicks below
         if clicks.size and history.size:
+            clicks = clicks - self._history.origin
             # Bins below edge `split` hold few pairs per click: list those pairs; count the rest by edges.
             split = self._listing_split(history)
             reached = np.empty(self._hist.size + 1 - split, dtype=np.int64)
+            counted = self._edges[split + (1 if split else 0):]
             if split:
-                _, dt, reached[0] = pairs_and_reach(history, clicks, int(self._edges[0]), int(self._edges[split]))
+                after = self._history.ranks(clicks, int(self._edges[0])) if counted.size else None
+                _, dt, reached[0] = pairs_and_reach(history, clicks, int(self._edges[0]), int(self._edges[split]),
+                                                    after)
                 if dt.size:
                     self._hist += np.bincount(self._bins_of(dt), minlength=self._hist.size)[: self._hist.size]
-            else:
-                reached[0] = self._reached(history, clicks, self._edges[:1])[0]
-            if split < self._hist.size:
-                reached[1:] = self._reached(history, clicks, self._edges[split + 1:])
+            if counted.size:
+                reached[reached.size - counted.size:] = self._history.rank_sums(clicks, counted)
                 self._hist[split:] += reached[:-1] - reached[1:]
-        self._start_tail = history[int(np.searchsorted(history, end_ps - self._edges[-1], side="right")):]
-
-    @staticmethod
-    def _reached(history: np.ndarray, clicks: np.ndarray, edges: np.ndarray) -> np.ndarray:
-        """Per edge e, the number of (start, click) pairs with click - start >= e.
-
-        Several edges share one search call (a row of needles per edge, widest edge first so that the needles
-        mostly rise: NumPy's search then starts from the previous result); rows are summed per edge.
-        """
-        reached = np.empty(edges.size, dtype=np.int64)
-        per_call = max(1, COUNT_BLOCK // clicks.size)
-        for first in range(0, edges.size, per_call):
-            block = edges[::-1][first:first + per_call]
-            needles = clicks[None, :] - block[:, None]
-            found = np.searchsorted(history, needles.ravel(), side="right").reshape(needles.shape)
-            reached[edges.size - 1 - first - np.arange(block.size)] = found.sum(axis=1)
-        return reached
+        self._history.drop_before(end_ps - int(self._edges[-1]))
 
     def _listing_split(self, history: np.ndarray) -> int:
         """How many of the first bins to fill by listing pairs; the others are counted by edges.
 
-        Listing costs about one step per pair, counting one binary search per click and edge. Short windows
-        (100 ps..1 us at MHz rates) hold a few starts per click, so all their bins are listed; FCS windows
-        (up to 1 s) hold thousands, so their wide bins are counted, while their narrow first bins may still
-        be listed.
+        Counting costs one rank per click and edge, listing about PAIR_COST ranks per pair found (the pairs
+        per click below an edge are estimated from the start rate) plus LISTING_COST per click: the split
+        with the least cost. Short windows (100 ps..1 us at MHz rates) hold a few starts per click, so most
+        of their bins are listed; FCS windows (up to 1 s) hold thousands, so their wide bins are counted,
+        while their narrow first bins may still be listed.
         """
         span = int(history[-1] - history[0])
         if span <= 0:
             return 0
         starts_per_ps = history.size / span
         listed = starts_per_ps * (self._edges - self._edges[0]).astype(np.float64)  # pairs per click below each edge
-        budget = max(2.0, self._edges.size / 4)
-        return int(np.searchsorted(listed, budget, side="right")) - 1 if listed[-1] > budget else self._hist.size
+        cost = PAIR_COST * listed - np.arange(self._edges.size)
+        cost[1:] += LISTING_COST
+        return int(np.argmin(cost))
 
     def _normalization(self) -> np.ndarray:
         # Pairs (s, c) with c - s in [a, b) over a capture of length T: (b - a) T - (b^2 - a^2) / 2 (in ps^2),

@@ -20,20 +20,23 @@ def pairs_in_window(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int) -> 
     return idx, dt
 
 
-def pairs_and_reach(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, int]:
+def pairs_and_reach(starts: np.ndarray, stops: np.ndarray, lo: int, hi: int,
+                    after: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Like :func:`pairs_in_window`, plus the number of (start, stop) pairs with ``stop - start >= hi``.
 
     That count falls out of the search anyway; a histogram counting its wider bins by edges saves a search.
+    ``after``, if given, is ``searchsorted(starts, stops - lo, side="right")``, found some faster way.
     """
     if starts.size == 0 or stops.size == 0:
         return EMPTY, EMPTY, 0
+    if after is None:
+        after = np.searchsorted(starts, stops - lo, side="right")  # first start beyond the window
     span = int(starts[-1] - starts[0])
     if span > 0 and starts.size * (hi - lo) < 2 * span:
-        after = np.searchsorted(starts, stops - lo, side="right")  # first start beyond the window
         idx, dt = _sparse_pairs(starts, stops, after, hi)
         return idx, dt, int(after.sum()) - dt.size
     first = np.searchsorted(starts, stops - hi, side="right")
-    last = np.searchsorted(starts, stops - lo, side="right")
+    last = after
     counts = last - first
     total = int(counts.sum())
     if total == 0:

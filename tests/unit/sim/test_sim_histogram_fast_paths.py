@@ -14,6 +14,8 @@ import pytest
 
 import taggerhub.sim as TT  # noqa: N812 - the vendor module's usual alias
 from taggerhub.sim.engine import Chunk
+from taggerhub.sim.pairs import EMPTY
+from taggerhub.sim.ranks import ROUNDS, RankedHistory
 
 
 def cut_into_chunks(channels: dict[int, np.ndarray], end: int, gap: tuple[int, int],
@@ -66,16 +68,25 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize(("case", "same_channel"), [
+# How many of the first bins are listed, the others counted by edges: the histogram's own choice, or forced.
+SPLITS = {"chosen split": None, "every edge counted": lambda n_bins: 0, "first bins listed": lambda n_bins: 2,
+          "every bin listed": lambda n_bins: n_bins}
+
+
+@pytest.mark.parametrize(("case", "same_channel", "split"), [
     # a channel against itself below zero is its positive half only: not one of the fast paths
-    (case, same) for case in CASES for same in (False, True) if not (same and "below zero" in case)])
-def test_histograms_equal_brute_force_pair_counting(make_tagger, case, same_channel):
+    (case, same, split) for case in CASES for same in (False, True) for split in SPLITS
+    if not (same and "below zero" in case) and (split == "chosen split" or "below zero" not in case)])
+def test_histograms_equal_brute_force_pair_counting(make_tagger, case, same_channel, split):
     n, span, factory = CASES[case]
     tagger = make_tagger("ultra")
     tagger.xtra_setAutoStart(False)  # chunks are fed by hand below
     rng = np.random.default_rng(len(case) + same_channel)
     hist = factory(tagger, 1, 1 if same_channel else 2)
     edges = hist.getBinEdges()
+    if SPLITS[split] is not None:
+        chosen = SPLITS[split](edges.size - 1)
+        hist._listing_split = lambda history: chosen
     starts, clicks, end, gap = lab_data(rng, edges, n, span)
     if same_channel:
         starts = clicks = np.unique(np.concatenate([starts, clicks]))
@@ -86,6 +97,32 @@ def test_histograms_equal_brute_force_pair_counting(make_tagger, case, same_chan
     expected = reference_histogram(clicks, starts, edges, same_channel)
     assert expected.sum() > 500
     np.testing.assert_array_equal(hist.getData(), expected)
+
+
+@pytest.mark.parametrize("pause", [3 * 10**7, 10**15])
+@pytest.mark.parametrize("case", ["log bins, dense: wide bins counted by edges", "custom bins from 0, the bench's ten"])
+def test_histograms_equal_brute_force_across_a_pause(make_tagger, case, pause):
+    """A measurement stopped and started again gets no chunks for a while: a pause shorter than its widest
+    bin (pairs across it still count) or far longer (the history starts afresh, with no cells across it)."""
+    n, span, factory = CASES[case]
+    tagger = make_tagger("ultra")
+    tagger.xtra_setAutoStart(False)
+    rng = np.random.default_rng(pause % 1000)
+    hist = factory(tagger, 1, 2)
+    edges = hist.getBinEdges()
+    starts, clicks, end, gap = lab_data(rng, edges, n, span)
+    chunks = cut_into_chunks({1: clicks, 2: starts}, end, gap, rng)
+    inside = [c.begin_ps >= gap[0] and c.end_ps <= gap[1] for c in chunks]
+    assert any(inside)
+    moved = pause - (gap[1] - gap[0])  # the gap becomes a pause of `pause` ps, and no chunk is fed in it
+    for chunk in (c for c, skip in zip(chunks, inside, strict=True) if not skip):
+        if chunk.end_ps > gap[1]:
+            chunk = Chunk(chunk.begin_ps + moved, chunk.end_ps + moved, {ch: t + moved for ch, t in chunk.tags.items()})
+        hist._on_chunk(chunk)
+        assert hist._history._before.size < 10**7
+    starts = np.where(starts >= gap[1], starts + moved, starts)
+    clicks = np.where(clicks >= gap[1], clicks + moved, clicks)
+    np.testing.assert_array_equal(hist.getData(), reference_histogram(clicks, starts, edges, False))
 
 
 def test_log_bins_lookup_table_equals_a_binary_search_at_every_edge(make_tagger):
@@ -131,3 +168,44 @@ def test_correlation_pairs_equal_brute_force(make_tagger, binwidth, n_bins):
                 expected[offset // binwidth] += a.size
             np.testing.assert_array_equal(with_self[i, j], expected)
     assert counts[0, 1].sum() > 200 and counts[2, 0].sum() > 200
+
+
+def test_ranked_history_equals_a_binary_search():
+    """Ranks from the growing table equal searchsorted's over the starts kept, chunk after chunk: rates that
+    change (cells rebuilt at another width), pauses, bursts of equal timestamps (cells holding more starts
+    than the table compares, so searched), drops from the front, pauses; old starts it keeps cancel between
+    edges."""
+    rng = np.random.default_rng(17)
+    searched = 0
+    for _ in range(40):
+        history, kept, everything = RankedHistory(), EMPTY, EMPTY
+        widest = int(rng.choice([10**3, 10**5, 10**7]))
+        begin = int(rng.integers(0, 10**12))
+        for _ in range(int(rng.integers(5, 50))):
+            if rng.random() < 0.1:  # a pause (the measurement stopped), longer or shorter than the window
+                begin += int(rng.choice([widest // 2, 10**15]))
+            end = begin + int(rng.integers(1, 10**6))
+            rate = float(rng.choice([0, 1e-6, 1e-4, 1e-3, 3e-3]))  # per ps
+            starts = rng.integers(begin, end, rng.poisson(rate * (end - begin)))
+            if starts.size and rng.random() < 0.3:
+                starts = np.concatenate([starts, np.repeat(starts[:1], int(rng.integers(ROUNDS, 3 * ROUNDS)))])
+            starts.sort()
+            clicks = np.sort(rng.integers(begin, end, int(rng.integers(0, 300))))
+            history.extend(starts, begin, end, begin - widest)
+            assert history._before.size < 10**7  # no cells across a long pause
+            kept, everything = np.concatenate([kept, starts]), np.concatenate([everything, starts])
+            times = history.times + history.origin
+            assert np.isin(kept[kept > begin - widest], times).all()  # every start newer than the last drop
+            np.testing.assert_array_equal(times, kept[kept >= times[0]] if times.size else EMPTY)
+            edges = np.sort(rng.choice(widest, int(rng.integers(1, 6)), replace=False)).astype(np.int64)
+            expected = [int(np.searchsorted(times, clicks - e, side="right").sum()) for e in edges]
+            np.testing.assert_array_equal(history.rank_sums(clicks - history.origin, edges), expected)
+            np.testing.assert_array_equal(history.ranks(clicks - history.origin, int(edges[0])),
+                                          np.searchsorted(times, clicks - edges[0], side="right"))
+            every_start = [int(np.searchsorted(everything, clicks - e, side="right").sum()) for e in edges]
+            np.testing.assert_array_equal(np.diff(expected), np.diff(every_start))
+            searched += any(np.bincount(np.unique(times, return_inverse=True)[1]) > ROUNDS)
+            history.drop_before(end - widest)
+            kept = kept[kept >= (history.times[0] + history.origin if history.times.size else end)]
+            begin = end
+    assert searched > 20
