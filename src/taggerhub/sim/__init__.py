@@ -66,6 +66,7 @@ from .stability import (
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
 from .tagger import TimeTagger, TimeTaggerBase
+from .timediffnd import TimeDifferencesND
 from .virtual import (
     Coincidence,
     Coincidences,
@@ -168,6 +169,7 @@ __all__ = [
     "TagType",
     "TestSignalSource",
     "TimeDifferences",
+    "TimeDifferencesND",
     "TimeTagStream",
     "TimeTagStreamBuffer",
     "TimeTagger",

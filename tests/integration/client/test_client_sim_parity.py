@@ -111,3 +111,35 @@ def test_flim_frequency_stability_and_pps_through_the_server(scan_server):
     np.testing.assert_allclose(pulses.getSignalOffsets()[:, 0], 250e-9, atol=100e-12)
     assert pulses.getStatus().all()
     TT.freeTimeTagger(tagger)
+
+
+def test_time_differences_nd_through_the_server(scan_server):
+    """Pixels (next 3, reset by the frame marker 4) by odd/even frame (next 4): a 2-D FLIM-like scan."""
+    TT = client.createProxy(port=scan_server.port)
+    tagger = TT.createTimeTagger()
+    sync = TT.SynchronizedMeasurements(tagger)
+    nd = TT.TimeDifferencesND(sync.getTagger(), click_channel=2, start_channel=1, next_channels=[3, 4],
+                              sync_channels=[4, TT.CHANNEL_UNUSED], n_histograms=[100, 2], binwidth=100, n_bins=100)
+    stream = TT.TimeTagStream(sync.getTagger(), 10**6, [2, 4])
+    sync.startFor(SECOND // 10)
+    assert sync.waitUntilFinished(60_000)
+    data, tags = nd.getData(), stream.getData()
+    times, channels = tags.getTimestamps(), tags.getChannels()
+    markers = times[channels == 4]
+    assert data.shape == (200, 100) and markers.size in (19, 20)
+    # Every photon after the first frame marker pairs with the pulse that excited it, unless it came more than
+    # the 10 ns the histogram spans after it: 1 - exp(-10 / 3) of them are in.
+    photons = int(np.count_nonzero((channels == 2) & (times > markers[0])))
+    in_window = 1 - np.exp(-10_000 / 3000)
+    assert data.sum() == pytest.approx(photons * in_window, rel=0.03)
+    assert truncated_exponential_lifetime(data.sum(axis=0), 100) == pytest.approx(3000, rel=0.05)
+    frames = data.reshape(2, 100, 100).sum(axis=2)  # [frame parity, pixel]: the pixel index varies fastest
+    full_frames = np.bincount(np.arange(markers.size) % 2 ^ 1, minlength=2)  # the first marker starts odd (1)
+    per_frame = frames.sum(axis=1) / full_frames
+    assert per_frame[0] == pytest.approx(per_frame[1], rel=0.1)
+    assert frames.min() > 0  # 100 pixels per frame, none paused: the marker resets before the 101st
+    assert nd.getRollovers().tolist() == [0, markers.size // 2]
+    assert nd.getHistogramIndex().tolist()[1] == markers.size % 2
+    with pytest.raises(Exception, match="one entry per dimension"):
+        TT.TimeDifferencesND(tagger, 2, 1, [3], [4, 4], [10], 100, 100)
+    TT.freeTimeTagger(tagger)
