@@ -40,11 +40,8 @@ OUT_OF_SCOPE_METHODS = re.compile(
 
 # In-scope names that can be simulated but are not yet, with why (empty since issue 17's last parity items).
 NOT_YET: dict[str, str] = {
-    **{name: "not simulated yet: needs a phase-noise model of the sources (issue 17 follow-up)"
-       for name in ("PhaseNoise", "PhaseNoiseData")},
     "OverflowInjector": "not simulated yet: overflows come from the engine falling behind or the USB limit",
     "Tag": "not simulated yet: streams give arrays (TimeTagStreamBuffer), not Tag objects",
-    "TimeDifferencesND": "not simulated yet (HistogramND and TimeDifferences are)",
     **{f"Experimental.{name}": "not simulated yet: the simulator's own sources play this role (docs/simulator.md)"
        for name in ("DlsSignalGenerator", "FcsSignalGenerator", "MarkovProcessGenerator", "OscillatorSimulation",
                     "PhotonGenerator", "SignalGeneratorBase")},

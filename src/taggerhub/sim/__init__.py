@@ -51,6 +51,7 @@ from .logbins import (
     HistogramLogBinsData,
 )
 from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
+from .phasenoise import PhaseNoise, PhaseNoiseData
 from .recording import FileReader, FileWriter
 from .refclock import ReferenceClockState, SoftwareClockState
 from .replay import TimeTaggerVirtual, createTimeTaggerVirtual
@@ -159,6 +160,8 @@ __all__ = [
     "HistogramLogBins",
     "HistogramLogBinsData",
     "IteratorBase",
+    "PhaseNoise",
+    "PhaseNoiseData",
     "ReferenceClockState",
     "Resolution",
     "Sampler",

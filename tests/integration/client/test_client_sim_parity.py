@@ -143,3 +143,26 @@ def test_time_differences_nd_through_the_server(scan_server):
     with pytest.raises(Exception, match="one entry per dimension"):
         TT.TimeDifferencesND(tagger, 2, 1, [3], [4, 4], [10], 100, 100)
     TT.freeTimeTagger(tagger)
+
+
+def test_phase_noise_through_the_server(scan_server):
+    """The 1 MHz clock's white 100 ps (plus the Ultra's 9 ps) at its level, and integrated back to itself."""
+    TT = client.createProxy(port=scan_server.port)
+    tagger = TT.createTimeTagger()
+    phase_noise = TT.PhaseNoise(tagger, 5, samples_per_octave=16)
+    phase_noise.startFor(SECOND // 2)
+    assert phase_noise.waitUntilFinished(60_000)
+    data = phase_noise.getDataObject()
+    sigma = np.hypot(100.0, 9.0) * 1e-12
+    assert data.getFrequency() == pytest.approx(1e6, abs=0.01)
+    offsets, noise, averaged = data.getOffset(), data.getPhaseNoise(), data.getAveragedSequences()
+    np.testing.assert_allclose(offsets[-16:], np.arange(16, 32) * 1e6 / 64, rtol=1e-9)
+    assert averaged[-1] == pytest.approx(5e5 / 32, rel=0.01)
+    level = 10 * np.log10(4 * np.pi**2 * 1e6 * sigma**2)  # L = 4 pi² f0 sigma² for white time jitter
+    assert np.median(noise[averaged >= 100]) == pytest.approx(level, abs=0.3)
+    assert data.getIntegratedJitter() == pytest.approx(sigma * np.sqrt(1 - 2 * 12e3 / 1e6), rel=0.02)
+    assert data.getIntegratedJitter(upper_bound=1e5, lower_bound=1e4) == pytest.approx(
+        sigma * np.sqrt(2 * 9e4 / 1e6), rel=0.04)
+    with pytest.raises(Exception, match="samples_per_octave"):
+        TT.PhaseNoise(tagger, 5, samples_per_octave=0)
+    TT.freeTimeTagger(tagger)
