@@ -40,8 +40,13 @@ OUT_OF_SCOPE_METHODS = re.compile(
 
 # In-scope names that can be simulated but are not yet, with why (empty since issue 17's last parity items).
 NOT_YET: dict[str, str] = {
-    "OverflowInjector": "not simulated yet: overflows come from the engine falling behind or the USB limit",
-    "Tag": "not simulated yet: streams give arrays (TimeTagStreamBuffer), not Tag objects",
+    "OverflowInjector": "not simulated: the vendor documents only its constructor (tagger, delay, length) and no "
+                        "behaviour (docstring empty, no manual page): whether it injects one overflow interval or one "
+                        "every delay, and from which time delay counts, is unknown; the engine's overflow intervals "
+                        "(Chunk.missed, OverflowBegin/End tags) would carry it once that is known",
+    "Tag": "not simulated yet: the C++ element of IteratorBase::next_impl; Python gets arrays (TimeTagStreamBuffer, "
+           "CustomMeasurement) and compares event types with TagType, which is simulated; the server does not "
+           "serve Tag either",
     **{f"Experimental.{name}": "not simulated yet: the simulator's own sources play this role (docs/simulator.md)"
        for name in ("DlsSignalGenerator", "FcsSignalGenerator", "MarkovProcessGenerator", "OscillatorSimulation",
                     "PhotonGenerator", "SignalGeneratorBase")},

@@ -53,21 +53,42 @@ class _Level:
         else:
             self.values = np.concatenate([self.values, values + float(origin - self.origin)])
 
-    def run_sequences(self, window: np.ndarray, detrend: np.ndarray) -> None:
+    def run_sequences(self, plan: _Plan) -> None:
         """Add every complete sequence to the averaged spectrum and drop the samples no later one needs."""
         count = (self.values.size - self.nfft) // self.hop + 1
         if count <= 0:
             return
         frames = np.lib.stride_tricks.sliding_window_view(self.values, self.nfft)[:: self.hop][:count]
-        residual = frames - frames @ detrend  # least-squares line removed (constant phase and frequency offset)
-        spectrum = np.fft.rfft(residual * window, axis=1)
-        kept = spectrum[:, self.nfft // 4: self.nfft // 2]  # the upper half: one octave
-        self.psd_sum += np.sum(np.abs(kept) ** 2, axis=0)
+        self.psd_sum += np.sum(np.abs(plan.kept_spectrum(frames)) ** 2, axis=0)
         self.sequences += count
         drop = count * self.hop
         shift = float(np.floor(self.values[drop])) if drop < self.values.size else 0.0
         self.values = self.values[drop:] - shift
         self.origin += int(shift)
+
+
+class _Plan:
+    """Hann window and detrending for sequences of ``nfft`` samples, computed once.
+
+    The FFT is linear, so the fitted line ``mean + slope * (k - k_mean)`` is taken off in the kept bins
+    (the FFTs of the window and of the windowed ramp, once) rather than from every sample.
+    """
+
+    def __init__(self, nfft: int):
+        k = np.arange(nfft)
+        self.window = 0.5 - 0.5 * np.cos(2 * np.pi * k / nfft)  # periodic Hann
+        self.ramp = k - k.mean()
+        self.ramp_norm = float(self.ramp @ self.ramp)
+        self.kept = slice(nfft // 4, nfft // 2)  # the upper half: one octave
+        self.window_kept = np.fft.rfft(self.window)[self.kept]
+        self.ramp_kept = np.fft.rfft(self.window * self.ramp)[self.kept]
+
+    def kept_spectrum(self, frames: np.ndarray) -> np.ndarray:
+        """FFT of each windowed sequence with its least-squares line removed, at the kept bins."""
+        mean = frames.mean(axis=1)
+        slope = frames @ self.ramp / self.ramp_norm
+        spectrum = np.fft.rfft(frames * self.window, axis=1)[:, self.kept]
+        return spectrum - mean[:, None] * self.window_kept - slope[:, None] * self.ramp_kept
 
 
 class PhaseNoiseData:
@@ -112,10 +133,7 @@ class PhaseNoise(IteratorBase):
     def __init__(self, tagger: TimeTaggerBase, channel: int, samples_per_octave: int = 32):
         self._spo = positive("samples_per_octave", samples_per_octave)
         self._nfft = 4 * self._spo
-        k = np.arange(self._nfft)
-        self._window = 0.5 - 0.5 * np.cos(2 * np.pi * k / self._nfft)  # periodic Hann
-        basis = np.stack([np.ones(self._nfft), k - k.mean()], axis=1)
-        self._detrend = basis @ np.linalg.pinv(basis)  # projection onto constant + line (symmetric)
+        self._plan = _Plan(self._nfft)
         self._channel = int(channel)
         self._levels: list[_Level] = []
         self._spares: list[tuple[int, np.ndarray]] = []  # per level: (origin, a sample awaiting its pair)
@@ -155,7 +173,7 @@ class PhaseNoise(IteratorBase):
             even = values.size - values.size % 2
             self._spares[depth] = (origin, values[even:])  # an odd sample waits for its partner
             values = values[:even].reshape(-1, 2).mean(axis=1)
-            level.run_sequences(self._window, self._detrend)
+            level.run_sequences(self._plan)
             depth += 1
 
     def getDataObject(self) -> PhaseNoiseData:
@@ -173,7 +191,7 @@ class PhaseNoise(IteratorBase):
                 offsets.append(bins * rate / self._nfft)
                 widths.append(np.full(bins.size, rate / self._nfft))
                 # One-sided density: 2 |X|² / (rate * sum w²), the mean over sequences, ps² -> s².
-                sx.append(2 * level.psd_sum / level.sequences / (rate * np.sum(self._window ** 2)) * PS**2)
+                sx.append(2 * level.psd_sum / level.sequences / (rate * np.sum(self._plan.window ** 2)) * PS**2)
                 averaged.append(np.full(bins.size, level.sequences, dtype=np.int64))
             empty = np.zeros(0)
             return PhaseNoiseData(*(np.concatenate(parts) if parts else empty.copy()

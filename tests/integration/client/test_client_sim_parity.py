@@ -156,7 +156,7 @@ def test_phase_noise_through_the_server(scan_server):
     sigma = np.hypot(100.0, 9.0) * 1e-12
     assert data.getFrequency() == pytest.approx(1e6, abs=0.01)
     offsets, noise, averaged = data.getOffset(), data.getPhaseNoise(), data.getAveragedSequences()
-    np.testing.assert_allclose(offsets[-16:], np.arange(16, 32) * 1e6 / 64, rtol=1e-9)
+    np.testing.assert_allclose(offsets[-16:], np.arange(16, 32) * data.getFrequency() / 64, rtol=1e-12)
     assert averaged[-1] == pytest.approx(5e5 / 32, rel=0.01)
     level = 10 * np.log10(4 * np.pi**2 * 1e6 * sigma**2)  # L = 4 pi² f0 sigma² for white time jitter
     assert np.median(noise[averaged >= 100]) == pytest.approx(level, abs=0.3)

@@ -40,7 +40,8 @@ def test_white_jitter_gives_its_phase_noise_level_and_integrates_back_to_itself(
         # Quasi-logarithmic: spo samples per octave, the top octave f0/4 .. f0/2 with the most averages
         # (1 M tags in sequences of 4 * spo overlapping by half).
         assert offsets.size % spo == 0 and np.all(np.diff(offsets) > 0)
-        np.testing.assert_allclose(offsets[-spo:], np.arange(spo, 2 * spo) * f0 / (4 * spo), rtol=1e-9)
+        np.testing.assert_allclose(offsets[-spo:], np.arange(spo, 2 * spo) * data.getFrequency() / (4 * spo),
+                                   rtol=1e-12)
         np.testing.assert_allclose(offsets[-2 * spo:-spo], offsets[-spo:] / 2, rtol=1e-9)
         assert averaged[-1] == pytest.approx(1e6 / (2 * spo), rel=0.01)
         assert np.all(np.diff(averaged) >= 0)
