@@ -48,8 +48,8 @@ NOT_YET: dict[str, str] = {
            "CustomMeasurement) and compares event types with TagType, which is simulated; the server does not "
            "serve Tag either",
     **{f"Experimental.{name}": "not simulated yet: the simulator's own sources play this role (docs/simulator.md)"
-       for name in ("DlsSignalGenerator", "FcsSignalGenerator", "MarkovProcessGenerator", "OscillatorSimulation",
-                    "PhotonGenerator", "SignalGeneratorBase")},
+       for name in ("DlsSignalGenerator", "FcsSignalGenerator", "MarkovProcessGenerator", "PhotonGenerator",
+                    "SignalGeneratorBase")},
     "Experimental.PhotonNumber": "not simulated yet",
     "Experimental.TransformCrosstalk": "not simulated yet",
 }
