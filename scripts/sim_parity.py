@@ -44,9 +44,6 @@ NOT_YET: dict[str, str] = {
                         "behaviour (docstring empty, no manual page): whether it injects one overflow interval or one "
                         "every delay, and from which time delay counts, is unknown; the engine's overflow intervals "
                         "(Chunk.missed, OverflowBegin/End tags) would carry it once that is known",
-    "Tag": "not simulated yet: the C++ element of IteratorBase::next_impl; Python gets arrays (TimeTagStreamBuffer, "
-           "CustomMeasurement) and compares event types with TagType, which is simulated; the server does not "
-           "serve Tag either",
     **{f"Experimental.{name}": "not simulated yet: the simulator's own sources play this role (docs/simulator.md)"
        for name in ("DlsSignalGenerator", "FcsSignalGenerator", "MarkovProcessGenerator", "PhotonGenerator",
                     "SignalGeneratorBase")},

@@ -66,6 +66,7 @@ from .stability import (
 )
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
+from .tag import Tag
 from .tagger import TimeTagger, TimeTaggerBase
 from .timediffnd import TimeDifferencesND
 from .virtual import (
@@ -169,6 +170,7 @@ __all__ = [
     "StartStop",
     "SynchronizedMeasurements",
     "SyntheticSingleTag",
+    "Tag",
     "TagType",
     "TestSignalSource",
     "TimeDifferences",
