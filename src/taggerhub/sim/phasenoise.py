@@ -39,12 +39,7 @@ class _Level:
         self.depth, self.nfft, self.hop = depth, nfft, nfft // 2
         self.origin = 0
         self.values = np.zeros(0)
-        self.psd_sum = np.zeros(nfft // 4)  # sum over sequences of S_x at the kept bins, ps²/sample-rate units
-        self.sequences = 0
-
-    def clear(self) -> None:
-        self.values = np.zeros(0)
-        self.psd_sum[:] = 0.0
+        self.psd_sum = np.zeros(nfft // 4)  # sum over sequences of |FFT|² at the kept bins, in ps²
         self.sequences = 0
 
     def add(self, origin: int, values: np.ndarray) -> None:
@@ -118,6 +113,8 @@ class PhaseNoiseData:
 
     def getIntegratedJitter(self, lower_bound: float = 12e3, upper_bound: float = -1) -> float:
         """RMS jitter in seconds from the phase noise between the offsets (Hz); a negative upper bound: Nyquist."""
+        if not self._offsets.size:
+            return float("nan")  # nothing measured yet (as getFrequency)
         upper = self._frequency / 2 if upper_bound < 0 else float(upper_bound)
         lower = float(lower_bound)
         if not upper > lower >= 0:

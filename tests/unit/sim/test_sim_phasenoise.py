@@ -74,7 +74,7 @@ def test_a_clock_with_less_jitter_shows_proportionally_less_phase_noise(clocks):
     assert np.median(gap) == pytest.approx(ratio_db, abs=0.3)
     noisy.clear()
     empty = noisy.getDataObject()
-    assert empty.getOffset().size == 0 and np.isnan(empty.getFrequency())
+    assert empty.getOffset().size == 0 and np.isnan(empty.getFrequency()) and np.isnan(empty.getIntegratedJitter())
 
 
 def test_bad_arguments_are_named(clocks):
