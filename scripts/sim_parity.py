@@ -46,7 +46,8 @@ NOT_YET: dict[str, str] = {
                         "(Chunk.missed, OverflowBegin/End tags) would carry it once that is known",
     **{f"Experimental.{name}": "not simulated yet: the simulator's own sources play this role (docs/simulator.md); "
                                "these are C++ generator classes (get_intensity, next_impl, on_start ... callbacks) "
-                               "whose intensity models the docstrings give no more than in outline (Fcs: an exponential g2)"
+                               "whose intensity models the docstrings give no more than in outline "
+                               "(Fcs: an exponential g2)"
        for name in ("DlsSignalGenerator", "FcsSignalGenerator", "MarkovProcessGenerator", "PhotonGenerator",
                     "SignalGeneratorBase")},
     "Experimental.PhotonNumber": "not simulated yet: it sorts pulses by decision-boundary lines (slope, x_intercepts) "
