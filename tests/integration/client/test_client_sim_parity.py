@@ -1,4 +1,5 @@
-"""Flim, FrequencyStability and PulsePerSecondMonitor through a live taggerhub server, with numbers checked."""
+"""Flim, FrequencyStability, PulsePerSecondMonitor, TimeDifferencesND and PhaseNoise through a live taggerhub server,
+with numbers checked."""
 
 from __future__ import annotations
 
