@@ -54,7 +54,8 @@ class _Level:
         if count <= 0:
             return
         frames = np.lib.stride_tricks.sliding_window_view(self.values, self.nfft)[:: self.hop][:count]
-        self.psd_sum += np.sum(np.abs(plan.kept_spectrum(frames)) ** 2, axis=0)
+        spectrum = plan.kept_spectrum(frames)
+        self.psd_sum += (spectrum.real**2 + spectrum.imag**2).sum(axis=0)
         self.sequences += count
         drop = count * self.hop
         shift = float(np.floor(self.values[drop])) if drop < self.values.size else 0.0
@@ -72,18 +73,17 @@ class _Plan:
     def __init__(self, nfft: int):
         k = np.arange(nfft)
         self.window = 0.5 - 0.5 * np.cos(2 * np.pi * k / nfft)  # periodic Hann
-        self.ramp = k - k.mean()
-        self.ramp_norm = float(self.ramp @ self.ramp)
+        ramp = k - k.mean()
+        self.fit = np.stack([np.full(nfft, 1.0 / nfft), ramp / (ramp @ ramp)], axis=1)  # -> (mean, slope)
         self.kept = slice(nfft // 4, nfft // 2)  # the upper half: one octave
         self.window_kept = np.fft.rfft(self.window)[self.kept]
-        self.ramp_kept = np.fft.rfft(self.window * self.ramp)[self.kept]
+        self.ramp_kept = np.fft.rfft(self.window * ramp)[self.kept]
 
     def kept_spectrum(self, frames: np.ndarray) -> np.ndarray:
         """FFT of each windowed sequence with its least-squares line removed, at the kept bins."""
-        mean = frames.mean(axis=1)
-        slope = frames @ self.ramp / self.ramp_norm
+        line = frames @ self.fit  # least-squares mean and slope of every sequence at once
         spectrum = np.fft.rfft(frames * self.window, axis=1)[:, self.kept]
-        return spectrum - mean[:, None] * self.window_kept - slope[:, None] * self.ramp_kept
+        return spectrum - line[:, :1] * self.window_kept - line[:, 1:] * self.ramp_kept
 
 
 class PhaseNoiseData:
@@ -169,7 +169,7 @@ class PhaseNoise(IteratorBase):
                 values = np.concatenate([spare + float(spare_origin - origin), values])
             even = values.size - values.size % 2
             self._spares[depth] = (origin, values[even:])  # an odd sample waits for its partner
-            values = values[:even].reshape(-1, 2).mean(axis=1)
+            values = (values[0:even:2] + values[1:even:2]) * 0.5
             level.run_sequences(self._plan)
             depth += 1
 
