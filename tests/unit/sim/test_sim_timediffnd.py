@@ -120,9 +120,15 @@ def test_without_syncs_one_dimension_equals_time_differences_on_the_same_tags(sc
         return (TT.TimeDifferencesND(t, PHOTON, LASER, [NEXT_B], [TT.CHANNEL_UNUSED], [5], BINWIDTH, N_BINS),
                 TT.TimeDifferencesND(t, PHOTON, LASER, [NEXT_B, PIXEL], [TT.CHANNEL_UNUSED, TT.CHANNEL_UNUSED],
                                      [5, 1], BINWIDTH, N_BINS),
-                TT.TimeDifferences(t, PHOTON, LASER, NEXT_B, binwidth=BINWIDTH, n_bins=N_BINS, n_histograms=5))
+                TT.TimeDifferences(t, PHOTON, LASER, NEXT_B, binwidth=BINWIDTH, n_bins=N_BINS, n_histograms=5),
+                # Auto-correlation (start = click): a tag is not its own stop, in both.
+                TT.TimeDifferencesND(t, PHOTON, PHOTON, [NEXT_B], [TT.CHANNEL_UNUSED], [5], 10_000, 1000),
+                TT.TimeDifferences(t, PHOTON, PHOTON, NEXT_B, binwidth=10_000, n_bins=1000, n_histograms=5))
 
-    (nd, nd2, td), tags, chans = capture(scan_tagger, make)
+    (nd, nd2, td, nd_auto, td_auto), tags, chans = capture(scan_tagger, make)
+    np.testing.assert_array_equal(nd_auto.getData(), td_auto.getData())
+    auto = nd_auto.getData().sum(axis=0)  # photon pairs bunch at multiples of the 1 us laser period
+    assert auto[99:101].sum() > 20 * auto[45:55].sum() + 100
     expected, index, rollovers = reference(tags, chans, [(NEXT_B, None, 5)])
     np.testing.assert_array_equal(nd.getData(), td.getData())
     np.testing.assert_array_equal(nd.getData(), expected)
