@@ -139,6 +139,9 @@ MEASUREMENTS: dict[str, Callable[[TT.TimeTagger], object]] = {
     "CountBetweenMarkers": lambda t: TT.CountBetweenMarkers(t, 1, 3, CHANNEL_UNUSED, 1000),
     "GatedCounter 2 ch": lambda t: TT.GatedCounter(t, [1, 2], 3, 4, 1000),
     "FrequencyCounter 1 ch": lambda t: TT.FrequencyCounter(t, [3], 10**9, 10**9, 100),
+    "TimeDifferencesND 10 ps x 1000 x (10, 5)": lambda t: TT.TimeDifferencesND(
+        t, 2, 1, [3, 5], [4, CHANNEL_UNUSED], [10, 5], 10, 1000),
+    "PhaseNoise 32 per octave": lambda t: TT.PhaseNoise(t, 3),
     "Sampler 3 ch": lambda t: TT.Sampler(t, 3, [1, 2, 4], 10**5),
     "TimeTagStream 8 ch": lambda t: TT.TimeTagStream(t, 10**8, list(range(1, 9))),
     "Coincidence 1 ns (virtual)": lambda t: TT.Coincidence(t, [1, 2], 1000),

@@ -51,6 +51,7 @@ from .logbins import (
     HistogramLogBinsData,
 )
 from .measurements import Correlation, CorrelationPairs, CorrelationPairsData, Counter, CounterData, Countrate
+from .phasenoise import PhaseNoise, PhaseNoiseData
 from .recording import FileReader, FileWriter
 from .refclock import ReferenceClockState, SoftwareClockState
 from .replay import TimeTaggerVirtual, createTimeTaggerVirtual
@@ -65,7 +66,9 @@ from .stability import (
 )
 from .stream import TimeTagStream, TimeTagStreamBuffer
 from .synchronized import SynchronizedMeasurements
+from .tag import Tag
 from .tagger import TimeTagger, TimeTaggerBase
+from .timediffnd import TimeDifferencesND
 from .virtual import (
     Coincidence,
     Coincidences,
@@ -158,6 +161,8 @@ __all__ = [
     "HistogramLogBins",
     "HistogramLogBinsData",
     "IteratorBase",
+    "PhaseNoise",
+    "PhaseNoiseData",
     "ReferenceClockState",
     "Resolution",
     "Sampler",
@@ -165,9 +170,11 @@ __all__ = [
     "StartStop",
     "SynchronizedMeasurements",
     "SyntheticSingleTag",
+    "Tag",
     "TagType",
     "TestSignalSource",
     "TimeDifferences",
+    "TimeDifferencesND",
     "TimeTagStream",
     "TimeTagStreamBuffer",
     "TimeTagger",

@@ -16,6 +16,7 @@ import numpy as np
 
 from .engine import Chunk, InputStage, InputState
 from .enums import CHANNEL_UNUSED
+from .oscillator import OscillatorSimulation
 from .signals import PS_PER_S, merge_sorted
 from .virtual import EMPTY, VirtualChannelBase
 
@@ -26,6 +27,7 @@ __all__ = [
     "ExponentialSignalGenerator",
     "GammaSignalGenerator",
     "GaussianSignalGenerator",
+    "OscillatorSimulation",
     "PatternSignalGenerator",
     "SimDetector",
     "SimLifetime",

@@ -13,6 +13,13 @@ As with the vendor, ``FileWriter(tagger, "run.ttbin", ...)`` writes a sequence
 header ``run.ttbin`` (no tags) and the data files ``run.1.ttbin``,
 ``run.2.ttbin``, ...; ``FileReader("run.ttbin")`` reads the whole sequence and
 ``FileReader("run.2.ttbin")`` one file.
+
+``FileWriter.setMarker(text)`` puts a marker between two records: it goes to
+a JSON-lines side file ``run.1.ttbin.markers`` (one line per marker: the
+number of records before it in that data file, the tag time and the text), so
+the fixed-size records stay readable by every tool. ``FileReader`` passes a
+marker once it has returned the records before it; ``getLastMarker()`` gives
+the latest one passed, as the vendor's does.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ RECORD_SIZE = RECORD_DTYPE.itemsize  # 16
 HEADER_SLACK = 512  # room for the fields rewritten when a file is closed (events, end_ps, parts)
 DEFAULT_MAX_FILE_SIZE = 1 << 30  # the vendor's default: ~1 GByte
 DEFAULT_SUFFIX = ".ttbin"
+MARKER_SUFFIX = ".markers"
 
 
 class RecordingFormatError(ValueError):
@@ -84,11 +92,33 @@ def data_files(path: str | Path) -> list[Path]:
     return parts
 
 
+def marker_path(data_file: Path) -> Path:
+    """The side file holding the markers of one data file: ``run.1.ttbin`` -> ``run.1.ttbin.markers``."""
+    return data_file.with_name(data_file.name + MARKER_SUFFIX)
+
+
+def read_markers(data_file: Path) -> list[tuple[int, str]]:
+    """(records before the marker, text) of every marker of a data file, in the order written."""
+    path = marker_path(data_file)
+    if not path.exists():
+        return []
+    markers = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():  # a crash may leave a line cut short: it is the last one, and skipped
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            markers.append((int(entry["position"]), str(entry["marker"])))
+    return markers
+
+
 def recording_files(path: str | Path) -> list[Path]:
-    """Every file belonging to a recording (sequence header first), e.g. to delete or download it."""
+    """Every file belonging to a recording (sequence header first, marker side files after their data file)."""
     path = Path(path)
     parts = data_files(path)
-    return parts if parts == [path] else [path, *parts]
+    members = parts if parts == [path] else [path, *parts]
+    return [f for part in members for f in (part, marker_path(part)) if f == part or f.exists()]
 
 
 def record_count(path: Path, data_offset: int) -> int:
@@ -139,6 +169,14 @@ class _DataFile:
         self.file.flush()  # readers (a download, a replay) may follow a recording in progress
         self.size += len(data)
         self.events += records.size
+        return len(data)
+
+    def add_marker(self, marker: str, time_ps: int | None) -> int:
+        """Append a marker after the records written so far; return the bytes written to the side file."""
+        line = json.dumps({"position": self.events, "time_ps": time_ps, "marker": marker}) + "\n"
+        data = line.encode("utf-8")
+        with marker_path(self.path).open("ab") as f:
+            f.write(data)
         return len(data)
 
     def update(self, **fields: Any) -> None:
@@ -285,6 +323,15 @@ class FileWriter(IteratorBase):
         with self._lock:
             self._max_file_size = max_file_size
 
+    def setMarker(self, marker: str) -> None:
+        """Write ``marker`` at the current position of the recording; ``FileReader.getLastMarker`` reads it back."""
+        if not isinstance(marker, str):
+            raise TypeError(f"marker must be a string, got {type(marker).__name__}")
+        with self._lock:
+            if self._part is None:
+                raise RuntimeError("FileWriter has been closed")
+            self._total_size += self._part.add_marker(marker, self._last_end)
+
     def getMaxFileSize(self) -> int:
         """Return the size in bytes at which a new data file is started."""
         return self._max_file_size
@@ -342,6 +389,10 @@ class RecordCursor:
         self._position = 0  # records already read from the current file
         self.headers = [read_header(f) for f in self.files]
 
+    def where(self) -> tuple[int, int]:
+        """(data file, records read from it): the position between records reached so far."""
+        return self._index, self._position
+
     def remaining(self) -> int:
         """Records not yet read, over all files."""
         total = 0
@@ -390,6 +441,10 @@ class FileReader:
                 raise FileNotFoundError(f"recording {name} does not exist")
         self._header, _ = read_header(names[0])
         self._cursor = RecordCursor([part for name in names for part in data_files(name)])
+        self._markers = [(index, position, text) for index, part in enumerate(self._cursor.files)
+                         for position, text in read_markers(part)]
+        self._markers_passed = 0
+        self._last_marker = ""
         begin = self._cursor.headers[0][0].get("begin_ps") if self._cursor.files else None
         self._t_last = int(begin or 0)
 
@@ -399,10 +454,21 @@ class FileReader:
         if n_events < 0:
             raise ValueError(f"n_events must be >= 0, got {n_events}")
         records = self._cursor.read(n_events)
+        self._pass_markers()
         t_start = self._t_last
         if records.size:
             self._t_last = int(records["time"][-1])
         return RecordedBuffer(records, t_start, self._t_last)
+
+    def _pass_markers(self) -> None:
+        """Take in the markers whose preceding records have all been returned."""
+        reached = self._cursor.where()
+        while self._markers_passed < len(self._markers):
+            index, position, text = self._markers[self._markers_passed]
+            if (index, position) > reached:
+                break
+            self._last_marker = text
+            self._markers_passed += 1
 
     def hasData(self) -> bool:
         """Whether tags remain to be read."""
@@ -417,8 +483,8 @@ class FileReader:
         return [int(c) for c in self._header.get("channels", [])]
 
     def getLastMarker(self) -> str:
-        """The last marker read (markers are not recorded by the simulator: always empty)."""
-        return ""
+        """The last marker passed by ``getData`` ("" before the first), as written by ``FileWriter.setMarker``."""
+        return self._last_marker
 
     def __enter__(self) -> FileReader:
         return self

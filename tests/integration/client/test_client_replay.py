@@ -223,3 +223,32 @@ def test_vendor_custom_measurements_run_on_a_replay_like_the_built_in_ones(recor
     gc.collect()
     assert replica() is None  # as with the vendor's library: a dropped measurement is freed, here its replica too
     TT.freeTimeTagger(virtual)
+
+
+def test_markers_set_through_the_server_come_back_from_the_downloaded_recording(recording_server) -> None:
+    TT = recording_server.proxy()
+    tagger = TT.createTimeTagger()
+    writer = TT.FileWriter(tagger, "marked", [1, 2])
+    writer.stop()
+    ends = [writer.getTotalEvents()]  # what it wrote before the stop (it starts on creation)
+    for label in ("dark", "bright"):
+        writer.setMarker(f"{label} starts")
+        writer.startFor(SECOND // 20)
+        assert writer.waitUntilFinished(60_000)
+        ends.append(writer.getTotalEvents())
+    writer.setMarker(marker="done")  # the vendor's parameter name as a keyword
+    assert ends[1] - ends[0] > 1_000 and ends[2] - ends[1] > 1_000
+    files = {row["name"]: [f for f, _ in row["files"]] for row in TT.hub_recordings()}
+    assert files["marked.ttbin"] == ["marked.ttbin", "marked.1.ttbin", "marked.1.ttbin.markers"]
+
+    reader = TT.FileReader("marked.ttbin")
+    reader.getData(ends[0])
+    assert reader.getLastMarker() == "dark starts"
+    reader.getData(ends[1] - ends[0] - 1)
+    assert reader.getLastMarker() == "dark starts"  # the dark run's last tag is still unread
+    reader.getData(1)
+    assert reader.getLastMarker() == "bright starts"
+    assert reader.getData(10**7).size == ends[2] - ends[1] and reader.getLastMarker() == "done"
+    with pytest.raises(Exception, match="marker must be a string"):
+        writer.setMarker(3)
+    assert tagger.getSerial()  # the server is still serving

@@ -1,4 +1,5 @@
-"""Flim, FrequencyStability and PulsePerSecondMonitor through a live taggerhub server, with numbers checked."""
+"""Flim, FrequencyStability, PulsePerSecondMonitor, TimeDifferencesND and PhaseNoise through a live taggerhub server,
+with numbers checked."""
 
 from __future__ import annotations
 
@@ -110,4 +111,59 @@ def test_flim_frequency_stability_and_pps_through_the_server(scan_server):
     assert pulses.size >= 3
     np.testing.assert_allclose(pulses.getSignalOffsets()[:, 0], 250e-9, atol=100e-12)
     assert pulses.getStatus().all()
+    TT.freeTimeTagger(tagger)
+
+
+def test_time_differences_nd_through_the_server(scan_server):
+    """Pixels (next 3, reset by the frame marker 4) by odd/even frame (next 4): a 2-D FLIM-like scan."""
+    TT = client.createProxy(port=scan_server.port)
+    tagger = TT.createTimeTagger()
+    sync = TT.SynchronizedMeasurements(tagger)
+    nd = TT.TimeDifferencesND(sync.getTagger(), click_channel=2, start_channel=1, next_channels=[3, 4],
+                              sync_channels=[4, TT.CHANNEL_UNUSED], n_histograms=[100, 2], binwidth=100, n_bins=100)
+    stream = TT.TimeTagStream(sync.getTagger(), 10**6, [2, 4])
+    sync.startFor(SECOND // 10)
+    assert sync.waitUntilFinished(60_000)
+    data, tags = nd.getData(), stream.getData()
+    times, channels = tags.getTimestamps(), tags.getChannels()
+    markers = times[channels == 4]
+    assert data.shape == (200, 100) and markers.size in (19, 20)
+    # Every photon after the first frame marker pairs with the pulse that excited it, unless it came more than
+    # the 10 ns the histogram spans after it: 1 - exp(-10 / 3) of them are in.
+    photons = int(np.count_nonzero((channels == 2) & (times > markers[0])))
+    in_window = 1 - np.exp(-10_000 / 3000)
+    assert data.sum() == pytest.approx(photons * in_window, rel=0.03)
+    assert truncated_exponential_lifetime(data.sum(axis=0), 100) == pytest.approx(3000, rel=0.05)
+    frames = data.reshape(2, 100, 100).sum(axis=2)  # [frame parity, pixel]: the pixel index varies fastest
+    full_frames = np.bincount(np.arange(markers.size) % 2 ^ 1, minlength=2)  # the first marker starts odd (1)
+    per_frame = frames.sum(axis=1) / full_frames
+    assert per_frame[0] == pytest.approx(per_frame[1], rel=0.1)
+    assert frames.min() > 0  # 100 pixels per frame, none paused: the marker resets before the 101st
+    assert nd.getRollovers().tolist() == [0, markers.size // 2]
+    assert nd.getHistogramIndex().tolist()[1] == markers.size % 2
+    with pytest.raises(Exception, match="one entry per dimension"):
+        TT.TimeDifferencesND(tagger, 2, 1, [3], [4, 4], [10], 100, 100)
+    TT.freeTimeTagger(tagger)
+
+
+def test_phase_noise_through_the_server(scan_server):
+    """The 1 MHz clock's white 100 ps (plus the Ultra's 9 ps) at its level, and integrated back to itself."""
+    TT = client.createProxy(port=scan_server.port)
+    tagger = TT.createTimeTagger()
+    phase_noise = TT.PhaseNoise(tagger, 5, samples_per_octave=16)
+    phase_noise.startFor(SECOND // 2)
+    assert phase_noise.waitUntilFinished(60_000)
+    data = phase_noise.getDataObject()
+    sigma = np.hypot(100.0, 9.0) * 1e-12
+    assert data.getFrequency() == pytest.approx(1e6, abs=0.01)
+    offsets, noise, averaged = data.getOffset(), data.getPhaseNoise(), data.getAveragedSequences()
+    np.testing.assert_allclose(offsets[-16:], np.arange(16, 32) * data.getFrequency() / 64, rtol=1e-12)
+    assert averaged[-1] == pytest.approx(5e5 / 32, rel=0.01)
+    level = 10 * np.log10(4 * np.pi**2 * 1e6 * sigma**2)  # L = 4 pi² f0 sigma² for white time jitter
+    assert np.median(noise[averaged >= 100]) == pytest.approx(level, abs=0.3)
+    assert data.getIntegratedJitter() == pytest.approx(sigma * np.sqrt(1 - 2 * 12e3 / 1e6), rel=0.02)
+    assert data.getIntegratedJitter(upper_bound=1e5, lower_bound=1e4) == pytest.approx(
+        sigma * np.sqrt(2 * 9e4 / 1e6), rel=0.04)
+    with pytest.raises(Exception, match="samples_per_octave"):
+        TT.PhaseNoise(tagger, 5, samples_per_octave=0)
     TT.freeTimeTagger(tagger)

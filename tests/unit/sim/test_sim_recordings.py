@@ -154,3 +154,53 @@ def test_reader_takes_the_vendors_filename_keyword_too(busy_tagger, tmp_path) ->
     for wrong in ({}, {"filenames": str(tmp_path / "one.ttbin"), "filename": str(tmp_path / "one.ttbin")}):
         with pytest.raises(TypeError, match=r"filenames .* or filename, exactly one"):
             TT.FileReader(**wrong)
+
+
+def test_markers_come_back_between_the_records_they_were_written_between(busy_tagger, tmp_path) -> None:
+    writer = TT.FileWriter(busy_tagger, str(tmp_path / "run.ttbin"), [1, 3])
+    writer.stop()
+    start = writer.getTotalEvents()  # it starts on creation: a chunk may have gone in before the stop
+    writer.setMarker("before any tag")
+    ends = []
+    for label in ("first", "second", "third"):
+        run_for(writer, SECOND // 20)
+        writer.setMarker("ignored: a later marker at the same place wins")
+        writer.setMarker(f"after {label} — µs")  # any text, not only ASCII
+        ends.append(writer.getTotalEvents())
+        if label == "second":
+            writer.split()  # the third marker lands in run.2.ttbin
+    assert 0 < ends[0] < ends[1] < ends[2]
+    assert [f.name for f in recording_files(tmp_path / "run.ttbin")] == [
+        "run.ttbin", "run.1.ttbin", "run.1.ttbin.markers", "run.2.ttbin", "run.2.ttbin.markers"]
+
+    reader = TT.FileReader(str(tmp_path / "run.ttbin"))
+    assert reader.getLastMarker() == ""  # nothing read yet
+    reader.getData(start)
+    assert reader.getLastMarker() == "before any tag"
+    first = reader.getData(ends[0] - start - 1)
+    assert reader.getLastMarker() == "before any tag"  # one record of the first run still unread
+    last_of_first = reader.getData(1).getTimestamps()[0]
+    assert reader.getLastMarker() == "after first — µs"
+    second = reader.getData(ends[1] - ends[0])
+    assert reader.getLastMarker() == "after second — µs"
+    # The records around a marker are the last of one acquisition and the first of the next, in time order.
+    assert second.getTimestamps()[0] > last_of_first and first.size == ends[0] - start - 1
+    rest = reader.getData(10**7)
+    assert rest.size == ends[2] - ends[1] and not reader.hasData()
+    assert reader.getLastMarker() == "after third — µs"
+
+    # Read in blocks that straddle the markers, as a vendor-style loop does: a marker is passed once the
+    # block holding the record before it has been returned, never earlier.
+    reader = TT.FileReader(str(tmp_path / "run.ttbin"))
+    seen, read = [], 0
+    while reader.hasData():
+        read += reader.getData(7_919).size
+        seen.append((read, reader.getLastMarker()))
+    for read, marker in seen:
+        passed = int(read >= start) + sum(read >= end for end in ends)
+        assert marker == (["", "before any tag"] + [f"after {n} — µs" for n in ("first", "second", "third")])[passed]
+    only_second_file = TT.FileReader(str(tmp_path / "run.2.ttbin"))  # one data file alone has its markers
+    only_second_file.getData(10**7)
+    assert only_second_file.getLastMarker() == "after third — µs"
+    with pytest.raises(TypeError, match="marker must be a string"):
+        writer.setMarker(42)
