@@ -17,10 +17,26 @@ from typing import Any
 
 import Pyro5.errors
 
-from ..errors import ServerUnavailable
+from ..errors import AccessDenied, ObjectGone, ServerUnavailable
+from ..wire import pyro_compat
 
 TLS_CA_OPTION = "--tls-ca CA.pem (createProxy(tls_ca=...), or TAGGERHUB_CLIENT_TLS_CA)"
 PROBE_TIMEOUT_S = 2.0
+
+
+_OWN_ERRORS = {"taggerhub.errors.AccessDenied": AccessDenied, "taggerhub.errors.ObjectGone": ObjectGone}
+
+
+def _rebuild_error(classname: str, data: dict) -> Exception:
+    """Turn taggerhub's own exceptions from the server back into their classes (a denied call, a freed object)."""
+    cls = _OWN_ERRORS[classname]
+    error = cls(*data.get("args", ()))
+    error._pyroTraceback = data.get("attributes", {}).get("_pyroTraceback", [])  # type: ignore[attr-defined]
+    return error
+
+
+for _name in _OWN_ERRORS:
+    pyro_compat.SerializerBase.register_dict_to_class(_name, _rebuild_error)
 
 
 class ConnectionRejected(Pyro5.errors.CommunicationError):

@@ -20,6 +20,7 @@ import enum
 import os
 import ssl
 import threading
+import types
 import uuid
 from typing import Any
 
@@ -31,7 +32,7 @@ from Pyro5 import core, protocol
 from Pyro5.callcontext import current_context
 
 from ..access.tls import client_context
-from ..errors import AccessDenied, ObjectGone, ServerUnavailable
+from ..errors import ObjectGone, ServerUnavailable
 from ..wire import codecs, pyro_compat
 from ..wire.addresses import LIBRARY_OBJECT_ID, library_uri
 from ..wire.connection import FastConnection, speed_up
@@ -58,17 +59,6 @@ def _correlation_bytes() -> bytes:
         correlation = current_context.correlation_id = uuid.uuid4()
     return correlation.bytes
 
-
-def _rebuild_error(classname: str, data: dict) -> Exception:
-    """Turn taggerhub's own exceptions from the server back into their classes."""
-    cls = {"taggerhub.errors.AccessDenied": AccessDenied, "taggerhub.errors.ObjectGone": ObjectGone}[classname]
-    error = cls(*data.get("args", ()))
-    error._pyroTraceback = data.get("attributes", {}).get("_pyroTraceback", [])  # type: ignore[attr-defined]
-    return error
-
-
-for _name in ("taggerhub.errors.AccessDenied", "taggerhub.errors.ObjectGone"):
-    pyro_compat.SerializerBase.register_dict_to_class(_name, _rebuild_error)
 
 SAFE_TO_RETRY_PREFIXES = ("get", "is", "enum_definitions", "hub_status", "hub_metrics")
 
@@ -307,11 +297,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class LibraryProxy(Proxy):
-    """The proxy of the served library, with the backend's enums as attributes (as TimeTaggerRPC's)."""
+class LibraryProxy(Proxy, types.ModuleType):
+    """The served library, with the backend's enums as attributes (as TimeTaggerRPC's). A module, as the vendor's
+    is: numba compiles ``TimeTagger.TagType.TimeTag`` in a jitted ``process()`` only if ``TimeTagger`` is one."""
 
     def __init__(self, uri: Any, token: str | None = None, serializer: str = "taggerhub",
                  ssl_context: ssl.SSLContext | None = None):
+        types.ModuleType.__init__(self, "TimeTagger")
         super().__init__(uri, token=token, serializer=serializer, ssl_context=ssl_context)
         vendor_fallback.bind(self)
         for name, (enum_type, members) in self.enum_definitions().items():

@@ -28,7 +28,7 @@ from ..sim.recording import FileNames
 from ..sim.recording import FileReader as SimFileReader
 from ..sim.replay import TimeTaggerVirtual
 from ..sim.tagger import TimeTaggerBase
-from . import custom
+from . import custom, taggertypes
 from .recordings import local_copy
 
 ABSTRACT = {"IteratorBase", "CustomMeasurement", "CustomMeasurementBase", "FlimBase", "FlimAbstract"}
@@ -37,13 +37,15 @@ TAKES_TAGGER = frozenset(
     [name for name in sim.__all__ if isinstance(getattr(sim, name), type)
      and issubclass(getattr(sim, name), IteratorBase) and name not in ABSTRACT]
     + ["SynchronizedMeasurements", "freeTimeTagger"])
-LOCAL_NAMES = TAKES_TAGGER | {"CustomMeasurement", "FileReader", "createTimeTaggerVirtual"}
+LOCAL_NAMES = TAKES_TAGGER | taggertypes.NAMES | {"CustomMeasurement", "FileReader", "createTimeTaggerVirtual"}
 
 
 def local_attribute(library: Any, name: str, remote_method: Callable[[Any, str], Any]) -> Any:
     """The library attribute ``name`` when this process answers it (else None: a plain remote call)."""
     if name not in LOCAL_NAMES:
         return None
+    if name in taggertypes.NAMES:  # for annotations and isinstance(): TT.TimeTaggerBase and the like
+        return taggertypes.TYPES[name]
     if name == "CustomMeasurement":  # process() runs here: on tags streamed from the server, or on a replay
         return custom_measurement_class(library)
     fetch = functools.partial(_local_path, library)

@@ -143,14 +143,20 @@ class TagQueue:
             self._gap = None
             return self.reads
 
-    def take(self, max_bytes: int, wait_s: float) -> tuple[list[tuple[np.ndarray, int, int]], int, int]:
+    def wait(self, wait_s: float) -> None:
+        """Wait up to ``wait_s`` for something to take."""
+        with self._ready:
+            if not self._frames and self._gap is None:
+                self._ready.wait(wait_s)
+
+    def take(self, max_bytes: int, wait_s: float = 0.0) -> tuple[list[tuple[np.ndarray, int, int]], int, int]:
         """Frames up to ``max_bytes`` (at least one), waiting up to ``wait_s``; then frames left, read number.
 
         The gap marker follows the frames queued before the gap, once they are all taken.
         """
         with self._ready:
-            if not self._frames and self._gap is None:
-                self._ready.wait(wait_s)
+            if wait_s > 0:
+                self.wait(wait_s)  # the condition's lock is reentrant
             batch: list[tuple[np.ndarray, int, int]] = []
             size = 0
             while self._frames and (not batch or size + self._frames[0][0].size <= max_bytes):
@@ -280,8 +286,13 @@ class StreamCalls:
         stream = self._stream(session, stream_id)
         wait = min(max(float(wait_s), 0.0), READ_MAX_WAIT_S)
         size = min(max(int(max_bytes), TAG_BYTES), READ_MAX_BYTES)
-        running = bool(stream.tap.isRunning())  # before the take: a batch saying "stopped" holds every tag
-        batch, pending, number = stream.queue.take(size, wait)
+        stream.queue.wait(wait)
+        # Whether it runs is read after the wait, just before the take, and not while a control call changes it
+        # (stop, clear, startFor): a batch saying "stopped" then holds every tag of the run (the backend queues
+        # a run's last chunk before it stops), and never tags of a run that began while this read waited.
+        with stream.lock:
+            running = bool(stream.tap.isRunning())
+            batch, pending, number = stream.queue.take(size)
         # Unmerged simulator chunks are merged here, on this reader's thread, not on the engine's.
         arrays = [frame.records() if isinstance(frame, UnmergedChunk) else frame for frame, _, _ in batch]
         data = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint8)

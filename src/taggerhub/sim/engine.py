@@ -31,7 +31,14 @@ REALTIME_TICK_S = 0.002
 # How far the realtime engine may lag the wall clock before it drops tags, as the device does when the
 # PC cannot take them (its buffer fills): the window becomes an overflow interval that getOverflows()
 # counts and that streams mark with OverflowBegin, MissedEvents and OverflowEnd, instead of time stretching.
+# That is when the lag is this long and holds more tags (at the recent rate of the wanted channels) than the
+# device's buffer (getHardwareBufferSize(), 64 MTags by default as the vendor documents), or than the shared
+# engine lets wait (ENGINE_BACKLOG_TAGS: past 8 MTags/s the 0.5 s decide, so a heavy user cannot hold every
+# other user's measurements back for seconds). A process() that stalls a second at a low rate (numba compiling
+# its first call) loses nothing, as on the device.
 REALTIME_MAX_LAG_PS = 500_000_000_000  # 500 ms: a busy shared PC may stall the engine that long
+DEVICE_BUFFER_TAGS = 64 * 1024 * 1024
+ENGINE_BACKLOG_TAGS = 4 * 1024 * 1024
 # An overflow window is generated whole (exact missed counts) when that takes at most OVERFLOW_BUDGET_S of wall
 # time at the engine's measured generation speed; a longer one (an engine that cannot keep up at all) generates
 # only its last part that fits the budget (at least OVERFLOW_MIN_SAMPLE_PS) and scales the counts. Bounding the
@@ -360,6 +367,8 @@ class TagEngine:
         self.processed_ps = 0
         # Simulated ps the stage generates per wall second, measured (a moving average); None until measured.
         self.generation_ps_per_s: float | None = None
+        self.tags_per_ps = 0.0  # the wanted channels' tag rate in the last generated window
+        self.buffer_tags = DEVICE_BUFFER_TAGS  # the tagger's setHardwareBufferSize() changes it
         self._lock = threading.RLock()
         self._progress = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -385,7 +394,7 @@ class TagEngine:
         with self._lock:
             while self.processed_ps < t_end:
                 t0 = self.processed_ps
-                if self.clock.mode == "realtime" and self.clock.now_ps() - t0 > REALTIME_MAX_LAG_PS:
+                if self.clock.mode == "realtime" and self._buffer_full(self.clock.now_ps() - t0):
                     self._overflow(t0)
                     continue
                 t1 = min(t_end, t0 + (VIRTUAL_CHUNK_PS if self.clock.mode == "virtual" else REALTIME_MAX_CHUNK_PS))
@@ -400,14 +409,20 @@ class TagEngine:
                 self.processed_ps = t1
                 self._progress.notify_all()
 
+    def _buffer_full(self, lag_ps: int) -> bool:
+        """Whether the device would have overflowed by now: the lag is long and holds more tags than its buffer."""
+        return lag_ps > REALTIME_MAX_LAG_PS and lag_ps * self.tags_per_ps > min(self.buffer_tags, ENGINE_BACKLOG_TAGS)
+
     def _generate(self, wanted: set[int], t0: int, t1: int) -> dict[int, np.ndarray]:
         """The stage's tags for [t0, t1), timing it to keep :attr:`generation_ps_per_s` current."""
         self.stage.usb_cut = None  # set again by this window's process() if it hits the USB limit
         if not wanted:
+            self.tags_per_ps = 0.0
             return {}
         began = time.perf_counter()
         tags = self.stage.process(wanted, t0, t1)
         spent = time.perf_counter() - began
+        self.tags_per_ps = sum(a.size for a in tags.values()) / max(t1 - t0, 1)
         if spent > 0:
             speed = (t1 - t0) / spent
             last = self.generation_ps_per_s

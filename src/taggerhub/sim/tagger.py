@@ -527,6 +527,7 @@ class TimeTagger(TimeTaggerBase):
         self._hardware_delay.clear()
         self.disableReferenceClock()
         self._device_settings = _default_device_settings()
+        self._engine.buffer_tags = self._device_settings["buffer"]
         self._apply_startup_channels()
 
     # -- device settings without an effect on the simulated tags ------------------------
@@ -548,6 +549,7 @@ class TimeTagger(TimeTaggerBase):
         if not 32 * 1024 <= size <= 512 * 1024 * 1024:
             raise ValueError(f"hardware buffer size must be 32 kTags..512 MTags, got {size}")
         self._device_settings["buffer"] = size
+        self._engine.buffer_tags = size  # how long the engine may lag before it overflows
 
     def getHardwareBufferSize(self) -> int:
         """Return the on-board buffer size in tags."""

@@ -263,3 +263,23 @@ def test_a_device_overflow_reaches_a_remote_subscriber_as_the_vendors_marking(tm
         assert marks.begins == marks.ends >= 1, (marks.begins, marks.ends)
         assert marks.missed > marks.time_tags / 10, (marks.missed, marks.time_tags)
         np.testing.assert_allclose(marks.time_tags + marks.missed, rate_hz * capture_s, rtol=0.15)
+
+
+def test_startFor_right_after_creation_waits_for_every_tag_of_the_run(monkeypatch) -> None:
+    """The vendor's examples call startFor(); waitUntilFinished(); getData() right after creating the measurement
+    (which finalize_init started). A read that waited across the restart must not report the new run stopped:
+    that ended waitUntilFinished with part of the tags (1840 of 4000, found running the examples through a server).
+    """
+    with ServerContext() as ctx:  # the virtual clock: the engine races the restart, as a busy device does
+        TT = ctx.proxy()
+        custom = vendor_style(monkeypatch, TT)
+        tagger = TT.createTimeTagger()
+        tagger.setTestSignal([1, 2], True)
+        tagger.setEventDivider(1, 100)  # 8 kHz and 800 kHz
+        for _ in range(5):  # bounded: the race lost most of the time
+            counter = custom.CountPerChannel(tagger, [1, 2])
+            counter.startFor(SECOND // 2)
+            assert counter.waitUntilFinished(60_000)
+            np.testing.assert_allclose(counter.getData(), [4_000, 400_000], atol=1)
+            assert counter.getCaptureDuration() == SECOND // 2
+            counter.stop()

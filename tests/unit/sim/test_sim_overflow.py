@@ -139,6 +139,45 @@ def test_a_custom_measurement_sees_the_overflow_marks(default_lab_realtime):
     assert phase.types[TT.TagType.TimeTag] >= 0.3 * SYNC_HZ
 
 
+@pytest.mark.slow
+def test_a_long_stall_at_a_low_rate_fits_the_device_buffer_and_loses_nothing(default_lab_realtime):
+    """A process() that stalls 1.5 s once (numba compiling its first call) at 8 kHz: 12 k tags wait in the
+    64 MTags buffer, as on the device, instead of an overflow (the vendor's PhaseInterpolator example asserts
+    on one; the engine dropped tags after any 0.5 s lag)."""
+    tagger = default_lab_realtime
+    assert tagger.getHardwareBufferSize() == 64 * 1024 * 1024
+    tagger.setTestSignal(1, True)
+    tagger.setEventDivider(1, 100)  # channel 1 has no source in the default lab: 8 kHz of test signal only
+    stalled = []
+
+    class CompilesOnFirstCall(TT.CustomMeasurement):
+        def __init__(self, t):
+            super().__init__(t)
+            self.register_channel(1)
+            self.types: dict[int, int] = {}
+            self.finalize_init()
+
+        def process(self, incoming_tags, begin_time, end_time):
+            if not stalled:
+                stalled.append(begin_time)
+                time.sleep(1.5)
+            for kind in np.unique(incoming_tags["type"]):
+                self.types[int(kind)] = self.types.get(int(kind), 0) + int((incoming_tags["type"] == kind).sum())
+
+    measurement = CompilesOnFirstCall(tagger)
+    measurement.startFor(2 * SECOND)
+    assert measurement.waitUntilFinished(30_000)
+    assert stalled and tagger.getOverflows() == 0
+    assert set(measurement.types) == {int(TT.TagType.TimeTag)}
+    np.testing.assert_allclose(measurement.types[int(TT.TagType.TimeTag)], 16_000, atol=1)  # 8 kHz, 2 s
+
+    tagger.setHardwareBufferSize(32 * 1024)  # the smallest buffer: 4 s at 8 kHz; a 1.5 s stall still fits
+    stalled.clear()
+    measurement.startFor(2 * SECOND)
+    assert measurement.waitUntilFinished(30_000)
+    assert tagger.getOverflows() == 0
+
+
 USB_LAB = """
 [[device]]
 serial = "USBLIMIT1"
