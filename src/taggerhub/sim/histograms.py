@@ -12,6 +12,7 @@ import numpy as np
 
 from .engine import Chunk
 from .enums import CHANNEL_UNUSED
+from .histaxis import HistogramAxis
 from .iterators import IteratorBase
 from .measurements import channel_list, positive
 from .pairs import EMPTY, PairWindow
@@ -43,7 +44,8 @@ class TimeDifferences(IteratorBase):
         self._hist = np.zeros((self._n_histograms, self._n_bins), dtype=np.int64)
         self._window = PairWindow(0, self._binwidth * self._n_bins)
         self._next_total = 0  # next-channel events since clear
-        self._next_at_sync = 0  # value of _next_total at the latest sync event
+        # With a sync channel the index follows the vendor's documented state machine (as TimeDifferencesND's).
+        self._axis = HistogramAxis(self._next, self._sync, self._n_histograms) if self._sync is not None else None
         self._rollovers = 0
         self._max_counts = 0
         channels = [click_channel, start_channel] + [c for c in (self._next, self._sync) if c is not None]
@@ -55,7 +57,9 @@ class TimeDifferences(IteratorBase):
     def _on_clear(self) -> None:
         self._hist[:] = 0
         self._window.clear()
-        self._next_total = self._next_at_sync = self._rollovers = 0
+        self._next_total = self._rollovers = 0
+        if self._axis is not None:
+            self._axis.clear()
 
     def _histogram_of(self, chunk: Chunk, starts: np.ndarray) -> np.ndarray:
         """Histogram index for each start; -1 while paused after a rollover (waiting for sync)."""
@@ -66,16 +70,10 @@ class TimeDifferences(IteratorBase):
         if self._sync is None:
             index = steps % self._n_histograms
             rolled = (self._next_total + nexts.size) // self._n_histograms - self._next_total // self._n_histograms
-        else:
-            syncs = chunk.get(self._sync)
-            base_at_sync = self._next_total + np.searchsorted(nexts, syncs, side="right")
-            which = np.searchsorted(syncs, starts, side="right") - 1
-            base = np.where(which >= 0, base_at_sync[np.maximum(which, 0)] if syncs.size else 0, self._next_at_sync)
-            index = steps - base
-            index[index >= self._n_histograms] = -1
-            rolled = syncs.size
-            if syncs.size:
-                self._next_at_sync = int(base_at_sync[-1])
+        else:  # waits for a sync, then a next tag starts histogram 0; a rollover pauses until the next sync
+            assert self._axis is not None
+            index, rolled_at = self._axis.advance(chunk, starts)
+            rolled = rolled_at.size
         self._rollovers += int(rolled)
         self._next_total += nexts.size
         return index
@@ -115,7 +113,8 @@ class TimeDifferences(IteratorBase):
         with self._lock:
             if self._sync is None:
                 return int(self._next_total % self._n_histograms)
-            return int(min(self._next_total - self._next_at_sync, self._n_histograms - 1))
+            assert self._axis is not None
+            return self._axis.index()
 
     def setMaxCounts(self, max_counts: int) -> None:
         """Stop accumulating after ``max_counts`` rollovers (0: never)."""

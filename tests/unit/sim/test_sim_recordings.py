@@ -97,10 +97,14 @@ def test_split_into_a_new_sequence_and_resume_after_stop(busy_tagger, tmp_path) 
     writer = TT.FileWriter(busy_tagger, str(tmp_path / "a.ttbin"), [3])
     clock = TT.Countrate(busy_tagger, [4])  # lets virtual time pass while the writer runs
 
+    def processed() -> int:
+        with busy_tagger._engine._lock:  # not in the middle of a chunk that a writer may already have taken
+            return busy_tagger._engine.processed_ps
+
     def advance(duration_ps: int) -> tuple[int, int]:
-        before = busy_tagger._engine.processed_ps
+        before = processed()
         run_for(clock, duration_ps)
-        return before, busy_tagger._engine.processed_ps
+        return before, processed()
 
     advance(SECOND // 20)
     writer.split(str(tmp_path / "b.ttbin"))

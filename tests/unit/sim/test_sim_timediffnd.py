@@ -138,6 +138,20 @@ def test_without_syncs_one_dimension_equals_time_differences_on_the_same_tags(sc
     assert nd2.getRollovers().tolist()[1] == np.count_nonzero(chans == PIXEL)  # every step of a size-1 axis
 
 
+def test_time_differences_with_a_sync_follows_the_documented_state_machine(scan_tagger):
+    """A line scan: each line marker waits for the next pixel to start histogram 0; pixels past the 8th pause."""
+    (td, nd), tags, chans = capture(scan_tagger, lambda t: (
+        TT.TimeDifferences(t, PHOTON, LASER, PIXEL, LINE, binwidth=BINWIDTH, n_bins=N_BINS, n_histograms=8),
+        TT.TimeDifferencesND(t, PHOTON, LASER, [PIXEL], [LINE], [8], BINWIDTH, N_BINS)))
+    expected, index, rollovers = reference(tags, chans, [(PIXEL, LINE, 8)])
+    np.testing.assert_array_equal(td.getData(), expected)
+    np.testing.assert_array_equal(td.getData(), nd.getData())
+    assert td.getCounts() == rollovers[0] >= 90  # a rollover per line (the 9th pixel), not one per sync
+    assert td.getHistogramIndex() == index[0]
+    per_pixel = expected.sum(axis=1)
+    assert per_pixel.min() > 0.8 * per_pixel.mean()  # every line's 8 pixels counted alike
+
+
 def test_max_rollovers_stop_at_the_first_limit_met(scan_tagger):
     axes = [(PIXEL, LINE, 8), (NEXT_B, SYNC_B, 5)]
 
