@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import marshal
+import re
 import struct
 import threading
 from collections.abc import Sequence
@@ -220,6 +221,33 @@ class TaggerhubSerializer(NumpyMsgpackSerializer):
         return self._unframe(data)
 
 
+# Under NumPy 2 a numpy float (a float subclass) reaches serpent's float writer and is written as its repr,
+# ``np.float64(0.1)``, which no serpent reader accepts: the vendor's client sends that for a setting computed with
+# NumPy (``setTriggerLevel(1, np.float64(-0.01))``). Only the number inside is kept; nothing else is evaluated.
+NUMPY_FLOAT_REPR = re.compile(rb"\bnp\.(?:float(?:16|32|64|128)?|longdouble|half|single|double)\(([-+0-9.eE]+|-?inf)\)")
+
+
+class NumpyTolerantSerpentSerializer(pyro_compat.SerpentSerializer):
+    """serpent, also as the vendor's client writes it under NumPy 2 (numpy floats as ``np.float64(x)``)."""
+
+    def loads(self, data: Any) -> Any:
+        return self._retried(super().loads, data)
+
+    def loadsCall(self, data: Any) -> Any:
+        return self._retried(super().loadsCall, data)
+
+    @staticmethod
+    def _retried(load: Any, data: Any) -> Any:
+        try:
+            return load(data)
+        except ValueError as exc:  # ast's "malformed node or string": read again with the numpy floats unwrapped
+            raw = bytes(data)
+            plain = NUMPY_FLOAT_REPR.sub(rb"\1", raw)
+            if plain == raw:
+                raise errors.SerializeError(f"unreadable serpent message (not a Python literal): {exc}") from None
+            return load(plain)
+
+
 class MarshalRefused(errors.SecurityError, errors.CommunicationError):
     """The marshal serializer is refused: a security refusal that clients see as a communication error."""
 
@@ -250,7 +278,7 @@ def install(server: bool = False) -> None:
                 # NumPy scalars travel as plain numbers, as the vendor library returns them.
                 pyro_compat.SerpentSerializer.register_type_replacement(scalar, _numpy_scalar_to_python)
             for name, serializer in (("msgpack", NumpyMsgpackSerializer()), ("taggerhub", TaggerhubSerializer()),
-                                     ("json", NumpyJsonSerializer())):
+                                     ("json", NumpyJsonSerializer()), ("serpent", NumpyTolerantSerpentSerializer())):
                 pyro_compat.register_serializer(name, serializer)
             _installed["codecs"] = True
         if server and not _installed.get("server"):

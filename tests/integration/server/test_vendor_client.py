@@ -86,3 +86,23 @@ def test_seed_threaded_counter_example(server):
     assert results[1][-1].shape == (1, 2) and results[2][-1].shape == (1, 5)
     # 0.1 s bins of an 800 kHz signal hold 80 000 counts once filled.
     assert results[2][-1][0, -1] == pytest.approx(80_000, rel=0.01)
+
+
+def test_vendor_client_sends_numpy_floats_as_numpy_2_writes_them(server):
+    """Under NumPy 2 the vendor's client writes a numpy float as ``np.float64(x)``; the setting still arrives."""
+    # Its own interpreter: in this one taggerhub's codecs already turn numpy scalars into plain numbers.
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from TimeTaggerRPC import client
+        TT = client.createProxy(host='localhost', port={server.port})
+        tagger = TT.createTimeTagger()
+        levels = np.linspace(-0.5, 0.5, 5)
+        tagger.setTriggerLevel(1, levels[1])
+        print(tagger.getTriggerLevel(1))
+        tagger.setTriggerLevel(channel=2, voltage=np.float64(0.125))
+        print(tagger.getTriggerLevel(2))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    first, second = (float(v) for v in out.stdout.split())
+    assert first == pytest.approx(-0.25, abs=0.01) and second == pytest.approx(0.125, abs=0.01)
