@@ -77,6 +77,9 @@ class RemoteMethod:
         self.name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if release._pending:
+            release.flush()  # objects whose last proxy was dropped since the last call (not in _pyroInvoke:
+            # the releasing proxy's own hub_release goes straight there)
         proxy = self.proxy
         if not proxy._pyroMaxRetries:
             return proxy._pyroInvoke(self.name, args, kwargs)
@@ -89,8 +92,6 @@ class RemoteMethod:
 class Proxy(Pyro5.client.Proxy):
     """A Pyro5 proxy that any thread may use, carrying taggerhub's connection settings."""
 
-    _taggerhub_releaser = False  # True for the proxy that sends hub_release (see .release)
-
     def __init__(self, uri: Any, token: str | None = None, serializer: str = "taggerhub",
                  ssl_context: ssl.SSLContext | None = None):
         super().__init__(uri)
@@ -98,14 +99,13 @@ class Proxy(Pyro5.client.Proxy):
         self._pyroHandshake = {"client": _client_id, "token": token or ""}
         object.__setattr__(self, "_taggerhub_lock", threading.RLock())
         object.__setattr__(self, "_taggerhub_ssl", ssl_context)
-        if self._pyroUri.object != LIBRARY_OBJECT_ID:
-            release.track(self, self._pyroUri.object)  # every copy counts: the object is released after the last
+        release.track(self)  # every copy counts: the object is released after the last one is dropped
 
     def __setstate__(self, state: Any) -> None:
         super().__setstate__(state)
         object.__setattr__(self, "_taggerhub_lock", threading.RLock())
         object.__setattr__(self, "_taggerhub_ssl", None)
-        release.track(self, self._pyroUri.object)
+        release.track(self)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("_taggerhub_lock", "_taggerhub_ssl", "_taggerhub_serial"):
@@ -180,7 +180,7 @@ class Proxy(Pyro5.client.Proxy):
             adopted._pyroAttrs = set(value._pyroAttrs)
             adopted._pyroOneway = set(value._pyroOneway)
             adopted._pyroTimeout = self._pyroTimeout
-            release.handed_out(adopted._pyroUri.object, release.Origin.of(adopted))
+            release.handed_out(adopted)
             # Connect now, while this proxy's connection still holds the session open: a library
             # proxy dropped right after `createTimeTagger()` must not take the new tagger with it.
             with contextlib.suppress(Pyro5.errors.CommunicationError):
@@ -241,8 +241,6 @@ class Proxy(Pyro5.client.Proxy):
         return result
 
     def _pyroInvoke(self, methodname: str, vargs: Any, kwargs: Any, flags: int = 0, objectId: Any = None) -> Any:
-        if release._pending and not self._taggerhub_releaser:
-            release.flush()  # objects whose last proxy was dropped since the last call
         if methodname != "<batch>":
             if vargs and any(isinstance(v, Proxy | list | tuple) for v in vargs):
                 vargs = tuple(_plain(v) for v in vargs)

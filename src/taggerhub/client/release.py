@@ -70,17 +70,21 @@ def _collected(object_id: str) -> Callable[[weakref.ref], None]:
     return on_collected
 
 
-def track(proxy: Any, object_id: str) -> None:
-    """Count ``proxy`` as a live local proxy of ``object_id`` (every copy counts, however made)."""
+def track(proxy: Any) -> None:
+    """Count ``proxy`` as a live local proxy of its object (every copy counts, however made)."""
+    object_id = proxy._pyroUri.object
+    if object_id == LIBRARY_OBJECT_ID:
+        return  # the library is never released
     ref = weakref.ref(proxy, _collected(object_id))
     with _lock:
         _live.setdefault(object_id, []).append(ref)
 
 
-def handed_out(object_id: str, origin: Origin) -> None:
-    """A call handed out ``object_id``: release it on the server once its last local proxy is gone."""
+def handed_out(proxy: Any) -> None:
+    """A call handed out ``proxy``'s object: release it on the server once its last local proxy is gone."""
+    origin = Origin.of(proxy)
     with _lock:
-        _origins[object_id] = origin
+        _origins[origin.uri.object] = origin
 
 
 def pending() -> bool:
@@ -122,7 +126,6 @@ def _releaser(origin: Origin) -> Any:
         releaser = origin.proxy_class(uri, serializer=origin.serializer, ssl_context=origin.ssl_context)
         releaser._pyroHandshake = dict(origin.handshake)
         releaser._pyroTimeout = origin.timeout
-        object.__setattr__(releaser, "_taggerhub_releaser", True)  # its calls never flush (no reentry)
         _releasers[origin.key] = releaser
     return releaser
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backend.adapter import Adapter
+from ..backend.kinds import ObjectKind
 
 
 def channel_numbers(values: Iterable[Any]) -> set[int]:
@@ -53,4 +54,9 @@ def read_virtual_channels(tagger: Adapter, children_of: Callable[[Adapter], list
     wanted -= physical
     if not wanted:
         return []
-    return [s for s in children_of(tagger) if s is not new and wanted & virtual_channels_of(s._obj, physical)]
+    candidates, above = children_of(tagger), tagger._parent
+    while above is not None:  # a SynchronizedMeasurements' tagger reads the channels of the tagger it groups
+        candidates += children_of(above)
+        above = above._parent
+    return [c for c in candidates if c is not new and c._kind == ObjectKind.iterator  # not data objects
+            and wanted & virtual_channels_of(c._obj, physical)]

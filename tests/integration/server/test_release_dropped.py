@@ -59,6 +59,20 @@ def test_a_delayed_channel_read_by_a_correlation_lives_while_the_correlation_doe
     assert _objects(TT) == before - 2  # with its last reader gone, the delayed channel goes too
 
 
+def test_a_delayed_channel_read_through_a_synchronized_group_lives_while_its_reader_does(quota_server, lab_pki):
+    TT = connect(quota_server, lab_pki, "olga")
+    tagger = TT.createTimeTagger()
+    tagger.setTestSignal([1, 2], True)
+    delayed = TT.DelayedChannel(tagger, 1, 3000)
+    sync = TT.SynchronizedMeasurements(tagger)
+    corr = TT.Correlation(sync.getTagger(), delayed.getChannel(), 1, binwidth=100, n_bins=100)
+    del delayed
+    gc.collect()
+    sync.startFor(int(5e10))
+    assert sync.waitUntilFinished(20_000)
+    assert corr.getIndex()[corr.getData().argmax()] == 3050
+
+
 def test_another_clients_proxy_keeps_a_shared_object_after_the_creator_drops_theirs(
         quota_server, lab_pki, monkeypatch):
     creator = connect(quota_server, lab_pki, "olga")
