@@ -109,12 +109,15 @@ def flush() -> None:
         if origin is not None and origin.key not in _unsupported:
             batches.setdefault(origin.key, []).append(origin)
     for key, origins in batches.items():
+        releaser = _releaser(origins[0])
         try:
-            _releaser(origins[0])._pyroInvoke("hub_release", tuple(Pyro5.client.Proxy(o.uri) for o in origins), {})
+            releaser._pyroInvoke("hub_release", tuple(Pyro5.client.Proxy(o.uri) for o in origins), {})
         except AttributeError:  # a server without hub_release: its objects live as long as the session
             _unsupported.add(key)
         except Exception as exc:  # the next call reports a broken server; a release is never worth failing one
             log.debug("releasing %d dropped objects failed: %s", len(origins), exc)
+        finally:
+            releaser._pyroRelease()  # its connection must not keep the session open once the script's are gone
 
 
 def _releaser(origin: Origin) -> Any:

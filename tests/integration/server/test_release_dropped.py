@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import time
 
 import pytest
 from hostile import connect, tls_env
@@ -111,3 +112,23 @@ def test_dropped_proxies_of_a_shared_tagger_leave_it_open_for_others(quota_serve
     del second
     assert _objects(first) == 2  # the tagger lives while its measurement does
     assert measurement.getData() is not None
+
+
+def test_the_releasing_connection_does_not_keep_a_finished_script_connected(quota_server, lab_pki):
+    admin = connect(quota_server, lab_pki, "ada")
+    monkeypatch_id = proxy_module._client_id
+    proxy_module._client_id = "a-script"  # a session of its own, apart from the admin's
+    try:
+        TT = connect(quota_server, lab_pki, "olga")
+    finally:
+        proxy_module._client_id = monkeypatch_id
+    tagger = TT.createTimeTagger()
+    rate = TT.Countrate(tagger, [1])
+    del rate
+    assert _objects(TT) == 1  # released through a connection of its own
+    del TT, tagger
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while any(r["user"] == "olga" for r in admin.hub_sessions()):
+        assert time.monotonic() < deadline, "the script's session outlived its proxies"
+        time.sleep(0.05)
