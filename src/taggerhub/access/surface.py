@@ -31,6 +31,8 @@ SERVER_CALLS: tuple[ServerCall, ...] = (
                "admins free the device for everyone, others their use", backend_function=True),
     ServerCall("freeAllTimeTagger", "free_all_taggers", Level.free, False,
                "ends the caller's use of every tagger (an admin's: frees them for everyone)", backend_function=True),
+    ServerCall("hub_release", "table.end_use", Level.free, False,
+               "ends the caller's own use of objects its client dropped; never forces, even for admins"),
     ServerCall("enum_definitions", "enum_definitions", Level.read, True),
     ServerCall("constant_definitions", "constant_definitions", Level.read, True,
                "the library's constants (CHANNEL_UNUSED, TT_CHANNEL_FALLING_EDGES, ...)"),

@@ -36,7 +36,7 @@ from ..errors import ObjectGone, ServerUnavailable
 from ..wire import codecs, pyro_compat
 from ..wire.addresses import LIBRARY_OBJECT_ID, library_uri
 from ..wire.connection import FastConnection, speed_up
-from . import env, explain, replay, vendor_fallback
+from . import env, explain, release, replay, vendor_fallback
 
 codecs.install()
 
@@ -77,6 +77,9 @@ class RemoteMethod:
         self.name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if release._pending:
+            release.flush()  # objects whose last proxy was dropped since the last call (not in _pyroInvoke:
+            # the releasing proxy's own hub_release goes straight there)
         proxy = self.proxy
         if not proxy._pyroMaxRetries:
             return proxy._pyroInvoke(self.name, args, kwargs)
@@ -96,11 +99,13 @@ class Proxy(Pyro5.client.Proxy):
         self._pyroHandshake = {"client": _client_id, "token": token or ""}
         object.__setattr__(self, "_taggerhub_lock", threading.RLock())
         object.__setattr__(self, "_taggerhub_ssl", ssl_context)
+        release.track(self)  # every copy counts: the object is released after the last one is dropped
 
     def __setstate__(self, state: Any) -> None:
         super().__setstate__(state)
         object.__setattr__(self, "_taggerhub_lock", threading.RLock())
         object.__setattr__(self, "_taggerhub_ssl", None)
+        release.track(self)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("_taggerhub_lock", "_taggerhub_ssl", "_taggerhub_serial"):
@@ -175,6 +180,7 @@ class Proxy(Pyro5.client.Proxy):
             adopted._pyroAttrs = set(value._pyroAttrs)
             adopted._pyroOneway = set(value._pyroOneway)
             adopted._pyroTimeout = self._pyroTimeout
+            release.handed_out(adopted)
             # Connect now, while this proxy's connection still holds the session open: a library
             # proxy dropped right after `createTimeTagger()` must not take the new tagger with it.
             with contextlib.suppress(Pyro5.errors.CommunicationError):

@@ -22,6 +22,7 @@ from ..backend.adapter import Adapter, BackendApi
 from ..backend.kinds import ObjectKind
 from ..errors import AccessDenied, ObjectGone
 from ..wire import codecs, pyro_compat
+from .holding import read_virtual_channels
 from .objects import ObjectTable
 from .sessions import Session, SessionRegistry
 from .stats import RpcStats
@@ -274,7 +275,11 @@ class CallPath:
         user = self.quota_user(session)
         nbytes = self.access.quotas.check_measurement(user, role, class_name, cls, rest, call_kwargs)
         self.access.quotas.check_objects(user, role)  # before the measurement exists and runs
-        return self.serve(cls(tagger._obj, *rest, **call_kwargs), session, parent=tagger, nbytes=nbytes)
+        adapter = self.serve(cls(tagger._obj, *rest, **call_kwargs), session, parent=tagger, nbytes=nbytes)
+        held = read_virtual_channels(tagger, self.table.children_of, adapter, (*rest, *call_kwargs.values()))
+        if held:
+            self.table.hold(adapter, held)  # it reads their channels: they live while it does
+        return adapter
 
     def _library_call(self, session: Session, name: str, args: tuple, kwargs: dict) -> Any:
         self.authorize(session, None, name)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import Pyro5.api
 
 from ..backend.adapter import Adapter
 from ..errors import ObjectGone
@@ -25,6 +28,8 @@ class _Entry:
     users: set[str] = field(default_factory=set)
     children: set[str] = field(default_factory=set)
     parent: str | None = None
+    holders: set[str] = field(default_factory=set)  # objects that read this one's virtual channels
+    holds: set[str] = field(default_factory=set)  # virtual channels this one reads
 
 
 class ObjectTable:
@@ -75,6 +80,23 @@ class ObjectTable:
                 raise ObjectGone(f"{type(adapter).__name__} object has been freed and can no longer be used")
             entry.users.add(session.id)
 
+    def children_of(self, adapter: Adapter) -> list[Adapter]:
+        with self._lock:
+            entry = self._entries.get(object_id_of(adapter))
+            return [self._entries[c].adapter for c in entry.children if c in self._entries] if entry else []
+
+    def hold(self, holder: Adapter, held: list[Adapter]) -> None:
+        """``holder`` reads ``held``'s channels: keep them while it lives, as its own proxies may be dropped."""
+        with self._lock:
+            holder_id = object_id_of(holder)
+            holder_entry = self._entries.get(holder_id)
+            for adapter in held:
+                held_id = object_id_of(adapter)
+                entry = self._entries.get(held_id)
+                if holder_entry is not None and entry is not None and held_id != holder_id:
+                    entry.holders.add(holder_id)
+                    holder_entry.holds.add(held_id)
+
     def is_used_by(self, adapter: Adapter, session: Session) -> bool:
         entry = adapter._entry
         return entry is not None and session.id in entry.users
@@ -113,8 +135,9 @@ class ObjectTable:
                 self._entries[oid].users.discard(session.id)
             return sum(self._collect(oid) for oid in touched)
 
-    def release(self, adapter: Adapter, session: Session, force: bool = False) -> int:
-        """``session`` is done with ``adapter`` and what it created under it; ``force`` frees it for everyone."""
+    def release(self, adapter: Adapter, session: Session, force: bool = False, children: bool = True) -> int:
+        """``session`` is done with ``adapter`` and (``children``) what it created under it; ``force`` frees it
+        for everyone."""
         with self._lock:
             object_id = object_id_of(adapter)
             entry = self._entries.get(object_id)
@@ -123,13 +146,30 @@ class ObjectTable:
             if force:
                 return self._free_tree(object_id)
             freed = 0
-            for child_id in list(entry.children):
+            for child_id in list(entry.children) if children else []:
                 child = self._entries.get(child_id)
                 if child is not None and child.owner == session.id:
                     child.users.discard(session.id)
                     freed += self._collect(child_id)
             entry.users.discard(session.id)
             return freed + self._collect(object_id)
+
+    def end_use(self, session: Session, *objects: Any) -> int:
+        """This client is done with ``objects`` (its last proxies were dropped); return how many were freed.
+
+        An object is freed only when no other client uses it and no live object needs it (a
+        measurement keeps the virtual channels it reads); a tagger's device stays open for others.
+        Objects already freed are skipped, so a late release is harmless.
+        """
+        freed = 0
+        for ref in objects:
+            if not isinstance(ref, Pyro5.api.Proxy | Pyro5.api.URI):
+                raise TypeError(f"hub_release() takes proxies of server objects, got {type(ref).__name__}")
+            with self._lock:
+                entry = self._entries.get(ref._pyroUri.object if isinstance(ref, Pyro5.api.Proxy) else ref.object)
+                if entry is not None:
+                    freed += self.release(entry.adapter, session, children=False)
+        return freed
 
     def free_all(self) -> int:
         """Free everything (server shutdown): children first, then their parents."""
@@ -139,7 +179,7 @@ class ObjectTable:
 
     def _collect(self, object_id: str) -> int:
         entry = self._entries.get(object_id)
-        if entry is None or entry.users or entry.children:
+        if entry is None or entry.users or entry.children or entry.holders:
             return 0
         return self._free_one(object_id)
 
@@ -152,6 +192,7 @@ class ObjectTable:
             return freed
         entry.children.clear()
         entry.users.clear()
+        entry.holders.clear()
         return freed + self._free_one(object_id)
 
     def _free_one(self, object_id: str) -> int:
@@ -162,9 +203,15 @@ class ObjectTable:
             self._release(entry.adapter)
         finally:
             entry.adapter._drop_object()
+        freed = 0
+        for held_id in entry.holds:
+            held = self._entries.get(held_id)
+            if held is not None:
+                held.holders.discard(object_id)
+                freed += self._collect(held_id)
         if entry.parent is not None:
             parent = self._entries.get(entry.parent)
             if parent is not None:
                 parent.children.discard(object_id)
-                return 1 + self._collect(entry.parent)
-        return 1
+                return freed + 1 + self._collect(entry.parent)
+        return freed + 1

@@ -195,7 +195,8 @@ def test_collector_reports_every_open_tagger_of_the_server_under_its_serial(star
         first = samples(registry)  # nothing open yet: the exporter opens the first tagger itself
         assert value(first, "taggerhub_tagger_up", serial="1111000MTA") == 1
         assert value(first, "taggerhub_tagger_up", serial="2222000MTB") is None
-        TT.createTimeTagger("2222000MTB")  # a user opens the second tagger
+        opened = TT.createTimeTagger("2222000MTB")  # a user opens the second tagger (and holds it: a dropped
+        # proxy ends the user's use of it, as dropping the tagger in one process frees it)
         second = samples(registry)
         assert value(second, "taggerhub_tagger_up", serial="2222000MTB") == 1
         assert value(second, "taggerhub_up") == 1
@@ -211,6 +212,7 @@ def test_collector_reports_every_open_tagger_of_the_server_under_its_serial(star
         models = {dict(labels)["serial"]: dict(labels)["model"] for name, labels in third
                   if name == "taggerhub_tagger_info"}
         assert models == {"1111000MTA": "Time Tagger Ultra", "2222000MTB": "Time Tagger 20"}
+        assert opened.getSerial() == "2222000MTB"
     finally:
         collector.close()
         TT._pyroRelease()

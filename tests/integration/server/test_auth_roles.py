@@ -144,7 +144,7 @@ def test_control_lease_blocks_settings_of_others_and_ends(auth_server):
 
 def test_sessions_listed_and_ended_by_admin_only(auth_server):
     TT_ada, TT_oscar = connect(auth_server, "ada"), connect(auth_server, "oscar")
-    TT_oscar.Countrate(TT_oscar.createTimeTagger(), [1])
+    held = TT_oscar.Countrate(TT_oscar.createTimeTagger(), [1])  # held: a dropped one is released
     with pytest.raises(AccessDenied, match="needs role admin"):
         TT_oscar.hub_sessions()
     rows = TT_ada.hub_sessions()
@@ -158,6 +158,7 @@ def test_sessions_listed_and_ended_by_admin_only(auth_server):
         time.sleep(0.05)
     with pytest.raises(LookupError, match="no session"):
         TT_ada.hub_end_session("s999999")
+    del held
 
 
 def test_tokens_checked_at_handshake_and_changes_apply_without_restart(start_auth_process):

@@ -29,11 +29,14 @@ def taggerhub(*args: str, check: bool = True) -> subprocess.CompletedProcess:
                           timeout=120, check=check)
 
 
-def fill(make, limit_text: str) -> tuple[int, str]:
-    """Call ``make`` until a quota refuses it (at most 50 times): how many were made, and the refusal."""
+def fill(make, limit_text: str, kept: list) -> tuple[int, str]:
+    """Call ``make`` until a quota refuses it (at most 50 times): how many were made, and the refusal.
+
+    What it makes is kept in ``kept``: a dropped proxy's object is released, and gives its room back.
+    """
     for made in range(50):
         try:
-            make()
+            kept.append(make())
         except AccessDenied as exc:
             assert limit_text in str(exc), exc
             return made, str(exc)
@@ -51,17 +54,18 @@ def test_role_and_user_tables_apply_and_the_cli_shows_them(limits_server, lab_pk
     server, config = limits_server
     oscar = connect(server, lab_pki, "oscar")
     oscar_tagger = oscar.createTimeTagger()
-    assert fill(lambda: oscar.Countrate(oscar_tagger, [1]), "limits.max_objects=3")[0] == 3  # its role's table
+    kept: list = []
+    assert fill(lambda: oscar.Countrate(oscar_tagger, [1]), "limits.max_objects=3", kept)[0] == 3  # its role's table
     with pytest.raises(PermissionError):
         oscar_tagger.setTestSignal(1, True)  # observers may not: one denied call
     with pytest.raises(AccessDenied, match=r"limits\.measurement_bytes=1000000"):  # the overrides entry
         oscar.Counter(oscar_tagger, [1], binwidth=10**9, n_values=10**6)
     otto = connect(server, lab_pki, "otto")
     otto_tagger = otto.createTimeTagger()
-    assert fill(lambda: otto.Countrate(otto_tagger, [1]), "limits.max_objects=2")[0] == 2  # the user's table
+    assert fill(lambda: otto.Countrate(otto_tagger, [1]), "limits.max_objects=2", kept)[0] == 2  # the user's table
     olga = connect(server, lab_pki, "olga")
     olga_tagger = olga.createTimeTagger()
-    olga.Countrate(olga_tagger, [1])  # the other operator has the default, 20
+    kept.append(olga.Countrate(olga_tagger, [1]))  # the other operator has the default, 20
 
     tls = ["--port", str(server.port), "--tls-ca", str(lab_pki / "ca.pem"), "--token", server.tokens["ada"]]
     table = taggerhub("sessions", *tls).stdout
@@ -101,7 +105,9 @@ def test_experiments_count_against_the_object_quota(start_auth_server, lab_pki):
     server = start_auth_server(**tls_env(lab_pki, TAGGERHUB_LIMITS_OVERRIDES="user:otto.max_objects=3"))
     otto = connect(server, lab_pki, "otto")
     tagger = otto.createTimeTagger()
-    made, refusal = fill(lambda: otto.experiment("g2", tagger, binwidth_ps=10, n_bins=200), "limits.max_objects=3")
+    kept: list = []
+    made, refusal = fill(lambda: otto.experiment("g2", tagger, binwidth_ps=10, n_bins=200), "limits.max_objects=3",
+                         kept)
     assert made == 3 and "'otto'" in refusal
     admin = connect(server, lab_pki, "ada")
     assert next(r for r in admin.hub_sessions() if r["user"] == "otto")["usage"]["objects"] == 3
@@ -109,5 +115,5 @@ def test_experiments_count_against_the_object_quota(start_auth_server, lab_pki):
         otto.Countrate(tagger, [1])  # experiments and measurements share the quota
     otto.freeTimeTagger(tagger)  # frees the experiments with the tagger
     tagger = otto.createTimeTagger()
-    otto.experiment("g2", tagger, binwidth_ps=10, n_bins=200)
+    kept.append(otto.experiment("g2", tagger, binwidth_ps=10, n_bins=200))
     assert next(r for r in admin.hub_sessions() if r["user"] == "otto")["usage"]["objects"] == 1

@@ -65,8 +65,9 @@ def test_stop_frees_a_synchronized_group_left_behind_when_its_tagger_was_freed(s
     TT = client.createProxy(port=server.port)
     tagger = TT.createTimeTagger()
     sync = TT.SynchronizedMeasurements(tagger)
-    TT.Countrate(sync.getTagger(), [1])
+    rate = TT.Countrate(sync.getTagger(), [1])  # held: a dropped proxy's object would be released
     TT.freeTimeTagger(tagger)
     objects_left = TT.hub_status()["objects"]
     assert objects_left > 0
     assert server.stop() == objects_left
+    del rate
