@@ -175,9 +175,10 @@ class Quotas:
             if running and held >= running:
                 raise AccessDenied(f"user {user!r} already has {held} live measurements (limits.max_measurements="
                                    f"{running}): each one is engine work while it runs, and stays on the server "
-                                   "until its tagger is freed or you disconnect, also when your script dropped it "
-                                   "(a new measurement made in a loop); free some (freeTimeTagger, or disconnect), "
-                                   "reuse one (clear(), startFor()), or ask an admin to raise the limit")
+                                   "while your script holds it, until its tagger is freed or you disconnect (with "
+                                   "the vendor's client also when your script dropped it: a new measurement made in "
+                                   "a loop); free some (del, freeTimeTagger, or disconnect), reuse one (clear(), "
+                                   "startFor()), or ask an admin to raise the limit")
             if engine_budget and self.total_measurements >= engine_budget:
                 raise AccessDenied(f"{class_name}(): the server already runs {self.total_measurements} measurements "
                                    f"(limits.measurements_budget={engine_budget}, all users together)")
